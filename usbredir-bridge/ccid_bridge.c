@@ -1,0 +1,1092 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * The usb-host side of one usbredir connection, glued to a ccid_dev.
+ *
+ * Facts about QEMU's usb-redir (7.2) this code relies on:
+ *  - every usbredirparser callback must be set: the parser calls them
+ *    without checking for NULL;
+ *  - interface_info and ep_info must precede device_connect, and be sent
+ *    again before each configuration / alt-setting status;
+ *  - SET_ADDRESS never reaches us; SET/GET_CONFIGURATION and
+ *    SET/GET_INTERFACE arrive as their own packets, everything else as a
+ *    control packet;
+ *  - a bulk-IN packet is a request that stays pending until the device has
+ *    data (or the peer cancels it); interrupt data is pushed after
+ *    start_interrupt_receiving.
+ */
+#include <errno.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <glib-unix.h>
+#include <usbredirfilter.h>
+#include <usbredirparser.h>
+
+#include "ccid_bridge.h"
+
+/* Bulk-IN requests the peer may have outstanding; QEMU pipelines a few. */
+#define BRIDGE_PENDING_IN_MAX  64u
+/* Stop reading from a peer that does not read our replies once this much
+ * output is queued, so a stuck QEMU cannot make us buffer without bound. */
+#define BRIDGE_OUTPUT_HIGH_WATER (4u * 1024u * 1024u)
+#define BRIDGE_CONTROL_BUF      4096u
+#define BRIDGE_VERSION          "ccid-emu " CCID_EMU_VERSION
+
+#ifndef CCID_EMU_VERSION
+#define CCID_EMU_VERSION "0"
+#endif
+
+struct bridge_pending_in {
+	uint64_t id;
+	uint32_t len;
+};
+
+struct ccid_bridge {
+	ccid_dev *dev;
+	struct ccid_bridge_callbacks cbs;
+	void *user;
+	GMainContext *ctx;
+	guint timer_id;
+	GSource *pump_source;
+
+	/* Session: all of this is reset when the peer goes away. */
+	struct usbredirparser *parser;
+	int fd;
+	char *peer;
+	GSource *io_source;
+	GIOCondition io_cond;
+	bool dead;             /* I/O failed: tear down outside the parser */
+	bool shown;            /* device_connect sent */
+	bool intr_started;
+	uint64_t intr_id;
+	struct bridge_pending_in pending[BRIDGE_PENDING_IN_MAX];
+	unsigned pending_head, pending_count;
+	uint8_t *in_buf;
+	size_t in_buf_len;
+
+	struct ccid_bridge_stats stats;
+};
+
+G_DEFINE_QUARK(ccid-bridge-error-quark, ccid_bridge_error)
+
+static void bridge_log(ccid_bridge *b, enum ccid_log_level level,
+		       const char *fmt, ...) G_GNUC_PRINTF(3, 4);
+
+static void bridge_log(ccid_bridge *b, enum ccid_log_level level,
+		       const char *fmt, ...)
+{
+	g_autofree char *msg = NULL;
+	va_list ap;
+
+	if (!b->cbs.log)
+		return;
+	va_start(ap, fmt);
+	msg = g_strdup_vprintf(fmt, ap);
+	va_end(ap);
+	b->cbs.log(b->user, level, msg);
+}
+
+static void bridge_event(ccid_bridge *b, enum ccid_bridge_event ev)
+{
+	if (b->cbs.event)
+		b->cbs.event(b->user, ev, b->peer);
+}
+
+/* ---- transport ops for the device model ------------------------------ */
+
+static gboolean bridge_pump_cb(gpointer data);
+
+static void bridge_schedule_pump(ccid_bridge *b)
+{
+	/* Deferred rather than inline: the device calls us from deep inside
+	 * its own state changes, and the pump pulls from it. */
+	if (b->pump_source || !b->parser)
+		return;
+	b->pump_source = g_idle_source_new();
+	g_source_set_priority(b->pump_source, G_PRIORITY_HIGH);
+	g_source_set_callback(b->pump_source, bridge_pump_cb, b, NULL);
+	g_source_attach(b->pump_source, b->ctx);
+}
+
+static void bridge_tops_ready(void *user)
+{
+	bridge_schedule_pump(user);
+}
+
+static uint64_t bridge_tops_now(void *user)
+{
+	return (uint64_t)(g_get_monotonic_time() / 1000);
+}
+
+static gboolean bridge_timer_cb(gpointer data)
+{
+	ccid_bridge *b = data;
+
+	b->timer_id = 0;
+	ccid_dev_timer_expired(b->dev);
+	return G_SOURCE_REMOVE;
+}
+
+static void bridge_tops_timer(void *user, int64_t deadline)
+{
+	ccid_bridge *b = user;
+	int64_t delay;
+	GSource *src;
+
+	if (b->timer_id) {
+		GSource *old = g_main_context_find_source_by_id(b->ctx, b->timer_id);
+
+		if (old)
+			g_source_destroy(old);
+		b->timer_id = 0;
+	}
+	if (deadline < 0)
+		return;
+	delay = deadline - (int64_t)bridge_tops_now(b);
+	src = g_timeout_source_new((guint)CLAMP(delay, 0, G_MAXINT));
+	g_source_set_callback(src, bridge_timer_cb, b, NULL);
+	b->timer_id = g_source_attach(src, b->ctx);
+	g_source_unref(src);
+}
+
+static void bridge_tops_log(void *user, enum ccid_log_level level,
+			    const char *msg)
+{
+	ccid_bridge *b = user;
+
+	if (b->cbs.log)
+		b->cbs.log(b->user, level, msg);
+}
+
+static const struct ccid_transport_ops bridge_tops = {
+	.bulk_in_ready = bridge_tops_ready,
+	.intr_in_ready = bridge_tops_ready,
+	.now_ms = bridge_tops_now,
+	.timer_update = bridge_tops_timer,
+	.log = bridge_tops_log,
+};
+
+/* ---- socket I/O ------------------------------------------------------- */
+
+static int bridge_read(void *priv, uint8_t *data, int count)
+{
+	ccid_bridge *b = priv;
+	ssize_t n;
+
+	do
+		n = read(b->fd, data, (size_t)count);
+	while (n < 0 && errno == EINTR);
+	if (n > 0)
+		return (int)n;
+	if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+		return 0;
+	if (n == 0)
+		bridge_log(b, CCID_LOG_INFO, "usbredir peer %s closed the connection",
+			   b->peer);
+	else
+		bridge_log(b, CCID_LOG_WARNING, "usbredir read from %s: %s",
+			   b->peer, g_strerror(errno));
+	b->dead = true;
+	return -1;
+}
+
+static int bridge_write(void *priv, uint8_t *data, int count)
+{
+	ccid_bridge *b = priv;
+	ssize_t n;
+
+	do
+		n = send(b->fd, data, (size_t)count, MSG_NOSIGNAL);
+	while (n < 0 && errno == EINTR);
+	if (n >= 0)
+		return (int)n;
+	if (errno == EAGAIN || errno == EWOULDBLOCK)
+		return 0;
+	bridge_log(b, CCID_LOG_WARNING, "usbredir write to %s: %s", b->peer,
+		   g_strerror(errno));
+	b->dead = true;
+	return -1;
+}
+
+static void bridge_parser_log(void *priv, int level, const char *msg)
+{
+	ccid_bridge *b = priv;
+	enum ccid_log_level l;
+
+	switch (level) {
+	case usbredirparser_error:   l = CCID_LOG_ERR; break;
+	case usbredirparser_warning: l = CCID_LOG_WARNING; break;
+	case usbredirparser_info:    l = CCID_LOG_INFO; break;
+	default:                     l = CCID_LOG_DEBUG; break;
+	}
+	bridge_log(b, l, "usbredirparser: %s", msg);
+}
+
+/* ---- what we tell the peer about the device ----------------------------- */
+
+static void bridge_send_interface_info(ccid_bridge *b)
+{
+	struct usb_redir_interface_info_header info;
+
+	memset(&info, 0, sizeof(info));
+	info.interface_count = 1;
+	info.interface[0] = 0;
+	info.interface_class[0] = CCID_INTERFACE_CLASS;
+	info.interface_subclass[0] = 0;
+	info.interface_protocol[0] = 0;
+	usbredirparser_send_interface_info(b->parser, &info);
+}
+
+/* usbredir endpoint index: OUT endpoints 0..15, IN endpoints 16..31. */
+static unsigned bridge_ep_index(uint8_t ep)
+{
+	return ((ep & 0x80u) >> 3) | (ep & 0x0Fu);
+}
+
+static void bridge_send_ep_info(ccid_bridge *b)
+{
+	struct usb_redir_ep_info_header info;
+	size_t len;
+	const uint8_t *cfg = ccid_dev_config_descriptor(b->dev, &len);
+
+	memset(&info, 0, sizeof(info));
+	memset(info.type, usb_redir_type_invalid, sizeof(info.type));
+	info.type[0] = info.type[16] = usb_redir_type_control;
+	info.max_packet_size[0] = info.max_packet_size[16] = 64;
+	/* Walk the generated configuration descriptor so this can never
+	 * disagree with what the guest reads. */
+	for (size_t off = 0; off + 2 <= len && cfg[off] >= 2; off += cfg[off]) {
+		unsigned i;
+
+		if (cfg[off + 1] != USB_DT_ENDPOINT || off + USB_DT_ENDPOINT_LEN > len)
+			continue;
+		i = bridge_ep_index(cfg[off + 2]);
+		info.type[i] = (cfg[off + 3] & 0x03) == USB_EP_XFER_INT ?
+			       usb_redir_type_interrupt : usb_redir_type_bulk;
+		info.interval[i] = cfg[off + 6];
+		info.interface[i] = 0;
+		info.max_packet_size[i] = (uint16_t)(cfg[off + 4] | cfg[off + 5] << 8);
+	}
+	usbredirparser_send_ep_info(b->parser, &info);
+}
+
+static void bridge_send_device_connect(ccid_bridge *b)
+{
+	struct usb_redir_device_connect_header conn;
+	size_t len;
+	const uint8_t *d = ccid_dev_device_descriptor(b->dev, &len);
+
+	memset(&conn, 0, sizeof(conn));
+	conn.speed = usb_redir_speed_full;
+	conn.device_class = d[4];
+	conn.device_subclass = d[5];
+	conn.device_protocol = d[6];
+	conn.vendor_id = (uint16_t)(d[8] | d[9] << 8);
+	conn.product_id = (uint16_t)(d[10] | d[11] << 8);
+	conn.device_version_bcd = (uint16_t)(d[12] | d[13] << 8);
+	bridge_send_interface_info(b);
+	bridge_send_ep_info(b);
+	usbredirparser_send_device_connect(b->parser, &conn);
+	b->shown = true;
+	bridge_log(b, CCID_LOG_INFO, "device %04x:%04x offered to %s",
+		   conn.vendor_id, conn.product_id, b->peer);
+}
+
+/* ---- data pumps ---------------------------------------------------------- */
+
+static void bridge_pump(ccid_bridge *b)
+{
+	if (!b->parser || b->dead)
+		return;
+	while (b->pending_count) {
+		struct bridge_pending_in *p = &b->pending[b->pending_head];
+		struct usb_redir_bulk_packet_header hdr;
+		size_t cap = MIN((size_t)p->len, b->in_buf_len);
+		int n;
+
+		if (cap == 0) {
+			n = 0;
+		} else {
+			n = ccid_dev_bulk_in_pull(b->dev, b->in_buf, cap);
+			if (n == CCID_PULL_NONE)
+				break;
+		}
+		memset(&hdr, 0, sizeof(hdr));
+		hdr.endpoint = CCID_EP_BULK_IN;
+		hdr.status = usb_redir_success;
+		hdr.length = (uint16_t)n;
+		hdr.length_high = (uint16_t)((unsigned)n >> 16);
+		usbredirparser_send_bulk_packet(b->parser, p->id, &hdr, b->in_buf, n);
+		b->pending_head = (b->pending_head + 1) % BRIDGE_PENDING_IN_MAX;
+		b->pending_count--;
+		b->stats.bulk_in++;
+	}
+	while (b->intr_started) {
+		struct usb_redir_interrupt_packet_header hdr;
+		uint8_t buf[CCID_INTR_MAX_PACKET];
+		int n = ccid_dev_intr_in_pull(b->dev, buf, sizeof(buf));
+
+		if (n == CCID_PULL_NONE)
+			break;
+		memset(&hdr, 0, sizeof(hdr));
+		hdr.endpoint = CCID_EP_INTR_IN;
+		hdr.status = usb_redir_success;
+		hdr.length = (uint16_t)n;
+		usbredirparser_send_interrupt_packet(b->parser, b->intr_id++, &hdr,
+						     buf, n);
+		b->stats.intr_in++;
+	}
+}
+
+static void bridge_cancel_all_in(ccid_bridge *b, uint8_t status)
+{
+	while (b->pending_count) {
+		struct bridge_pending_in *p = &b->pending[b->pending_head];
+		struct usb_redir_bulk_packet_header hdr;
+
+		memset(&hdr, 0, sizeof(hdr));
+		hdr.endpoint = CCID_EP_BULK_IN;
+		hdr.status = status;
+		if (b->parser && !b->dead)
+			usbredirparser_send_bulk_packet(b->parser, p->id, &hdr,
+							NULL, 0);
+		b->pending_head = (b->pending_head + 1) % BRIDGE_PENDING_IN_MAX;
+		b->pending_count--;
+	}
+	b->pending_head = 0;
+}
+
+/* ---- usb-host role callbacks --------------------------------------------- */
+
+static void bridge_hello(void *priv, struct usb_redir_hello_header *h)
+{
+	ccid_bridge *b = priv;
+
+	bridge_log(b, CCID_LOG_INFO, "usbredir peer %s says hello: %.*s", b->peer,
+		   (int)sizeof(h->version), h->version);
+	if (!usbredirparser_peer_has_cap(b->parser, usb_redir_cap_64bits_ids) ||
+	    !usbredirparser_peer_has_cap(b->parser, usb_redir_cap_32bits_bulk_length))
+		bridge_log(b, CCID_LOG_WARNING,
+			   "peer %s lacks 64-bit ids or 32-bit bulk lengths; "
+			   "extended APDUs larger than 64 KiB-1 per packet will fail",
+			   b->peer);
+	bridge_send_device_connect(b);
+	bridge_event(b, CCID_BRIDGE_EVENT_DEVICE_SHOWN);
+}
+
+static void bridge_reset(void *priv)
+{
+	ccid_bridge *b = priv;
+
+	bridge_log(b, CCID_LOG_DEBUG, "USB reset from %s", b->peer);
+	bridge_cancel_all_in(b, usb_redir_cancelled);
+	b->intr_started = false;
+	ccid_dev_reset(b->dev);
+}
+
+static int bridge_std_request(ccid_bridge *b, uint8_t type, uint8_t request,
+			      uint16_t value, uint16_t index)
+{
+	uint8_t setup[8] = { type, request, (uint8_t)value, (uint8_t)(value >> 8),
+			     (uint8_t)index, (uint8_t)(index >> 8), 0, 0 };
+
+	return ccid_dev_control(b->dev, setup, NULL, 0);
+}
+
+static void bridge_set_configuration(void *priv, uint64_t id,
+				     struct usb_redir_set_configuration_header *h)
+{
+	ccid_bridge *b = priv;
+	struct usb_redir_configuration_status_header st;
+	int rc = bridge_std_request(b, 0x00, USB_REQ_SET_CONFIGURATION,
+				    h->configuration, 0);
+
+	if (rc >= 0)
+		bridge_cancel_all_in(b, usb_redir_cancelled);
+	bridge_send_interface_info(b);
+	bridge_send_ep_info(b);
+	st.status = rc < 0 ? usb_redir_stall : usb_redir_success;
+	st.configuration = ccid_dev_is_configured(b->dev) ? 1 : 0;
+	usbredirparser_send_configuration_status(b->parser, id, &st);
+	bridge_schedule_pump(b);
+}
+
+static void bridge_get_configuration(void *priv, uint64_t id)
+{
+	ccid_bridge *b = priv;
+	struct usb_redir_configuration_status_header st = {
+		.status = usb_redir_success,
+		.configuration = ccid_dev_is_configured(b->dev) ? 1 : 0,
+	};
+
+	usbredirparser_send_configuration_status(b->parser, id, &st);
+}
+
+static void bridge_set_alt_setting(void *priv, uint64_t id,
+				   struct usb_redir_set_alt_setting_header *h)
+{
+	ccid_bridge *b = priv;
+	struct usb_redir_alt_setting_status_header st;
+	int rc = bridge_std_request(b, 0x01, USB_REQ_SET_INTERFACE, h->alt,
+				    h->interface);
+
+	bridge_send_interface_info(b);
+	bridge_send_ep_info(b);
+	st.status = rc < 0 ? usb_redir_stall : usb_redir_success;
+	st.interface = h->interface;
+	st.alt = rc < 0 ? 0xFF : h->alt;
+	usbredirparser_send_alt_setting_status(b->parser, id, &st);
+}
+
+static void bridge_get_alt_setting(void *priv, uint64_t id,
+				   struct usb_redir_get_alt_setting_header *h)
+{
+	ccid_bridge *b = priv;
+	struct usb_redir_alt_setting_status_header st = {
+		.status = h->interface == 0 ? usb_redir_success : usb_redir_inval,
+		.interface = h->interface,
+		.alt = h->interface == 0 ? 0 : 0xFF,
+	};
+
+	usbredirparser_send_alt_setting_status(b->parser, id, &st);
+}
+
+/* No isochronous endpoints, streams or buffered bulk receiving: say so
+ * with a status the peer handles, never by ignoring the request. */
+static void bridge_start_iso_stream(void *priv, uint64_t id,
+				    struct usb_redir_start_iso_stream_header *h)
+{
+	ccid_bridge *b = priv;
+	struct usb_redir_iso_stream_status_header st = {
+		.status = usb_redir_stall, .endpoint = h->endpoint,
+	};
+
+	usbredirparser_send_iso_stream_status(b->parser, id, &st);
+}
+
+static void bridge_stop_iso_stream(void *priv, uint64_t id,
+				   struct usb_redir_stop_iso_stream_header *h)
+{
+	ccid_bridge *b = priv;
+	struct usb_redir_iso_stream_status_header st = {
+		.status = usb_redir_stall, .endpoint = h->endpoint,
+	};
+
+	usbredirparser_send_iso_stream_status(b->parser, id, &st);
+}
+
+static void bridge_start_interrupt_receiving(void *priv, uint64_t id,
+	struct usb_redir_start_interrupt_receiving_header *h)
+{
+	ccid_bridge *b = priv;
+	struct usb_redir_interrupt_receiving_status_header st = {
+		.status = usb_redir_success, .endpoint = h->endpoint,
+	};
+
+	if (h->endpoint != CCID_EP_INTR_IN)
+		st.status = usb_redir_inval;
+	else
+		b->intr_started = true;
+	usbredirparser_send_interrupt_receiving_status(b->parser, id, &st);
+	bridge_schedule_pump(b);
+}
+
+static void bridge_stop_interrupt_receiving(void *priv, uint64_t id,
+	struct usb_redir_stop_interrupt_receiving_header *h)
+{
+	ccid_bridge *b = priv;
+	struct usb_redir_interrupt_receiving_status_header st = {
+		.status = usb_redir_success, .endpoint = h->endpoint,
+	};
+
+	if (h->endpoint != CCID_EP_INTR_IN)
+		st.status = usb_redir_inval;
+	else
+		b->intr_started = false;
+	usbredirparser_send_interrupt_receiving_status(b->parser, id, &st);
+}
+
+static void bridge_alloc_bulk_streams(void *priv, uint64_t id,
+	struct usb_redir_alloc_bulk_streams_header *h)
+{
+	ccid_bridge *b = priv;
+	struct usb_redir_bulk_streams_status_header st = {
+		.endpoints = h->endpoints, .no_streams = 0,
+		.status = usb_redir_stall,
+	};
+
+	usbredirparser_send_bulk_streams_status(b->parser, id, &st);
+}
+
+static void bridge_free_bulk_streams(void *priv, uint64_t id,
+	struct usb_redir_free_bulk_streams_header *h)
+{
+	ccid_bridge *b = priv;
+	struct usb_redir_bulk_streams_status_header st = {
+		.endpoints = h->endpoints, .no_streams = 0,
+		.status = usb_redir_stall,
+	};
+
+	usbredirparser_send_bulk_streams_status(b->parser, id, &st);
+}
+
+static void bridge_start_bulk_receiving(void *priv, uint64_t id,
+	struct usb_redir_start_bulk_receiving_header *h)
+{
+	ccid_bridge *b = priv;
+	struct usb_redir_bulk_receiving_status_header st = {
+		.stream_id = h->stream_id, .endpoint = h->endpoint,
+		.status = usb_redir_stall,
+	};
+
+	usbredirparser_send_bulk_receiving_status(b->parser, id, &st);
+}
+
+static void bridge_stop_bulk_receiving(void *priv, uint64_t id,
+	struct usb_redir_stop_bulk_receiving_header *h)
+{
+	ccid_bridge *b = priv;
+	struct usb_redir_bulk_receiving_status_header st = {
+		.stream_id = h->stream_id, .endpoint = h->endpoint,
+		.status = usb_redir_success,
+	};
+
+	usbredirparser_send_bulk_receiving_status(b->parser, id, &st);
+}
+
+static void bridge_cancel_data_packet(void *priv, uint64_t id)
+{
+	ccid_bridge *b = priv;
+
+	for (unsigned k = 0; k < b->pending_count; k++) {
+		unsigned i = (b->pending_head + k) % BRIDGE_PENDING_IN_MAX;
+		struct usb_redir_bulk_packet_header hdr;
+
+		if (b->pending[i].id != id)
+			continue;
+		memset(&hdr, 0, sizeof(hdr));
+		hdr.endpoint = CCID_EP_BULK_IN;
+		hdr.status = usb_redir_cancelled;
+		usbredirparser_send_bulk_packet(b->parser, id, &hdr, NULL, 0);
+		/* Close the gap, keeping the order of the others. */
+		for (unsigned m = k; m + 1 < b->pending_count; m++) {
+			unsigned dst = (b->pending_head + m) % BRIDGE_PENDING_IN_MAX;
+			unsigned src = (b->pending_head + m + 1) % BRIDGE_PENDING_IN_MAX;
+
+			b->pending[dst] = b->pending[src];
+		}
+		b->pending_count--;
+		b->stats.cancelled++;
+		return;
+	}
+	/* Already answered: the peer will match the answer to nothing. */
+}
+
+static void bridge_control_packet(void *priv, uint64_t id,
+				  struct usb_redir_control_packet_header *h,
+				  uint8_t *data, int data_len)
+{
+	ccid_bridge *b = priv;
+	struct usb_redir_control_packet_header reply = *h;
+	uint8_t setup[8] = { h->requesttype, h->request,
+			     (uint8_t)h->value, (uint8_t)(h->value >> 8),
+			     (uint8_t)h->index, (uint8_t)(h->index >> 8),
+			     (uint8_t)h->length, (uint8_t)(h->length >> 8) };
+	uint8_t buf[BRIDGE_CONTROL_BUF];
+	bool in = h->requesttype & USB_DIR_IN;
+	int rc;
+
+	b->stats.control++;
+	if (in) {
+		rc = data_len ? CCID_CONTROL_STALL :
+		     ccid_dev_control(b->dev, setup, buf, sizeof(buf));
+	} else if (data_len != h->length || data_len > (int)sizeof(buf)) {
+		rc = CCID_CONTROL_STALL;
+	} else {
+		if (data_len)
+			memcpy(buf, data, (size_t)data_len);
+		rc = ccid_dev_control(b->dev, setup, buf, (size_t)data_len);
+	}
+	if (data)
+		usbredirparser_free_packet_data(b->parser, data);
+	reply.status = rc < 0 ? usb_redir_stall : usb_redir_success;
+	if (in) {
+		reply.length = (uint16_t)(rc < 0 ? 0 : rc);
+		usbredirparser_send_control_packet(b->parser, id, &reply,
+						   rc > 0 ? buf : NULL,
+						   rc > 0 ? rc : 0);
+	} else {
+		usbredirparser_send_control_packet(b->parser, id, &reply, NULL, 0);
+	}
+	/* SET_CONFIGURATION(0) or CLEAR_FEATURE may have changed what can be
+	 * pulled. */
+	bridge_schedule_pump(b);
+}
+
+static void bridge_bulk_packet(void *priv, uint64_t id,
+			       struct usb_redir_bulk_packet_header *h,
+			       uint8_t *data, int data_len)
+{
+	ccid_bridge *b = priv;
+	struct usb_redir_bulk_packet_header reply = *h;
+	uint32_t len = (uint32_t)h->length | (uint32_t)h->length_high << 16;
+
+	if (h->endpoint == CCID_EP_BULK_OUT && (uint32_t)data_len == len) {
+		b->stats.bulk_out++;
+		ccid_dev_bulk_out(b->dev, data, (size_t)data_len);
+		reply.status = usb_redir_success;
+	} else if (h->endpoint == CCID_EP_BULK_IN && data_len == 0 &&
+		   b->pending_count < BRIDGE_PENDING_IN_MAX) {
+		unsigned i = (b->pending_head + b->pending_count) % BRIDGE_PENDING_IN_MAX;
+
+		b->pending[i].id = id;
+		b->pending[i].len = len;
+		b->pending_count++;
+		if (data)
+			usbredirparser_free_packet_data(b->parser, data);
+		bridge_schedule_pump(b);
+		return;
+	} else {
+		bridge_log(b, CCID_LOG_WARNING,
+			   "bulk packet for ep %02x with %d of %u bytes refused",
+			   h->endpoint, data_len, len);
+		reply.status = h->endpoint == CCID_EP_BULK_OUT ||
+			       h->endpoint == CCID_EP_BULK_IN ?
+			       usb_redir_inval : usb_redir_stall;
+	}
+	if (data)
+		usbredirparser_free_packet_data(b->parser, data);
+	/* An OUT completion reports how much was taken; no data goes back. */
+	usbredirparser_send_bulk_packet(b->parser, id, &reply, NULL, 0);
+}
+
+static void bridge_iso_packet(void *priv, uint64_t id,
+			      struct usb_redir_iso_packet_header *h,
+			      uint8_t *data, int data_len)
+{
+	ccid_bridge *b = priv;
+	struct usb_redir_iso_packet_header reply = *h;
+
+	if (data)
+		usbredirparser_free_packet_data(b->parser, data);
+	reply.status = usb_redir_stall;
+	reply.length = 0;
+	usbredirparser_send_iso_packet(b->parser, id, &reply, NULL, 0);
+}
+
+static void bridge_interrupt_packet(void *priv, uint64_t id,
+				    struct usb_redir_interrupt_packet_header *h,
+				    uint8_t *data, int data_len)
+{
+	ccid_bridge *b = priv;
+	struct usb_redir_interrupt_packet_header reply = *h;
+
+	/* The only interrupt endpoint is IN; its data flows by
+	 * start_interrupt_receiving, so any packet here is a mistake. */
+	if (data)
+		usbredirparser_free_packet_data(b->parser, data);
+	reply.status = usb_redir_stall;
+	reply.length = 0;
+	usbredirparser_send_interrupt_packet(b->parser, id, &reply, NULL, 0);
+}
+
+static void bridge_buffered_bulk_packet(void *priv, uint64_t id,
+	struct usb_redir_buffered_bulk_packet_header *h, uint8_t *data,
+	int data_len)
+{
+	ccid_bridge *b = priv;
+
+	/* Only a usb-host sends these. */
+	if (data)
+		usbredirparser_free_packet_data(b->parser, data);
+}
+
+static void bridge_filter_reject(void *priv)
+{
+	ccid_bridge *b = priv;
+
+	bridge_log(b, CCID_LOG_WARNING,
+		   "peer %s rejected the device by its usbredir filter", b->peer);
+	b->shown = false;
+}
+
+static void bridge_filter_filter(void *priv, struct usbredirfilter_rule *rules,
+				 int rules_count)
+{
+	ccid_bridge *b = priv;
+	size_t len;
+	const uint8_t *d = ccid_dev_device_descriptor(b->dev, &len);
+	uint8_t cls = CCID_INTERFACE_CLASS, sub = 0, proto = 0;
+
+	if (usbredirfilter_check(rules, rules_count, d[4], d[5], d[6], &cls, &sub,
+				 &proto, 1, (uint16_t)(d[8] | d[9] << 8),
+				 (uint16_t)(d[10] | d[11] << 8),
+				 (uint16_t)(d[12] | d[13] << 8), 0) != 0)
+		bridge_log(b, CCID_LOG_WARNING,
+			   "peer %s's usb-redir filter does not accept this "
+			   "reader; it will reject it", b->peer);
+	free(rules);
+}
+
+static void bridge_device_disconnect_ack(void *priv)
+{
+	ccid_bridge *b = priv;
+
+	bridge_log(b, CCID_LOG_DEBUG, "peer %s acknowledged the disconnect",
+		   b->peer);
+}
+
+/* usb-guest role callbacks: a peer that sends these is not a usb-guest;
+ * log and ignore. */
+static void bridge_unexpected(ccid_bridge *b, const char *what)
+{
+	bridge_log(b, CCID_LOG_WARNING, "peer %s sent %s, which only a usb-host "
+		   "sends; ignored", b->peer, what);
+}
+
+static void bridge_g_device_connect(void *priv,
+				    struct usb_redir_device_connect_header *h)
+{
+	bridge_unexpected(priv, "device_connect");
+}
+
+static void bridge_g_device_disconnect(void *priv)
+{
+	bridge_unexpected(priv, "device_disconnect");
+}
+
+static void bridge_g_interface_info(void *priv,
+				    struct usb_redir_interface_info_header *h)
+{
+	bridge_unexpected(priv, "interface_info");
+}
+
+static void bridge_g_ep_info(void *priv, struct usb_redir_ep_info_header *h)
+{
+	bridge_unexpected(priv, "ep_info");
+}
+
+static void bridge_g_configuration_status(void *priv, uint64_t id,
+	struct usb_redir_configuration_status_header *h)
+{
+	bridge_unexpected(priv, "configuration_status");
+}
+
+static void bridge_g_alt_setting_status(void *priv, uint64_t id,
+	struct usb_redir_alt_setting_status_header *h)
+{
+	bridge_unexpected(priv, "alt_setting_status");
+}
+
+static void bridge_g_iso_stream_status(void *priv, uint64_t id,
+	struct usb_redir_iso_stream_status_header *h)
+{
+	bridge_unexpected(priv, "iso_stream_status");
+}
+
+static void bridge_g_interrupt_receiving_status(void *priv, uint64_t id,
+	struct usb_redir_interrupt_receiving_status_header *h)
+{
+	bridge_unexpected(priv, "interrupt_receiving_status");
+}
+
+static void bridge_g_bulk_streams_status(void *priv, uint64_t id,
+	struct usb_redir_bulk_streams_status_header *h)
+{
+	bridge_unexpected(priv, "bulk_streams_status");
+}
+
+static void bridge_g_bulk_receiving_status(void *priv, uint64_t id,
+	struct usb_redir_bulk_receiving_status_header *h)
+{
+	bridge_unexpected(priv, "bulk_receiving_status");
+}
+
+/* ---- session lifetime ---------------------------------------------------- */
+
+static gboolean bridge_io_cb(gint fd, GIOCondition cond, gpointer data);
+
+static void bridge_update_io(ccid_bridge *b)
+{
+	GIOCondition want = 0;
+
+	if (!b->parser)
+		return;
+	if (usbredirparser_get_bufferered_output_size(b->parser) <
+	    BRIDGE_OUTPUT_HIGH_WATER)
+		want |= G_IO_IN;
+	if (usbredirparser_has_data_to_write(b->parser))
+		want |= G_IO_OUT;
+	if (b->io_source && want == b->io_cond)
+		return;
+	if (b->io_source) {
+		g_source_destroy(b->io_source);
+		g_source_unref(b->io_source);
+	}
+	b->io_cond = want;
+	b->io_source = g_unix_fd_source_new(b->fd, want | G_IO_HUP | G_IO_ERR);
+	g_source_set_callback(b->io_source, G_SOURCE_FUNC(bridge_io_cb), b, NULL);
+	g_source_attach(b->io_source, b->ctx);
+}
+
+static void bridge_session_end(ccid_bridge *b)
+{
+	if (!b->parser)
+		return;
+	if (b->io_source) {
+		g_source_destroy(b->io_source);
+		g_source_unref(b->io_source);
+		b->io_source = NULL;
+	}
+	if (b->pump_source) {
+		g_source_destroy(b->pump_source);
+		g_source_unref(b->pump_source);
+		b->pump_source = NULL;
+	}
+	b->pending_count = 0;
+	b->pending_head = 0;
+	usbredirparser_destroy(b->parser);
+	b->parser = NULL;
+	close(b->fd);
+	b->fd = -1;
+	b->intr_started = false;
+	b->shown = false;
+	b->dead = false;
+	/* The next peer enumerates a fresh device; the cards stay. */
+	ccid_dev_reset(b->dev);
+	bridge_log(b, CCID_LOG_INFO, "usbredir peer %s detached", b->peer);
+	bridge_event(b, CCID_BRIDGE_EVENT_DETACHED);
+	g_clear_pointer(&b->peer, g_free);
+}
+
+/* Writes what can be written now; ends the session if the peer is gone. */
+static void bridge_flush(ccid_bridge *b)
+{
+	if (!b->parser)
+		return;
+	if (!b->dead && usbredirparser_has_data_to_write(b->parser))
+		usbredirparser_do_write(b->parser);
+	if (b->dead) {
+		bridge_session_end(b);
+		return;
+	}
+	bridge_update_io(b);
+}
+
+static gboolean bridge_pump_cb(gpointer data)
+{
+	ccid_bridge *b = data;
+
+	g_source_unref(b->pump_source);
+	b->pump_source = NULL;
+	bridge_pump(b);
+	bridge_flush(b);
+	return G_SOURCE_REMOVE;
+}
+
+static gboolean bridge_io_cb(gint fd, GIOCondition cond, gpointer data)
+{
+	ccid_bridge *b = data;
+
+	if (cond & (G_IO_IN | G_IO_HUP | G_IO_ERR)) {
+		int rc = usbredirparser_do_read(b->parser);
+
+		if (rc == usbredirparser_read_parse_error) {
+			/* The parser skips the bad packet; a peer that sends
+			 * malformed packets is not QEMU, so drop it. */
+			bridge_log(b, CCID_LOG_WARNING,
+				   "malformed usbredir packet from %s, dropping it",
+				   b->peer);
+			b->dead = true;
+		} else if (rc < 0 && !b->dead) {
+			b->dead = true;
+		}
+	}
+	if (!b->dead)
+		bridge_pump(b);
+	/* bridge_flush may end the session and destroy this source. */
+	bridge_flush(b);
+	return G_SOURCE_CONTINUE;
+}
+
+static void bridge_parser_setup(ccid_bridge *b)
+{
+	struct usbredirparser *p = b->parser;
+	uint32_t caps[USB_REDIR_CAPS_SIZE] = { 0 };
+
+	p->priv = b;
+	p->log_func = bridge_parser_log;
+	p->read_func = bridge_read;
+	p->write_func = bridge_write;
+	p->hello_func = bridge_hello;
+	p->reset_func = bridge_reset;
+	p->set_configuration_func = bridge_set_configuration;
+	p->get_configuration_func = bridge_get_configuration;
+	p->set_alt_setting_func = bridge_set_alt_setting;
+	p->get_alt_setting_func = bridge_get_alt_setting;
+	p->start_iso_stream_func = bridge_start_iso_stream;
+	p->stop_iso_stream_func = bridge_stop_iso_stream;
+	p->start_interrupt_receiving_func = bridge_start_interrupt_receiving;
+	p->stop_interrupt_receiving_func = bridge_stop_interrupt_receiving;
+	p->alloc_bulk_streams_func = bridge_alloc_bulk_streams;
+	p->free_bulk_streams_func = bridge_free_bulk_streams;
+	p->start_bulk_receiving_func = bridge_start_bulk_receiving;
+	p->stop_bulk_receiving_func = bridge_stop_bulk_receiving;
+	p->cancel_data_packet_func = bridge_cancel_data_packet;
+	p->control_packet_func = bridge_control_packet;
+	p->bulk_packet_func = bridge_bulk_packet;
+	p->iso_packet_func = bridge_iso_packet;
+	p->interrupt_packet_func = bridge_interrupt_packet;
+	p->buffered_bulk_packet_func = bridge_buffered_bulk_packet;
+	p->filter_reject_func = bridge_filter_reject;
+	p->filter_filter_func = bridge_filter_filter;
+	p->device_disconnect_ack_func = bridge_device_disconnect_ack;
+	p->device_connect_func = bridge_g_device_connect;
+	p->device_disconnect_func = bridge_g_device_disconnect;
+	p->interface_info_func = bridge_g_interface_info;
+	p->ep_info_func = bridge_g_ep_info;
+	p->configuration_status_func = bridge_g_configuration_status;
+	p->alt_setting_status_func = bridge_g_alt_setting_status;
+	p->iso_stream_status_func = bridge_g_iso_stream_status;
+	p->interrupt_receiving_status_func = bridge_g_interrupt_receiving_status;
+	p->bulk_streams_status_func = bridge_g_bulk_streams_status;
+	p->bulk_receiving_status_func = bridge_g_bulk_receiving_status;
+
+	usbredirparser_caps_set_cap(caps, usb_redir_cap_connect_device_version);
+	usbredirparser_caps_set_cap(caps, usb_redir_cap_filter);
+	usbredirparser_caps_set_cap(caps, usb_redir_cap_device_disconnect_ack);
+	usbredirparser_caps_set_cap(caps, usb_redir_cap_ep_info_max_packet_size);
+	usbredirparser_caps_set_cap(caps, usb_redir_cap_64bits_ids);
+	usbredirparser_caps_set_cap(caps, usb_redir_cap_32bits_bulk_length);
+	usbredirparser_init(p, BRIDGE_VERSION, caps, USB_REDIR_CAPS_SIZE,
+			    usbredirparser_fl_usb_host);
+}
+
+gboolean ccid_bridge_attach_fd(ccid_bridge *b, int fd, const char *peer,
+			       GError **error)
+{
+	g_autoptr(GError) local = NULL;
+
+	if (b->parser) {
+		close(fd);
+		g_set_error(error, CCID_BRIDGE_ERROR, CCID_BRIDGE_ERROR_BUSY,
+			    "already serving %s; one usbredir peer at a time",
+			    b->peer);
+		return FALSE;
+	}
+	if (!g_unix_set_fd_nonblocking(fd, TRUE, &local)) {
+		close(fd);
+		g_propagate_prefixed_error(error, g_steal_pointer(&local),
+					   "cannot make the socket non-blocking: ");
+		return FALSE;
+	}
+	b->parser = usbredirparser_create();
+	if (!b->parser) {
+		close(fd);
+		g_set_error(error, CCID_BRIDGE_ERROR, CCID_BRIDGE_ERROR_SOCKET,
+			    "cannot create a usbredir parser");
+		return FALSE;
+	}
+	b->fd = fd;
+	b->peer = g_strdup(peer ? peer : "peer");
+	b->dead = false;
+	b->shown = false;
+	b->intr_started = false;
+	b->pending_head = b->pending_count = 0;
+	b->stats.sessions++;
+	ccid_dev_reset(b->dev);
+	bridge_parser_setup(b);
+	bridge_log(b, CCID_LOG_INFO, "usbredir peer %s attached", b->peer);
+	bridge_event(b, CCID_BRIDGE_EVENT_ATTACHED);
+	bridge_flush(b);
+	return TRUE;
+}
+
+gboolean ccid_bridge_is_attached(const ccid_bridge *b)
+{
+	return b->parser != NULL;
+}
+
+void ccid_bridge_detach(ccid_bridge *b, unsigned flush_timeout_ms)
+{
+	gint64 end = g_get_monotonic_time() + (gint64)flush_timeout_ms * 1000;
+
+	if (!b->parser)
+		return;
+	if (b->shown && !b->dead) {
+		bridge_cancel_all_in(b, usb_redir_cancelled);
+		usbredirparser_send_device_disconnect(b->parser);
+		b->shown = false;
+	}
+	/* Shutdown path only: a bounded blocking flush so QEMU learns the
+	 * device is gone before the socket closes. */
+	while (!b->dead && usbredirparser_has_data_to_write(b->parser)) {
+		struct pollfd pfd = { .fd = b->fd, .events = POLLOUT };
+		gint64 left = (end - g_get_monotonic_time()) / 1000;
+
+		if (left <= 0)
+			break;
+		if (poll(&pfd, 1, (int)left) <= 0)
+			break;
+		usbredirparser_do_write(b->parser);
+	}
+	bridge_session_end(b);
+}
+
+ccid_bridge *ccid_bridge_new(const struct ccid_config *cfg,
+			     const struct ccid_bridge_callbacks *cbs, void *user,
+			     GError **error)
+{
+	ccid_bridge *b = g_new0(ccid_bridge, 1);
+	const char *err = NULL;
+
+	if (cbs)
+		b->cbs = *cbs;
+	b->user = user;
+	b->fd = -1;
+	b->ctx = g_main_context_ref_thread_default();
+	b->dev = ccid_dev_new(cfg, &bridge_tops, b, &err);
+	if (!b->dev) {
+		g_set_error(error, CCID_BRIDGE_ERROR, CCID_BRIDGE_ERROR_CONFIG,
+			    "invalid reader configuration: %s", err);
+		g_main_context_unref(b->ctx);
+		g_free(b);
+		return NULL;
+	}
+	/* Room for the largest message the device can produce. */
+	b->in_buf_len = CCID_EMU_DEFAULT_MAX_MSG;
+	b->in_buf = g_malloc(b->in_buf_len);
+	return b;
+}
+
+void ccid_bridge_free(ccid_bridge *b)
+{
+	if (!b)
+		return;
+	bridge_session_end(b);
+	/* The device may still call timer_update while it is freed. */
+	ccid_dev_free(b->dev);
+	b->dev = NULL;
+	if (b->timer_id) {
+		GSource *src = g_main_context_find_source_by_id(b->ctx, b->timer_id);
+
+		if (src)
+			g_source_destroy(src);
+	}
+	g_free(b->in_buf);
+	g_main_context_unref(b->ctx);
+	g_free(b);
+}
+
+ccid_dev *ccid_bridge_get_dev(ccid_bridge *b)
+{
+	return b->dev;
+}
+
+void ccid_bridge_get_stats(const ccid_bridge *b, struct ccid_bridge_stats *stats)
+{
+	*stats = b->stats;
+}

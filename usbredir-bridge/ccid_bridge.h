@@ -1,0 +1,118 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * usbredir bridge: serves one ccid-emu device model to one usbredir peer
+ * (QEMU's usb-redir device) at a time, speaking the usb-host role of the
+ * usbredir protocol.  Runs on the thread-default GMainContext of the thread
+ * that created it; all I/O is non-blocking.
+ *
+ * The device model outlives connections: when the peer goes away the USB
+ * state is reset but cards, their presence and their backends stay, and
+ * the next peer gets the device again.
+ */
+#ifndef CCID_EMU_CCID_BRIDGE_H
+#define CCID_EMU_CCID_BRIDGE_H
+
+#include <glib.h>
+
+#include <ccid-emu/ccid_emu.h>
+
+G_BEGIN_DECLS
+
+#define CCID_BRIDGE_ERROR (ccid_bridge_error_quark())
+GQuark ccid_bridge_error_quark(void);
+
+enum ccid_bridge_error_code {
+	CCID_BRIDGE_ERROR_CONFIG,     /* bad device configuration */
+	CCID_BRIDGE_ERROR_BUSY,       /* a peer is already attached */
+	CCID_BRIDGE_ERROR_ADDRESS,    /* malformed or unusable socket address */
+	CCID_BRIDGE_ERROR_SOCKET,     /* socket call failed */
+};
+
+enum ccid_bridge_event {
+	CCID_BRIDGE_EVENT_ATTACHED,     /* a peer connected */
+	CCID_BRIDGE_EVENT_DEVICE_SHOWN, /* device_connect sent after hello */
+	CCID_BRIDGE_EVENT_DETACHED,     /* the peer went away or was dropped */
+};
+
+typedef struct ccid_bridge ccid_bridge;
+
+struct ccid_bridge_callbacks {
+	/* Connection state changes; @peer names the peer (may be NULL). */
+	void (*event)(void *user, enum ccid_bridge_event ev, const char *peer);
+	/* Log lines from the bridge, usbredirparser and the device model;
+	 * may be NULL.  Levels are enum ccid_log_level. */
+	void (*log)(void *user, enum ccid_log_level level, const char *msg);
+};
+
+/* Creates the device model from @cfg with a GLib transport.  @cbs may be
+ * NULL; it is copied. */
+ccid_bridge *ccid_bridge_new(const struct ccid_config *cfg,
+			     const struct ccid_bridge_callbacks *cbs, void *user,
+			     GError **error);
+/* Accepts NULL.  Detaches a peer first (without waiting for a flush). */
+void ccid_bridge_free(ccid_bridge *bridge);
+G_DEFINE_AUTOPTR_CLEANUP_FUNC(ccid_bridge, ccid_bridge_free)
+
+ccid_dev *ccid_bridge_get_dev(ccid_bridge *bridge);
+
+/* Starts a usbredir session on the connected stream socket @fd; takes
+ * ownership of @fd in every case.  Fails with CCID_BRIDGE_ERROR_BUSY if a
+ * peer is already attached. */
+gboolean ccid_bridge_attach_fd(ccid_bridge *bridge, int fd, const char *peer,
+			       GError **error);
+gboolean ccid_bridge_is_attached(const ccid_bridge *bridge);
+
+/* Tells the peer the device is gone (usb_redir_device_disconnect), waits up
+ * to @flush_timeout_ms for that to be written, then closes the socket. */
+void ccid_bridge_detach(ccid_bridge *bridge, unsigned flush_timeout_ms);
+
+/* Counters for tests and the CLI. */
+struct ccid_bridge_stats {
+	guint64 sessions;        /* peers attached so far */
+	guint64 bulk_out;        /* bulk-OUT packets handled */
+	guint64 bulk_in;         /* bulk-IN packets completed */
+	guint64 intr_in;         /* interrupt packets sent */
+	guint64 control;         /* control packets answered */
+	guint64 cancelled;       /* bulk-IN packets cancelled by the peer */
+};
+void ccid_bridge_get_stats(const ccid_bridge *bridge,
+			   struct ccid_bridge_stats *stats);
+
+/* ---- socket addresses and endpoints (ccid_bridge_socket.c) ---------- */
+
+enum ccid_bridge_addr_kind { CCID_ADDR_UNIX, CCID_ADDR_TCP };
+
+struct ccid_bridge_addr {
+	enum ccid_bridge_addr_kind kind;
+	char *path;      /* unix */
+	char *host;      /* tcp, without brackets */
+	guint16 port;    /* tcp */
+};
+
+/* Parses "unix:PATH" or "tcp:HOST:PORT" ("tcp:[V6ADDR]:PORT"). */
+gboolean ccid_bridge_addr_parse(const char *spec, struct ccid_bridge_addr *addr,
+				GError **error);
+void ccid_bridge_addr_clear(struct ccid_bridge_addr *addr);
+
+typedef struct ccid_bridge_endpoint ccid_bridge_endpoint;
+
+/* Listens on @addr and attaches each accepted peer to @bridge (a second
+ * peer while one is attached is refused and closed).  A unix socket path
+ * that another live process listens on is an error (CCID_BRIDGE_ERROR_BUSY);
+ * a stale one is replaced. */
+ccid_bridge_endpoint *ccid_bridge_listen(ccid_bridge *bridge,
+					 const struct ccid_bridge_addr *addr,
+					 GError **error);
+/* Connects to @addr (a QEMU chardev in server mode) and reconnects every
+ * @retry_ms after the peer goes away or while it is not there yet. */
+ccid_bridge_endpoint *ccid_bridge_connect(ccid_bridge *bridge,
+					  const struct ccid_bridge_addr *addr,
+					  unsigned retry_ms, GError **error);
+/* Accepts NULL.  Stops listening (removes the unix socket file it made) or
+ * reconnecting; does not detach the bridge's peer. */
+void ccid_bridge_endpoint_free(ccid_bridge_endpoint *ep);
+G_DEFINE_AUTOPTR_CLEANUP_FUNC(ccid_bridge_endpoint, ccid_bridge_endpoint_free)
+
+G_END_DECLS
+
+#endif /* CCID_EMU_CCID_BRIDGE_H */
