@@ -127,7 +127,10 @@ static int ccid_standard_request(ccid_dev *dev, const struct ccid_setup *s,
 				return CCID_CONTROL_STALL;
 		} else if (recip == USB_RECIP_ENDPOINT) {
 			halt = ccid_ep_halt(dev, s->index);
-			if (!halt && (s->index & 0x7F) != 0)
+			/* Only endpoint 0 exists before configuration
+			 * (USB 2.0 §9.4.5). */
+			if ((s->index & 0x7F) != 0 &&
+			    (!halt || !dev->configuration))
 				return CCID_CONTROL_STALL;
 			buf[0] = halt && *halt ? 0x01 : 0x00;
 		} else {
@@ -153,7 +156,7 @@ static int ccid_standard_request(ccid_dev *dev, const struct ccid_setup *s,
 			if ((s->index & 0x7F) == 0)
 				return set ? CCID_CONTROL_STALL : 0;
 			halt = ccid_ep_halt(dev, s->index);
-			if (!halt)
+			if (!halt || !dev->configuration)
 				return CCID_CONTROL_STALL;
 			*halt = set;
 			return 0;
@@ -215,7 +218,10 @@ static int ccid_class_request(ccid_dev *dev, const struct ccid_setup *s,
 	bool in = s->type & USB_DIR_IN;
 	uint8_t buf[4];
 
-	if ((s->type & USB_RECIP_MASK) != USB_RECIP_INTERFACE || s->index != 0)
+	/* The interface, and so its class requests, exists only in the
+	 * configured state. */
+	if ((s->type & USB_RECIP_MASK) != USB_RECIP_INTERFACE || s->index != 0 ||
+	    !dev->configuration)
 		return CCID_CONTROL_STALL;
 
 	switch (s->request) {

@@ -410,6 +410,20 @@ void ccid_slot_hardware_error(ccid_slot *slot)
 	ccid_dev_timer_sync(slot->dev);
 }
 
+/* The backend reported the card gone through an operation's status:
+ * the host must hear about it on the interrupt endpoint as for any
+ * removal, even if the backend never calls ccid_slot_card_removed(). */
+static void ccid_slot_card_lost(struct ccid_slot *slot)
+{
+	slot->present = false;
+	slot->powered = false;
+	slot->clock_stopped = false;
+	slot->atr_len = 0;
+	ccid_slot_reset_chain(slot);
+	slot->changed = true;
+	ccid_intr_notify(slot->dev);
+}
+
 static uint8_t ccid_card_status_error(enum ccid_card_status st)
 {
 	switch (st) {
@@ -442,9 +456,9 @@ void ccid_slot_power_on_done(ccid_slot *slot, enum ccid_card_status st,
 		st = CCID_CARD_EHW;
 	}
 	if (st != CCID_CARD_OK) {
-		if (st == CCID_CARD_ENOCARD)
-			slot->present = false;
 		slot->powered = false;
+		if (st == CCID_CARD_ENOCARD)
+			ccid_slot_card_lost(slot);
 		ccid_slot_reply_pending_error(slot, ccid_card_status_error(st));
 		ccid_dev_timer_sync(dev);
 		return;
@@ -487,10 +501,8 @@ void ccid_slot_apdu_done(ccid_slot *slot, enum ccid_card_status st,
 		return;
 	}
 	if (st != CCID_CARD_OK) {
-		if (st == CCID_CARD_ENOCARD) {
-			slot->present = false;
-			slot->powered = false;
-		}
+		if (st == CCID_CARD_ENOCARD)
+			ccid_slot_card_lost(slot);
 		ccid_slot_reply_pending_error(slot, ccid_card_status_error(st));
 		ccid_dev_timer_sync(dev);
 		return;

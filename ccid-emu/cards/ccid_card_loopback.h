@@ -18,7 +18,8 @@
  *   80 04 00 00 04 n3 n2 n1 n0 [Le] DELAYED PATTERN: like DELAY then PATTERN,
  *                          Ne from Le (used to test time extension + large
  *                          responses together)
- *   other INS with CLA 80  -> 6D 00;  other CLA -> 6E 00
+ *   other INS with CLA 80 or 00 -> 6D 00;  other CLA -> 6E 00
+ *   (a DELAY of 0 ms answers at once)
  *   malformed APDU (bad Lc/Le encoding) -> 67 00
  *
  * Short and extended APDU encodings (ISO 7816-4 §5.1) are both accepted.
@@ -48,8 +49,8 @@ struct ccid_card_loopback_timer_ops {
 
 typedef struct ccid_card_loopback ccid_card_loopback;
 
-/* @timer may be NULL: DELAY then answers at once (and says so in a debug
- * log).  The card is bound to @slot for its reverse API. */
+/* @timer may be NULL: DELAY then answers at once.  The card is bound to
+ * @slot for its reverse API. */
 ccid_card_loopback *ccid_card_loopback_new(ccid_slot *slot,
 					   const struct ccid_card_loopback_timer_ops *timer,
 					   void *timer_user);
