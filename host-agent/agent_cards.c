@@ -1,0 +1,125 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * Card specifications and attaching cards (see agent_cards.h).
+ */
+#include "agent_cards.h"
+
+#include <ccid_card_virtual.h>
+#include <string.h>
+
+const char *agent_card_kind_name(enum agent_card_kind kind)
+{
+	switch (kind) {
+	case AGENT_CARD_VIRTUAL:
+		return "virtual";
+	case AGENT_CARD_LOOPBACK:
+		return "loopback";
+	}
+	return "unknown";
+}
+
+gboolean agent_card_spec_parse(const char *text, struct agent_card_spec *spec,
+			       GError **error)
+{
+	memset(spec, 0, sizeof(*spec));
+	if (g_strcmp0(text, "loopback") == 0) {
+		spec->kind = AGENT_CARD_LOOPBACK;
+		return TRUE;
+	}
+	if (g_strcmp0(text, "virtual") == 0) {
+		spec->kind = AGENT_CARD_VIRTUAL;
+		return TRUE;
+	}
+	if (text != NULL && g_str_has_prefix(text, "virtual:")) {
+		const char *dir = text + strlen("virtual:");
+
+		if (dir[0] == '\0') {
+			g_set_error(error, G_OPTION_ERROR,
+				    G_OPTION_ERROR_BAD_VALUE,
+				    "card 'virtual:' needs an NSS database "
+				    "directory after the colon");
+			return FALSE;
+		}
+		spec->kind = AGENT_CARD_VIRTUAL;
+		spec->nssdb_dir = g_strdup(dir);
+		return TRUE;
+	}
+	g_set_error(error, G_OPTION_ERROR, G_OPTION_ERROR_BAD_VALUE,
+		    "unknown card '%s' (expected virtual, virtual:NSSDB_DIR "
+		    "or loopback)", text != NULL ? text : "");
+	return FALSE;
+}
+
+gboolean agent_card_spec_set_nicknames(struct agent_card_spec *spec,
+				       const char *list, GError **error)
+{
+	g_auto(GStrv) parts = g_strsplit(list, ",", -1);
+
+	if (g_strv_length(parts) != 3) {
+		g_set_error(error, G_OPTION_ERROR, G_OPTION_ERROR_BAD_VALUE,
+			    "--certs needs exactly three nicknames separated "
+			    "by commas, got \"%s\"", list);
+		return FALSE;
+	}
+	for (guint i = 0; i < 3; i++) {
+		if (parts[i][0] == '\0') {
+			g_set_error(error, G_OPTION_ERROR,
+				    G_OPTION_ERROR_BAD_VALUE,
+				    "--certs: nickname %u is empty", i + 1);
+			return FALSE;
+		}
+	}
+	g_strfreev(spec->nicknames);
+	spec->nicknames = g_steal_pointer(&parts);
+	return TRUE;
+}
+
+void agent_card_spec_clear(struct agent_card_spec *spec)
+{
+	g_clear_pointer(&spec->nssdb_dir, g_free);
+	g_clear_pointer(&spec->nicknames, g_strfreev);
+}
+
+gboolean agent_cards_add(agent_cardset *cs, const struct agent_card_spec *spec,
+			 unsigned n_slots, char **db_dir, gboolean *created_db,
+			 GError **error)
+{
+	if (created_db != NULL)
+		*created_db = FALSE;
+	for (unsigned i = 0; i < n_slots; i++) {
+		struct ccid_card_virtual_config cfg = { 0 };
+		ccid_card_virtual *card;
+
+		if (spec->kind == AGENT_CARD_LOOPBACK) {
+			if (agent_cardset_add_loopback(cs, i, error) == NULL)
+				return FALSE;
+			continue;
+		}
+		cfg.nssdb_dir = spec->nssdb_dir;
+		cfg.cert_nicknames = (const char *const *)spec->nicknames;
+		card = agent_cardset_add_virtual(cs, i, &cfg, error);
+		if (card == NULL) {
+			g_prefix_error(error, "slot %u: ", i);
+			return FALSE;
+		}
+		if (created_db != NULL && ccid_card_virtual_created_db(card))
+			*created_db = TRUE;
+		if (db_dir != NULL && *db_dir == NULL)
+			*db_dir = g_strdup(ccid_card_virtual_get_nssdb_dir(card));
+	}
+	return TRUE;
+}
+
+gboolean agent_cards_attach(agent_transport *t, const struct agent_card_spec *spec,
+			    unsigned n_slots, char **db_dir,
+			    gboolean *created_db, GError **error)
+{
+	agent_cardset *cs = agent_transport_get_cardset(t);
+
+	if (cs == NULL) {
+		g_set_error(error, G_OPTION_ERROR, G_OPTION_ERROR_FAILED,
+			    "no device to put cards in");
+		return FALSE;
+	}
+	return agent_cards_add(cs, spec, n_slots, db_dir, created_db, error);
+}

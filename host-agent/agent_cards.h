@@ -1,0 +1,55 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * Card specifications on the command line and adding the cards they name
+ * to a device's slots.
+ *
+ *   virtual          the embedded virtual CAC card (NSS DB created on
+ *                    first use under $XDG_DATA_HOME/ccid-emu/nssdb)
+ *   virtual:DIR      a virtual CAC card on the NSS database in DIR
+ *   loopback         the deterministic loopback test card
+ */
+#ifndef CCID_AGENT_CARDS_H
+#define CCID_AGENT_CARDS_H
+
+#include "agent_cardset.h"
+#include "agent_transport.h"
+
+#include <glib.h>
+
+G_BEGIN_DECLS
+
+enum agent_card_kind {
+	AGENT_CARD_VIRTUAL,
+	AGENT_CARD_LOOPBACK,
+};
+
+struct agent_card_spec {
+	enum agent_card_kind kind;
+	char *nssdb_dir;        /* virtual:DIR, else NULL */
+	char **nicknames;       /* three, or NULL */
+};
+
+gboolean agent_card_spec_parse(const char *text, struct agent_card_spec *spec,
+			       GError **error);
+/* Parses "A,B,C" into spec->nicknames. */
+gboolean agent_card_spec_set_nicknames(struct agent_card_spec *spec,
+				       const char *list, GError **error);
+void agent_card_spec_clear(struct agent_card_spec *spec);
+const char *agent_card_kind_name(enum agent_card_kind kind);
+
+/* Adds one card per slot, for slots 0..n_slots-1, to @cs, which owns them
+ * afterwards.  For virtual cards, *@db_dir (may be NULL) receives the
+ * database directory in use and *@created_db whether it was generated
+ * now. */
+gboolean agent_cards_add(agent_cardset *cs, const struct agent_card_spec *spec,
+			 unsigned n_slots, char **db_dir, gboolean *created_db,
+			 GError **error);
+
+/* agent_cards_add() on the transport's card set. */
+gboolean agent_cards_attach(agent_transport *t, const struct agent_card_spec *spec,
+			    unsigned n_slots, char **db_dir,
+			    gboolean *created_db, GError **error);
+
+G_END_DECLS
+
+#endif /* CCID_AGENT_CARDS_H */

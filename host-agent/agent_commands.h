@@ -1,0 +1,35 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * ccid-agent sub-commands.  Each takes the arguments after its own name
+ * (argv[0] is "ccid-agent NAME") and returns the process exit status.
+ */
+#ifndef CCID_AGENT_COMMANDS_H
+#define CCID_AGENT_COMMANDS_H
+
+#include <glib.h>
+
+G_BEGIN_DECLS
+
+enum agent_exit {
+	AGENT_EXIT_OK = 0,
+	AGENT_EXIT_FAILED = 1,     /* ran, and something did not work */
+	AGENT_EXIT_USAGE = 2,      /* bad command line */
+};
+
+struct agent_command {
+	const char *name;
+	const char *summary;
+	int (*run)(int argc, char **argv);
+};
+
+int agent_cmd_selftest(int argc, char **argv);
+int agent_cmd_serve(int argc, char **argv);
+int agent_cmd_ctl(int argc, char **argv);
+
+/* Parses @argv with @ctx, printing "ccid-agent: MESSAGE" and a hint on
+ * error.  Returns FALSE on a usage error (exit AGENT_EXIT_USAGE). */
+gboolean agent_parse_options(GOptionContext *ctx, int *argc, char ***argv);
+
+G_END_DECLS
+
+#endif /* CCID_AGENT_COMMANDS_H */
