@@ -384,7 +384,8 @@ void agent_cardset_set_inserted(agent_cardset *cs, unsigned index,
 	g_autoptr(GError) error = NULL;
 
 	if (sc == NULL) {
-		error = g_error_new(AGENT_CARDSET_ERROR, AGENT_CARDSET_ERROR_NO_CARD,
+		error = g_error_new(AGENT_CARDSET_ERROR,
+				    AGENT_CARDSET_ERROR_NO_CARD,
 				    "slot %u has no card that can be %s", index,
 				    inserted ? "inserted" : "removed");
 		done(user, FALSE, error);

@@ -509,6 +509,18 @@ char *agent_control_call(const char *path, const char *line,
 			return NULL;
 		}
 		g_string_append_len(reply, buf, n);
+		/* Every reply is a JSON object: anything else means this
+		 * is some other socket, such as the usbredir one, and no
+		 * newline may ever come. */
+		if (reply->str[0] != '{') {
+			close(fd);
+			g_set_error(error, AGENT_CONTROL_ERROR,
+				    AGENT_CONTROL_ERROR_PROTOCOL,
+				    "%s does not answer like a ccid-agent "
+				    "control socket (is it the usbredir "
+				    "socket?)", path);
+			return NULL;
+		}
 		nl = memchr(reply->str, '\n', reply->len);
 		if (nl != NULL) {
 			g_string_truncate(reply, (gsize)(nl - reply->str));

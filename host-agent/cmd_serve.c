@@ -106,6 +106,26 @@ static void on_bridge_log(void *user, enum ccid_log_level level,
 	fprintf(stderr, "ccid-agent: [%s] %s\n", tag, msg);
 }
 
+/* GLib logs (the bridge's endpoints, the card backends) in the same form
+ * as everything else on stderr. */
+static void on_glib_log(const gchar *domain, GLogLevelFlags level,
+			const gchar *msg, gpointer user)
+{
+	struct serve *s = user;
+	const char *tag = "";
+
+	if ((level & (G_LOG_LEVEL_INFO | G_LOG_LEVEL_DEBUG)) && !s->verbose)
+		return;
+	if (level & (G_LOG_LEVEL_ERROR | G_LOG_LEVEL_CRITICAL))
+		tag = "[error] ";
+	else if (level & G_LOG_LEVEL_WARNING)
+		tag = "[warning] ";
+	else if (level & G_LOG_LEVEL_DEBUG)
+		tag = "[debug] ";
+	fprintf(stderr, "ccid-agent: %s%s%s%s\n", tag,
+		domain != NULL ? domain : "", domain != NULL ? ": " : "", msg);
+}
+
 static const struct ccid_bridge_callbacks bridge_cbs = {
 	.event = on_bridge_event,
 	.log = on_bridge_log,
@@ -289,7 +309,8 @@ static void print_config(struct serve *s)
 	       s->listen ? "listening on" : "connecting to", s->addr_text);
 	printf("# QEMU arguments (the guest also needs a USB controller, "
 	       "e.g. -device qemu-xhci)%s:\n",
-	       s->listen ? "" : "; QEMU listens, start it first or any time");
+	       s->listen ? "" :
+	       "; QEMU listens, start it before or after the agent");
 	printf("qemu: %s\n", qemu);
 	printf("# libvirt, inside <devices> (with a USB controller, e.g. "
 	       "<controller type='usb' model='qemu-xhci'/>):\n");
@@ -521,12 +542,12 @@ int agent_cmd_serve(int argc, char **argv)
 		return usage_error(argv[0], "the control socket cannot be the "
 				   "usbredir socket itself");
 	}
-	if (verbose)
-		g_setenv("G_MESSAGES_DEBUG", "all", TRUE);
+	g_log_set_default_handler(on_glib_log, &s);
 	/* A control client or QEMU that vanishes mid-write must not kill us. */
 	signal(SIGPIPE, SIG_IGN);
 
 	rc = serve_run(&s);
 	serve_clear(&s);
+	g_log_set_default_handler(g_log_default_handler, NULL);
 	return rc;
 }
