@@ -183,9 +183,12 @@ static int bridge_read(void *priv, uint8_t *data, int count)
 		return (int)n;
 	if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
 		return 0;
-	if (n == 0)
-		bridge_log(b, CCID_LOG_INFO, "usbredir peer %s closed the connection",
-			   b->peer);
+	/* A peer that leaves before the device was shown is a probe (another
+	 * agent checking whether the socket is in use), not a QEMU. */
+	if (n == 0 || !b->shown)
+		bridge_log(b, b->shown ? CCID_LOG_INFO : CCID_LOG_DEBUG,
+			   "usbredir peer %s closed the connection%s%s", b->peer,
+			   n < 0 ? ": " : "", n < 0 ? g_strerror(errno) : "");
 	else
 		bridge_log(b, CCID_LOG_WARNING, "usbredir read from %s: %s",
 			   b->peer, g_strerror(errno));
