@@ -117,7 +117,7 @@ int ccid_dev_bulk_in_pull(ccid_dev *dev, uint8_t *buf, size_t cap)
 	struct ccid_txq_entry *e;
 	uint32_t total, n = 0;
 
-	if (!dev || dev->halt_bulk_in)
+	if (!dev || dev->halt_bulk_in || !dev->configuration)
 		return CCID_PULL_NONE;
 	if (dev->tx_zlp_pending) {
 		dev->tx_zlp_pending = false;
@@ -188,7 +188,7 @@ int ccid_dev_intr_in_pull(ccid_dev *dev, uint8_t *buf, size_t cap)
 	uint8_t msg[4];
 	size_t len;
 
-	if (!dev || dev->halt_intr_in || !buf || cap == 0)
+	if (!dev || dev->halt_intr_in || !dev->configuration || !buf || cap == 0)
 		return CCID_PULL_NONE;
 	if (dev->notify_pending) {
 		/* CCID 1.1 §6.3.1: two bits per slot, bit 2n "present",

@@ -615,6 +615,13 @@ void ccid_dev_bulk_out(ccid_dev *dev, const uint8_t *data, size_t len)
 
 	if (!dev || (!data && len))
 		return;
+	if (!dev->configuration) {
+		/* Only endpoint 0 exists before SET_CONFIGURATION(1) (USB 2.0
+		 * §9.1.1.5); a host that sends here anyway gets nothing. */
+		ccid_dev_log(dev, "bulk-OUT of %zu bytes while unconfigured dropped",
+			     len);
+		return;
+	}
 	max = dev->cfg.max_message_len;
 	/* A transfer that is not a whole number of packets ended with a short
 	 * packet: the host has nothing more for this message.  So does a

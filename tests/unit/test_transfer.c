@@ -592,12 +592,45 @@ START_TEST(test_chain_overflow)
 }
 END_TEST
 
+
+/* USB 2.0 §9.1.1.5: before SET_CONFIGURATION(1) only endpoint 0 exists.
+ * Bulk-OUT is dropped (the card never sees a power on), and nothing can be
+ * pulled from bulk-IN or interrupt-IN, not even the pending notification;
+ * after configuring, the same command works and the notification comes. */
+START_TEST(test_unconfigured_endpoints_inert)
+{
+	struct ccid_config cfg;
+	struct harness *h;
+	uint8_t buf[64];
+	/* PC_to_RDR_IccPowerOn: dwLength 0, slot 0, seq 1, auto voltage */
+	const uint8_t power_on[] = { 0x62, 0x00, 0x00, 0x00, 0x00, 0x00, 0x01,
+				     0x00, 0x00, 0x00 };
+
+	h_config_default(&cfg);
+	h = h_new(&cfg, true);
+	h_send(h, power_on, sizeof(power_on));
+	ck_assert_uint_eq(h->cards[0].n_power_on, 0);
+	h_assert_no_reply(h);
+	ck_assert_int_eq(ccid_dev_intr_in_pull(h->dev, buf, sizeof(buf)),
+			 CCID_PULL_NONE);
+	h_set_config(h, 1);
+	/* NotifySlotChange: slot 0 present + changed */
+	ck_assert_int_eq(ccid_dev_intr_in_pull(h->dev, buf, sizeof(buf)), 2);
+	ck_assert_uint_eq(buf[0], 0x50);
+	ck_assert_uint_eq(buf[1], 0x03);
+	h_send(h, power_on, sizeof(power_on));
+	ck_assert_uint_eq(h->cards[0].n_power_on, 1);
+	h_free(h);
+}
+END_TEST
+
 static Suite *transfer_suite(void)
 {
 	Suite *s = suite_create("transfer");
 	TCase *tc;
 
 	tc = h_tcase("framing");
+	tcase_add_test(tc, test_unconfigured_endpoints_inert);
 	tcase_add_test(tc, test_split_64);
 	tcase_add_test(tc, test_one_transfer);
 	tcase_add_test(tc, test_split_512);

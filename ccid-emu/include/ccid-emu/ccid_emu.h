@@ -63,16 +63,21 @@ struct ccid_config {
 	uint16_t vendor_id;          /* idVendor */
 	uint16_t product_id;         /* idProduct */
 	uint16_t bcd_device;         /* bcdDevice */
-	const char *manufacturer;    /* UTF-8, copied at ccid_dev_new(); NULL = none */
-	const char *product;         /* UTF-8, copied; NULL = none */
-	const char *serial;          /* UTF-8, copied; NULL = none */
+	/* Strings: valid UTF-8 of at most 126 UTF-16 units (a string
+	 * descriptor holds 255 bytes), copied at ccid_dev_new(); NULL or ""
+	 * = no string. */
+	const char *manufacturer;
+	const char *product;
+	const char *serial;
 	uint8_t n_slots;             /* 1..CCID_EMU_MAX_SLOTS */
 	uint8_t max_busy_slots;      /* bMaxCCIDBusySlots, 1..n_slots */
 	uint32_t max_message_len;    /* dwMaxCCIDMessageLength, CCID_EMU_MIN_MAX_MSG..
 	                              * CCID_EMU_DEFAULT_MAX_MSG; smaller values force
 	                              * extended-APDU chaining */
-	uint32_t features;           /* dwFeatures; must contain exactly one of the
-	                              * SHORT_APDU / EXTENDED_APDU exchange levels */
+	uint32_t features;           /* dwFeatures: only bits named CCID_FEAT_* in
+	                              * ccid_proto.h, with exactly one of the
+	                              * SHORT_APDU / EXTENDED_APDU levels (TPDU and
+	                              * character levels are not implemented) */
 	uint8_t bulk_max_packet;     /* wMaxPacketSize of both bulk endpoints: 8,16,32,64 */
 	uint8_t intr_interval_ms;    /* bInterval of the interrupt endpoint, 1..255 */
 	uint32_t time_extension_ms;  /* how often a pending command is answered with
@@ -213,7 +218,8 @@ const uint8_t *ccid_dev_config_descriptor(const ccid_dev *dev, size_t *len);
 int ccid_dev_control(ccid_dev *dev, const uint8_t setup[8], uint8_t *data,
 		     size_t data_cap);
 
-/* One bulk-OUT transfer of @len bytes.  A message may span several
+/* One bulk-OUT transfer of @len bytes.  Dropped unless the device is
+ * configured (SET_CONFIGURATION 1): before that only endpoint 0 exists.  A message may span several
  * transfers; a transfer whose length is not a multiple of the bulk
  * wMaxPacketSize ends the message (USB short packet).  Never fails: bad
  * input is answered on bulk-IN as the spec requires, or dropped with a
@@ -228,7 +234,10 @@ void ccid_dev_bulk_out(ccid_dev *dev, const uint8_t *data, size_t len);
  * CCID_PULL_NONE if nothing is queued. */
 int ccid_dev_bulk_in_pull(ccid_dev *dev, uint8_t *buf, size_t cap);
 /* Fills one interrupt-IN transfer: a NotifySlotChange or HardwareError
- * message, or CCID_PULL_NONE. */
+ * message, or CCID_PULL_NONE.  @cap should be at least CCID_INTR_MAX_PACKET
+ * (the endpoint's wMaxPacketSize); a smaller buffer gets the message cut
+ * short.  Both pulls return CCID_PULL_NONE while the device is not
+ * configured or the endpoint is halted. */
 int ccid_dev_intr_in_pull(ccid_dev *dev, uint8_t *buf, size_t cap);
 
 /* The deadline announced through timer_update has passed. */
