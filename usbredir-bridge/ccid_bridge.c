@@ -1092,4 +1092,7 @@ ccid_dev *ccid_bridge_get_dev(ccid_bridge *b)
 void ccid_bridge_get_stats(const ccid_bridge *b, struct ccid_bridge_stats *stats)
 {
 	*stats = b->stats;
+	stats->output_queued = b->parser ?
+		usbredirparser_get_bufferered_output_size(b->parser) : 0;
+	stats->reading = b->parser && (b->io_cond & G_IO_IN);
 }

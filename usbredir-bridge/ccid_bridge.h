@@ -74,6 +74,8 @@ struct ccid_bridge_stats {
 	guint64 intr_in;         /* interrupt packets sent */
 	guint64 control;         /* control packets answered */
 	guint64 cancelled;       /* bulk-IN packets cancelled by the peer */
+	guint64 output_queued;   /* bytes waiting for the peer to read, now */
+	gboolean reading;        /* FALSE while back-pressure stops reading */
 };
 void ccid_bridge_get_stats(const ccid_bridge *bridge,
 			   struct ccid_bridge_stats *stats);

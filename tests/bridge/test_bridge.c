@@ -537,6 +537,109 @@ START_TEST(test_listen_unix_busy_and_connect)
 }
 END_TEST
 
+
+START_TEST(test_usb_reset_cancels_and_unconfigures)
+{
+	struct served s;
+	struct fake_qemu g;
+	uint64_t id;
+
+	served_init(&s, 500);
+	connect_pair(&s, &g);
+	fake_qemu_set_configuration(&g, 1);
+	id = fake_qemu_bulk_in_request(&g, 64);
+	fake_qemu_spin(&g, NULL, NULL, 50);
+	ck_assert(!g.bulk[id % FAKE_QEMU_BULK_SLOTS].done);
+	usbredirparser_send_reset(g.parser);
+	/* The pending bulk-IN is answered "cancelled"... */
+	ck_assert(fake_qemu_spin(&g, fake_qemu_bulk_done, (void *)(uintptr_t)id,
+				 2000));
+	ck_assert_int_eq(g.bulk[id % FAKE_QEMU_BULK_SLOTS].status,
+			 usb_redir_cancelled);
+	/* ... and the device is back in the address state. */
+	g.have_cfg_status = false;
+	usbredirparser_send_get_configuration(g.parser, g.next_id++);
+	ck_assert(fake_qemu_spin(&g, fake_qemu_cfg_done, NULL, 2000));
+	ck_assert_int_eq(g.cfg_status.configuration, 0);
+	/* It comes back after configuring again, with the card powered off. */
+	fake_qemu_set_configuration(&g, 1);
+	fake_qemu_power_on(&g, 3);
+	fake_qemu_fini(&g);
+	served_fini(&s);
+}
+END_TEST
+
+static gboolean tick_cb(gpointer data)
+{
+	(*(unsigned *)data)++;
+	return G_SOURCE_CONTINUE;
+}
+
+/* A QEMU that sends requests but never reads the answers: the bridge
+ * stops reading from it once 4 MiB of answers are queued, memory stays
+ * bounded, and the main loop (other readers, the control socket, timers)
+ * keeps running.  When the peer reads again, everything flows. */
+START_TEST(test_stuck_peer_backpressure)
+{
+	struct served s;
+	struct fake_qemu g;
+	struct ccid_bridge_stats st;
+	static uint8_t msg[64];
+	/* PATTERN, extended Le 00 00 00 = 65536 bytes: 65548-byte answers */
+	const uint8_t pattern[] = { 0x80, 0x02, 0x00, 0x00, 0x00, 0x00, 0x00 };
+	unsigned ticks = 0, sent = 0;
+	guint tick;
+	gint64 end;
+	uint32_t n;
+
+	served_init(&s, 500);
+	connect_pair(&s, &g);
+	fake_qemu_set_configuration(&g, 1);
+	fake_qemu_power_on(&g, 1);
+	tick = g_timeout_add(10, tick_cb, &ticks);
+	n = fake_qemu_xfr_block(msg, 0, pattern, sizeof(pattern));
+	end = g_get_monotonic_time() + 1500 * 1000;
+	while (g_get_monotonic_time() < end) {
+		struct usb_redir_bulk_packet_header h = {
+			.endpoint = CCID_EP_BULK_OUT, .length = (uint16_t)n,
+		};
+		struct usb_redir_bulk_packet_header in = {
+			.endpoint = CCID_EP_BULK_IN, .length = 0,
+			.length_high = 2,   /* 131072 bytes */
+		};
+
+		/* Write only: one XfrBlock and one bulk-IN request a turn. */
+		if (sent < 200) {
+			msg[6] = (uint8_t)sent;
+			usbredirparser_send_bulk_packet(g.parser, g.next_id++, &h,
+							msg, (int)n);
+			usbredirparser_send_bulk_packet(g.parser, g.next_id++, &in,
+							NULL, 0);
+			sent++;
+		}
+		usbredirparser_do_write(g.parser);
+		while (g_main_context_iteration(NULL, FALSE))
+			;
+		g_usleep(1000);
+	}
+	ccid_bridge_get_stats(s.bridge, &st);
+	/* Bounded: at most the high-water mark plus what was in flight. */
+	ck_assert_uint_le(st.output_queued, 4u * 1024 * 1024 + 2 * 65548 + 4096);
+	ck_assert_uint_ge(st.output_queued, 4u * 1024 * 1024);
+	ck_assert(!st.reading);
+	/* 1.5 s of 10 ms ticks: the loop was never blocked for long. */
+	ck_assert_uint_ge(ticks, 75);
+	g_source_remove(tick);
+	/* The peer reads again: every answer it asked for arrives. */
+	ck_assert(fake_qemu_spin(&g, NULL, NULL, 3000));
+	ccid_bridge_get_stats(s.bridge, &st);
+	ck_assert_uint_eq(st.output_queued, 0);
+	ck_assert(st.reading);
+	fake_qemu_fini(&g);
+	served_fini(&s);
+}
+END_TEST
+
 static Suite *bridge_suite(void)
 {
 	Suite *s = suite_create("bridge");
@@ -553,6 +656,8 @@ static Suite *bridge_suite(void)
 	tcase_add_test(tc, test_cancel_pending_bulk_in);
 	tcase_add_test(tc, test_reconnect_keeps_card);
 	tcase_add_test(tc, test_detach_sends_device_disconnect);
+	tcase_add_test(tc, test_usb_reset_cancels_and_unconfigures);
+	tcase_add_test(tc, test_stuck_peer_backpressure);
 	tcase_add_test(tc, test_address_parse);
 	tcase_add_test(tc, test_listen_unix_busy_and_connect);
 	suite_add_tcase(s, tc);
