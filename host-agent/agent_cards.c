@@ -4,6 +4,7 @@
  */
 #include "agent_cards.h"
 
+#include <ccid_card_pcsc.h>
 #include <ccid_card_virtual.h>
 #include <string.h>
 
@@ -14,6 +15,8 @@ const char *agent_card_kind_name(enum agent_card_kind kind)
 		return "virtual";
 	case AGENT_CARD_LOOPBACK:
 		return "loopback";
+	case AGENT_CARD_PCSC:
+		return "pcsc";
 	}
 	return "unknown";
 }
@@ -44,9 +47,27 @@ gboolean agent_card_spec_parse(const char *text, struct agent_card_spec *spec,
 		spec->nssdb_dir = g_strdup(dir);
 		return TRUE;
 	}
+	if (g_strcmp0(text, "pcsc") == 0 ||
+	    (text != NULL && g_str_has_prefix(text, "pcsc:"))) {
+		struct ccid_card_pcsc_config cfg;
+		g_autoptr(GError) why = NULL;
+
+		ccid_card_pcsc_config_init(&cfg);
+		if (!ccid_card_pcsc_spec_parse(text[4] == ':' ? text + 5 : "",
+					       &spec->reader, &cfg, &why)) {
+			g_set_error(error, G_OPTION_ERROR,
+				    G_OPTION_ERROR_BAD_VALUE, "card '%s': %s",
+				    text, why->message);
+			return FALSE;
+		}
+		spec->kind = AGENT_CARD_PCSC;
+		spec->idle_ms = cfg.idle_ms;
+		spec->lock_timeout_ms = cfg.lock_timeout_ms;
+		return TRUE;
+	}
 	g_set_error(error, G_OPTION_ERROR, G_OPTION_ERROR_BAD_VALUE,
-		    "unknown card '%s' (expected virtual, virtual:NSSDB_DIR "
-		    "or loopback)", text != NULL ? text : "");
+		    "unknown card '%s' (expected virtual, virtual:NSSDB_DIR, "
+		    "loopback or pcsc:READER)", text != NULL ? text : "");
 	return FALSE;
 }
 
@@ -78,6 +99,7 @@ void agent_card_spec_clear(struct agent_card_spec *spec)
 {
 	g_clear_pointer(&spec->nssdb_dir, g_free);
 	g_clear_pointer(&spec->nicknames, g_strfreev);
+	g_clear_pointer(&spec->reader, g_free);
 }
 
 gboolean agent_cards_add(agent_cardset *cs, const struct agent_card_spec *spec,
@@ -93,6 +115,19 @@ gboolean agent_cards_add(agent_cardset *cs, const struct agent_card_spec *spec,
 		if (spec->kind == AGENT_CARD_LOOPBACK) {
 			if (agent_cardset_add_loopback(cs, i, error) == NULL)
 				return FALSE;
+			continue;
+		}
+		if (spec->kind == AGENT_CARD_PCSC) {
+			struct ccid_card_pcsc_config pcfg;
+
+			ccid_card_pcsc_config_init(&pcfg);
+			pcfg.reader = spec->reader;
+			pcfg.idle_ms = spec->idle_ms;
+			pcfg.lock_timeout_ms = spec->lock_timeout_ms;
+			if (agent_cardset_add_pcsc(cs, i, &pcfg, error) == NULL) {
+				g_prefix_error(error, "slot %u: ", i);
+				return FALSE;
+			}
 			continue;
 		}
 		cfg.nssdb_dir = spec->nssdb_dir;

@@ -7,6 +7,10 @@
  *                    first use under $XDG_DATA_HOME/ccid-emu/nssdb)
  *   virtual:DIR      a virtual CAC card on the NSS database in DIR
  *   loopback         the deterministic loopback test card
+ *   pcsc[:READER[,idle=MS][,lock_timeout=MS]]
+ *                    the real card in a host PC/SC reader, shared with the
+ *                    host's applications (READER: exact name or a unique
+ *                    part of it; none: the only reader)
  */
 #ifndef CCID_AGENT_CARDS_H
 #define CCID_AGENT_CARDS_H
@@ -21,12 +25,16 @@ G_BEGIN_DECLS
 enum agent_card_kind {
 	AGENT_CARD_VIRTUAL,
 	AGENT_CARD_LOOPBACK,
+	AGENT_CARD_PCSC,
 };
 
 struct agent_card_spec {
 	enum agent_card_kind kind;
 	char *nssdb_dir;        /* virtual:DIR, else NULL */
 	char **nicknames;       /* three, or NULL */
+	char *reader;           /* pcsc: reader pattern ("" = the only one) */
+	guint idle_ms;          /* pcsc: transaction idle release */
+	guint lock_timeout_ms;  /* pcsc: wait for a card held by others */
 };
 
 gboolean agent_card_spec_parse(const char *text, struct agent_card_spec *spec,

@@ -21,6 +21,7 @@ enum slot_card_kind {
 	SLOT_CARD_NONE,
 	SLOT_CARD_LOOPBACK,
 	SLOT_CARD_VIRTUAL,
+	SLOT_CARD_PCSC,
 };
 
 /* One slot's card as the set sees it. */
@@ -321,6 +322,52 @@ ccid_card_virtual *agent_cardset_add_virtual(agent_cardset *cs,
 	return card;
 }
 
+static void pcsc_free_notify(gpointer p)
+{
+	ccid_card_pcsc_free(p);
+}
+
+/* The pcsc card's events are worth a line in the agent's log. */
+static void pcsc_event(void *user, enum ccid_card_pcsc_event ev,
+		       const char *detail)
+{
+	struct slot_card *sc = user;
+
+	g_message("slot %u: %s", sc->index, detail);
+}
+
+ccid_card_pcsc *agent_cardset_add_pcsc(agent_cardset *cs, unsigned index,
+				       const struct ccid_card_pcsc_config *cfg,
+				       GError **error)
+{
+	struct slot_card *sc = slot_for_new_card(cs, index, error);
+	struct ccid_card_pcsc_config pcfg;
+	ccid_card_pcsc *card;
+
+	if (sc == NULL)
+		return NULL;
+	if (cfg != NULL)
+		pcfg = *cfg;
+	else
+		ccid_card_pcsc_config_init(&pcfg);
+	pcfg.context = cs->ctx;
+	pcfg.event = pcsc_event;
+	pcfg.event_user = sc;
+	card = ccid_card_pcsc_new(sc->slot, &pcfg, error);
+	if (card == NULL)
+		return NULL;
+	sc->kind = SLOT_CARD_PCSC;
+	sc->card = card;
+	agent_cardset_own(cs, card, pcsc_free_notify);
+	ccid_slot_set_card(sc->slot, ccid_card_pcsc_ops(), card,
+			   ccid_card_pcsc_is_present(card));
+	g_message("slot %u: pcsc card on reader '%s' (%s)", index,
+		  ccid_card_pcsc_get_reader(card),
+		  ccid_card_pcsc_is_present(card) ? "card inserted" :
+						    "no card yet");
+	return card;
+}
+
 /* --- insert and remove ----------------------------------------------------- */
 
 static struct slot_card *slot_with_card(agent_cardset *cs, unsigned index)
@@ -344,6 +391,8 @@ gboolean agent_cardset_is_present(agent_cardset *cs, unsigned index)
 		return FALSE;
 	if (sc->kind == SLOT_CARD_VIRTUAL)
 		return ccid_card_virtual_is_present(sc->card);
+	if (sc->kind == SLOT_CARD_PCSC)
+		return ccid_card_pcsc_is_present(sc->card);
 	return sc->present;
 }
 
@@ -353,7 +402,14 @@ const char *agent_cardset_card_name(agent_cardset *cs, unsigned index)
 
 	if (sc == NULL)
 		return NULL;
-	return sc->kind == SLOT_CARD_VIRTUAL ? "virtual" : "loopback";
+	switch (sc->kind) {
+	case SLOT_CARD_VIRTUAL:
+		return "virtual";
+	case SLOT_CARD_PCSC:
+		return "pcsc";
+	default:
+		return "loopback";
+	}
 }
 
 static gboolean wait_poll_cb(gpointer data)
@@ -388,6 +444,15 @@ void agent_cardset_set_inserted(agent_cardset *cs, unsigned index,
 				    AGENT_CARDSET_ERROR_NO_CARD,
 				    "slot %u has no card that can be %s", index,
 				    inserted ? "inserted" : "removed");
+		done(user, FALSE, error);
+		return;
+	}
+	if (sc->kind == SLOT_CARD_PCSC) {
+		error = g_error_new(AGENT_CARDSET_ERROR,
+				    AGENT_CARDSET_ERROR_BACKEND,
+				    "slot %u holds a real card (pcsc): %s it "
+				    "in the reader itself", index,
+				    inserted ? "insert" : "remove");
 		done(user, FALSE, error);
 		return;
 	}

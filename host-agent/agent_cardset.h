@@ -14,6 +14,7 @@
 
 #include <ccid-emu/ccid_emu.h>
 #include <ccid_card_loopback.h>
+#include <ccid_card_pcsc.h>
 #include <ccid_card_virtual.h>
 #include <glib.h>
 
@@ -60,11 +61,20 @@ ccid_card_virtual *agent_cardset_add_virtual(agent_cardset *cs,
 					     const struct ccid_card_virtual_config *cfg,
 					     GError **error);
 
-/* Whether slot @index has a card added by the two functions above, and
+/* The real card in a host PC/SC reader on slot @index (see
+ * ccid_card_pcsc.h); @cfg may be NULL, its context and event callback are
+ * replaced by the set's (events are logged with g_message()).  Inserted if
+ * the reader has a card.  It comes and goes with the physical card, so
+ * agent_cardset_set_inserted() refuses to move it. */
+ccid_card_pcsc *agent_cardset_add_pcsc(agent_cardset *cs, unsigned index,
+				       const struct ccid_card_pcsc_config *cfg,
+				       GError **error);
+
+/* Whether slot @index has a card added by the functions above, and
  * whether that card is in the reader right now. */
 gboolean agent_cardset_has_card(agent_cardset *cs, unsigned index);
 gboolean agent_cardset_is_present(agent_cardset *cs, unsigned index);
-/* "loopback", "virtual" or NULL. */
+/* "loopback", "virtual", "pcsc" or NULL. */
 const char *agent_cardset_card_name(agent_cardset *cs, unsigned index);
 
 /* @error is NULL on success; @changed says whether the card moved (FALSE

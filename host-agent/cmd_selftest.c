@@ -526,6 +526,41 @@ static gboolean virtual_apdus(struct selftest *st, guint8 slot)
 	return ok;
 }
 
+/* A real card of unknown kind: any well-formed answer will do.  SELECT
+ * MF by file ID (no response data) is about the most harmless APDU there
+ * is; it is sent repeatedly to time the round trip through pcscd. */
+static gboolean pcsc_apdus(struct selftest *st, guint8 slot)
+{
+	static const guint8 select_mf[] = { 0x00, 0xA4, 0x00, 0x0C, 0x02,
+					    0x3F, 0x00 };
+	g_autoptr(GByteArray) r = g_byte_array_new();
+	g_autoptr(GError) error = NULL;
+	const guint n = 200;
+	gint64 t0;
+	guint i;
+
+	if (!agent_host_xfr_apdu(st->h, slot, select_mf, sizeof(select_mf), r,
+				 NULL, &error))
+		return report_error(st, "SELECT MF", error);
+	if (r->len < 2) {
+		report(st, FALSE, "SELECT MF", "%u-byte response", r->len);
+		return FALSE;
+	}
+	report(st, TRUE, "SELECT MF", "SW %02X%02X", r->data[r->len - 2],
+	       r->data[r->len - 1]);
+
+	t0 = g_get_monotonic_time();
+	for (i = 0; i < n; i++) {
+		g_byte_array_set_size(r, 0);
+		if (!agent_host_xfr_apdu(st->h, slot, select_mf,
+					 sizeof(select_mf), r, NULL, &error))
+			return report_error(st, "APDU round trip", error);
+	}
+	report(st, TRUE, "APDU round trip", "%.1f us per SELECT MF (%u APDUs "
+	       "through pcscd)", (g_get_monotonic_time() - t0) / (double)n, n);
+	return TRUE;
+}
+
 static void run_slot(struct selftest *st, guint8 slot)
 {
 	printf("slot %u:\n", slot);
@@ -536,6 +571,8 @@ static void run_slot(struct selftest *st, guint8 slot)
 		return;
 	if (st->spec.kind == AGENT_CARD_LOOPBACK)
 		loopback_apdus(st, slot, slot == 0);
+	else if (st->spec.kind == AGENT_CARD_PCSC)
+		pcsc_apdus(st, slot);
 	else
 		virtual_apdus(st, slot);
 	if (!step_power_off(st, slot))
@@ -598,8 +635,9 @@ int agent_cmd_selftest(int argc, char **argv)
 	gboolean verbose = FALSE;
 	const GOptionEntry entries[] = {
 		{ "card", 'c', 0, G_OPTION_ARG_STRING, &card,
-		  "Card to test: virtual (default), virtual:NSSDB_DIR or "
-		  "loopback", "CARD" },
+		  "Card to test: virtual (default), virtual:NSSDB_DIR, "
+		  "loopback or pcsc:READER[,idle=MS][,lock_timeout=MS]",
+		  "CARD" },
 		{ "slots", 's', 0, G_OPTION_ARG_INT, &slots,
 		  "Number of slots, each with its own card (1-8, default 1)",
 		  "N" },

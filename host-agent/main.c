@@ -16,6 +16,10 @@ static const struct agent_command commands[] = {
 	  agent_cmd_serve },
 	{ "ctl", "insert or remove a card of a running 'serve', or show it",
 	  agent_cmd_ctl },
+	{ "passthrough", "hand a real USB reader whole to one VM (foreground)",
+	  agent_cmd_passthrough },
+	{ "list-usb", "list the USB smart-card readers and who holds them",
+	  agent_cmd_list_usb },
 };
 
 static void usage(FILE *out)

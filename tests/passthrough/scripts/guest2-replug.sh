@@ -1,0 +1,32 @@
+# SPDX-License-Identifier: LGPL-2.1-or-later
+# shellcheck shell=sh
+#
+# Guest 2, run C: after run B's kill the passed-through reader still works;
+# then the host unplugs the emulated reader under guest 1 (restarts
+# `ccid-agent serve`): guest 1's agent sends device_disconnect, so the
+# reader leaves this guest, and comes back when guest 1 sees it again.
+
+VID=1209
+PID=cc1d
+T=ccid-guest-tool
+
+usb_wait $VID $PID 60 || { fail g2c-usb "no reader"; exit 1; }
+ccid_plist_add $VID $PID "ccid-emu Virtual CCID Reader"
+pcscd_start
+check_grep g2c-atr-after-kill '^atr=3B' $T -t 30000 atr
+check g2c-pattern-after-kill $T -t 60000 pattern 65536
+reader_gone() { ! usb_present $VID $PID; }
+note "ptest unplug-now"
+if wait_until 60 reader_gone; then
+	pass g2c-unplugged "the reader left guest 2"
+else
+	fail g2c-unplugged "the reader stayed for 60 s"
+fi
+if usb_wait $VID $PID 90; then
+	pass g2c-replugged "the reader is back"
+else
+	fail g2c-replugged "not back after 90 s"
+	exit 1
+fi
+check_grep g2c-atr-after-replug '^atr=3B' $T -t 30000 atr
+check g2c-pattern-after-replug $T -t 60000 pattern 65536
