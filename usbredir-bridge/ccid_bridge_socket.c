@@ -5,9 +5,9 @@
  * connect (QEMU's chardev is a server).
  */
 #include <errno.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/un.h>
-
 
 #include "ccid_bridge.h"
 #include "ccid_endpoint.h"

@@ -40,10 +40,12 @@
 #
 # The guest reports on its second serial port (results.log):
 #   RESULT <name> PASS|FAIL|SKIP <detail>, METRIC <name> <value> <unit>,
-#   NOTE <text>, and DONE <rc> <fails> when the script ends; then it powers
-#   off.  Exit status: 0 the script finished, no FAIL and every --expect
-#   PASSed (or, without --expect, at least one PASS); 1 a result failed or
-#   is missing; 2 usage or setup error; 3 timeout; 4 QEMU exited before DONE.
+#   NOTE <text>, REQUEST <words> and DATA <name> <hex> (for host scripts;
+#   DATA is not echoed), and DONE <rc> <fails> when the script ends; then
+#   it powers off.  Exit status: 0 the script finished, no FAIL and every
+#   --expect PASSed (or, without --expect, at least one PASS); 1 a result
+#   failed or is missing; 2 usage or setup error; 3 timeout; 4 QEMU exited
+#   before DONE.
 set -euo pipefail
 export LC_ALL=C
 
@@ -250,6 +252,8 @@ QPID=$!
 			line=${line//$'\r'/}
 			[[ -n $line ]] || continue
 			printf '%s %s\n' "$(elapsed)" "$line" >>"$WORK/results.timed"
+			# File contents (export_file) are for scripts, not eyes.
+			[[ $line == "DATA "* && $line != "DATA "*" end "* ]] && continue
 			printf 'boot-guest: %s %s\n' "$(elapsed)" "$line"
 		done
 ) &
@@ -278,7 +282,8 @@ while kill -0 "$QPID" 2>/dev/null; do
 	sleep 0.1
 done
 QRC=0
-wait "$QPID" || QRC=$?
+# (stderr: bash would report a QEMU killed by a test as "Killed")
+wait "$QPID" 2>/dev/null || QRC=$?
 QPID=
 WALL_MS=$(($(now_ms) - T0))
 for p in "${PIDS[@]}"; do wait "$p" 2>/dev/null || true; done

@@ -3,8 +3,9 @@
 #
 # Host-side check of ccid-guest-tool's APDU encoding and argument
 # checking (its `encode` command needs no PC/SC): exact bytes of short and
-# extended PATTERN/ECHO APDUs at the length boundaries, the loopback data
-# pattern byte[i] = (i*31+7) & 0xFF, and refusal of bad specs.
+# extended PATTERN/ECHO/DELAYED PATTERN APDUs at the length boundaries,
+# the loopback data pattern byte[i] = (i*31+7) & 0xFF, and refusal of
+# bad specs.
 #
 # Usage: test-tool-encode.sh PATH_TO_ccid-guest-tool
 set -euo pipefail
@@ -53,6 +54,11 @@ expect echo:256 8001000000"0100$(pattern_hex 256)"0000
 expect echo:65535 8001000000"FFFF$(pattern_hex 65535)"0000
 expect '00 a4 04 00 07 a0:00:00:00:79:03:00=*9000|*61..' 00A4040007A0000000790300
 expect '80ca9f7f=..9000' 80CA9F7F
+# DELAYED PATTERN: 4 big-endian delay bytes, then Le (short or extended).
+expect dpattern:10000:1 800400000400002710""01
+expect dpattern:3000:256 80040000040000""0BB8""00
+expect dpattern:0:257 80040000""000004""00000000""0101
+expect dpattern:600000:65536 80040000""000004""000927C0""0000
 
 refuse pattern:0
 refuse pattern:65537
@@ -65,6 +71,11 @@ refuse 00A4040G
 refuse '00A40400=9'
 refuse '00A40400=9000|'
 refuse '00A40400=1|2|3|4|5'
+refuse dpattern:1000
+refuse dpattern:1000:0
+refuse dpattern:600001:1
+refuse dpattern::1
+refuse dpattern:1000:65537
 
 echo "$fails failure(s)"
 ((fails == 0))

@@ -4,8 +4,10 @@
  * the test guest against its stock pcscd + libccid and drives whatever
  * reader the host plugged in (our emulated one behind usb-redir, or QEMU's
  * own usb-ccid): list readers, wait for reader and card events, print the
- * ATR, send APDUs and check the answers, check the loopback card's large
- * extended-length answers byte by byte, and time round trips.
+ * ATR, find a reader by its card's ATR, send APDUs (optionally fetching
+ * T=0 "61 xx" answers with GET RESPONSE) and check the answers, check the
+ * loopback card's large extended-length answers byte by byte, and time
+ * round trips.
  *
  * Output is one "key=value ..." line per fact, for guest scripts to grep.
  * Exit status: 0 success, 1 an answer did not match, 2 usage error,
@@ -36,6 +38,8 @@
 #define LOOP_CLA         0x80u
 #define LOOP_INS_ECHO    0x01u
 #define LOOP_INS_PATTERN 0x02u
+#define LOOP_INS_DELAYED_PATTERN 0x04u
+#define MAX_DELAY_MS     600000ul  /* ten minutes: more is a typo */
 
 #define MAX_NC 65535u          /* extended Lc */
 #define MAX_NE 65536u          /* extended Le 00 00 */
@@ -54,7 +58,14 @@ struct opts {
 	const char *reader_match;   /* substring of the reader name, or NULL */
 	long timeout_ms;
 	bool verbose;
+	bool get_response;          /* answer 61 xx with GET RESPONSE */
 };
+
+/* ISO 7816-4 GET RESPONSE, and how many a single exchange may need: a
+ * 64 KiB answer in 256-byte pieces, plus slack.  A card that keeps
+ * answering 61 xx beyond that is broken, not slow. */
+#define ISO_INS_GET_RESPONSE 0xC0u
+#define MAX_GET_RESPONSES    300u
 
 enum check_kind {
 	CHECK_NONE,     /* any answer */
@@ -236,6 +247,70 @@ static bool build_pattern(struct exchange *x, unsigned long n)
 }
 
 /*
+ * DELAYED PATTERN: the card waits ms milliseconds, then answers n pattern
+ * bytes; case 4 with the delay as 4 big-endian data bytes, short (Lc 04,
+ * Le up to 256) or extended (00 00 04 ... Le of 2 bytes) encoding.
+ */
+static bool build_delayed_pattern(struct exchange *x, unsigned long ms,
+				  unsigned long n)
+{
+	uint8_t *c = malloc(13);
+	size_t off;
+
+	if (c == NULL)
+		return false;
+	c[0] = LOOP_CLA;
+	c[1] = LOOP_INS_DELAYED_PATTERN;
+	c[2] = 0;
+	c[3] = 0;
+	if (n <= 256) {
+		c[4] = 4;
+		off = 5;
+	} else {
+		c[4] = 0;
+		c[5] = 0;
+		c[6] = 4;
+		off = 7;
+	}
+	for (int i = 3; i >= 0; i--)
+		c[off++] = (uint8_t)((ms >> (8 * i)) & 0xFFu);
+	if (n <= 256) {
+		c[off++] = (uint8_t)(n & 0xFFu);
+	} else {
+		c[off++] = (uint8_t)((n >> 8) & 0xFFu);
+		c[off++] = (uint8_t)(n & 0xFFu);
+	}
+	x->cmd = c;
+	x->cmd_len = off;
+	x->check = CHECK_PATTERN;
+	x->n = n;
+	snprintf(x->label, sizeof(x->label), "dpattern:%lu:%lu", ms, n);
+	return true;
+}
+
+/* "MS:N" of a dpattern: spec. */
+static bool parse_dpattern(const char *s, struct exchange *x)
+{
+	const char *colon = strchr(s, ':');
+	unsigned long ms, n;
+	char *head;
+	bool ok;
+
+	if (colon == NULL) {
+		fprintf(stderr, "ccid-guest-tool: 'dpattern:%s': expected dpattern:MS:N\n",
+			s);
+		return false;
+	}
+	head = strndup(s, (size_t)(colon - s));
+	if (head == NULL)
+		return false;
+	ok = parse_ulong(head, 0, MAX_DELAY_MS, "delay", &ms) &&
+	     parse_ulong(colon + 1, 1, MAX_NE, "pattern length", &n);
+	free(head);
+	return ok && build_delayed_pattern(x, ms, n);
+}
+
+/*
  * ECHO with Nc = n bytes of the loopback pattern: case 1 when n is 0,
  * short case 4 (Le 00) up to 255 bytes, extended case 4 (Le 00 00) beyond.
  */
@@ -280,7 +355,7 @@ static bool build_echo(struct exchange *x, unsigned long n)
 }
 
 /* "HEX", "HEX=EXPECT[|EXPECT...]" (EXPECT: hex with ".." wildcards,
- * '*' in front for a suffix), "pattern:N" or "echo:N". */
+ * '*' in front for a suffix), "pattern:N", "echo:N" or "dpattern:MS:N". */
 static bool exchange_parse(struct exchange *x, const char *spec)
 {
 	unsigned long n;
@@ -295,6 +370,8 @@ static bool exchange_parse(struct exchange *x, const char *spec)
 	if (strncmp(spec, "echo:", 5) == 0)
 		return parse_ulong(spec + 5, 0, MAX_NC, "echo length", &n) &&
 		       build_echo(x, n);
+	if (strncmp(spec, "dpattern:", 9) == 0)
+		return parse_dpattern(spec + 9, x);
 
 	eq = strchr(spec, '=');
 	hex = strndup(spec, eq != NULL ? (size_t)(eq - spec) : strlen(spec));
@@ -612,20 +689,66 @@ static int session_connect(struct session *s, const struct opts *o)
 	}
 }
 
-static int session_transmit(struct session *s, const struct exchange *x,
-			    uint8_t *resp, size_t *resp_len)
+static int session_transmit_raw(struct session *s, const uint8_t *cmd,
+				size_t cmd_len, uint8_t *resp, size_t cap,
+				size_t *resp_len)
 {
 	const SCARD_IO_REQUEST *pci = s->protocol == SCARD_PROTOCOL_T0 ?
 				      SCARD_PCI_T0 : SCARD_PCI_T1;
-	DWORD len = RESP_CAP;
-	LONG rv = SCardTransmit(s->card, pci, x->cmd, (DWORD)x->cmd_len, NULL,
-				resp, &len);
+	DWORD len = (DWORD)cap;
+	LONG rv = SCardTransmit(s->card, pci, cmd, (DWORD)cmd_len, NULL, resp,
+				&len);
 
 	if (rv != SCARD_S_SUCCESS) {
 		pcsc_error("SCardTransmit", rv);
 		return EXIT_PCSC;
 	}
+	if (len < 2 || len > cap) {
+		fprintf(stderr, "ccid-guest-tool: SCardTransmit: answer of %lu bytes (buffer %zu)\n",
+			(unsigned long)len, cap);
+		return EXIT_PCSC;
+	}
 	*resp_len = len;
+	return 0;
+}
+
+/*
+ * One exchange: the command, and with -g a GET RESPONSE for every 61 xx
+ * answer, the pieces joined (data of each, the last SW), as a T=0 client
+ * such as OpenSC does.  *@n_apdus counts the APDUs sent.
+ */
+static int session_transmit(struct session *s, const struct opts *o,
+			    const struct exchange *x, uint8_t *resp,
+			    size_t *resp_len, unsigned *n_apdus)
+{
+	size_t len = 0, have;
+	int ret;
+
+	*n_apdus = 1;
+	ret = session_transmit_raw(s, x->cmd, x->cmd_len, resp, RESP_CAP, &len);
+	if (ret != 0)
+		return ret;
+	have = len;
+	while (o->get_response && resp[have - 2] == 0x61) {
+		const uint8_t get[5] = { 0x00, ISO_INS_GET_RESPONSE, 0x00, 0x00,
+					 resp[have - 1] };
+		size_t piece = 0;
+
+		if (*n_apdus > MAX_GET_RESPONSES) {
+			fprintf(stderr, "ccid-guest-tool: %s: card still answers 61 xx after %u GET RESPONSEs\n",
+				x->label, MAX_GET_RESPONSES);
+			return EXIT_MISMATCH;
+		}
+		/* The next piece overwrites this one's SW. */
+		have -= 2;
+		ret = session_transmit_raw(s, get, sizeof(get), resp + have,
+					   RESP_CAP - have, &piece);
+		(*n_apdus)++;
+		if (ret != 0)
+			return ret;
+		have += piece;
+	}
+	*resp_len = have;
 	return 0;
 }
 
@@ -771,6 +894,96 @@ static int cmd_atr(struct session *s, const struct opts *o, int argc,
 	return 0;
 }
 
+/* Readers find-reader watches at once (the PnP pseudo-reader aside). */
+#define FIND_MAX_READERS 16
+
+/*
+ * Waits for a reader holding a card whose ATR starts with the given bytes
+ * (and, with -r, whose name matches) and prints its name: scripts pick
+ * the reader of a given card this way when several readers have the same
+ * name but for pcscd's index.  Sleeps in SCardGetStatusChange on the
+ * readers and the PnP pseudo-reader, so card and reader events wake it.
+ */
+static int cmd_find_reader(struct session *s, const struct opts *o, int argc,
+			   char **argv)
+{
+	uint8_t want[MAX_ATR_SIZE];
+	size_t want_len = 0;
+	double t0 = now_ms();
+
+	if (argc != 1)
+		return EXIT_USAGE;
+	if (!hex_parse(argv[0], want, NULL, sizeof(want), &want_len) ||
+	    want_len == 0) {
+		fprintf(stderr, "ccid-guest-tool: find-reader: '%s' is not an ATR prefix in hex\n",
+			argv[0]);
+		return EXIT_USAGE;
+	}
+	for (;;) {
+		SCARD_READERSTATE rs[FIND_MAX_READERS + 1];
+		char buf[4096];
+		unsigned count = 0, n = 0;
+		int ret = session_establish(s);
+		LONG rv;
+
+		if (ret != 0)
+			return ret;
+		if (session_readers(s, buf, sizeof(buf), &count) != 0) {
+			session_close(s);
+			sleep_ms(50);
+			continue;
+		}
+		memset(rs, 0, sizeof(rs));
+		for (const char *p = buf; *p != '\0' && n < FIND_MAX_READERS;
+		     p += strlen(p) + 1) {
+			rs[n].szReader = p;
+			rs[n++].dwCurrentState = SCARD_STATE_UNAWARE;
+		}
+		/* The current state of every reader, at once. */
+		rv = n > 0 ? SCardGetStatusChange(s->ctx, 0, rs, n) :
+			     SCARD_S_SUCCESS;
+		if (rv != SCARD_S_SUCCESS && rv != SCARD_E_TIMEOUT) {
+			session_close(s);
+			sleep_ms(50);
+			continue;
+		}
+		for (unsigned i = 0; i < n; i++) {
+			DWORD st = rs[i].dwEventState;
+
+			if (o->reader_match != NULL &&
+			    strstr(rs[i].szReader, o->reader_match) == NULL)
+				continue;
+			if (!(st & SCARD_STATE_PRESENT) || (st & SCARD_STATE_MUTE) ||
+			    rs[i].cbAtr < want_len ||
+			    memcmp(rs[i].rgbAtr, want, want_len) != 0)
+				continue;
+			printf("reader=%s\natr=", rs[i].szReader);
+			print_hex(stdout, rs[i].rgbAtr, rs[i].cbAtr, MAX_ATR_SIZE);
+			printf(" waited_ms=%.0f\n", now_ms() - t0);
+			return 0;
+		}
+		if (remaining_ms(s) == 0) {
+			fprintf(stderr, "ccid-guest-tool: timeout: no card with ATR %s... in %u reader(s)\n",
+				argv[0], count);
+			return EXIT_TIMEOUT;
+		}
+		/* Sleep until a card or reader event, or a slice passes. */
+		for (unsigned i = 0; i < n; i++)
+			rs[i].dwCurrentState = rs[i].dwEventState &
+					       ~(DWORD)SCARD_STATE_CHANGED;
+		rs[n].szReader = PNP_READER;
+		rs[n].dwCurrentState = (DWORD)count << 16;
+		long slice = remaining_ms(s);
+
+		rv = SCardGetStatusChange(s->ctx, (DWORD)(slice > 500 ? 500 : slice),
+					  rs, n + 1);
+		if (rv != SCARD_S_SUCCESS && rv != SCARD_E_TIMEOUT) {
+			session_close(s);
+			sleep_ms(50);
+		}
+	}
+}
+
 static int run_exchanges(struct session *s, const struct opts *o,
 			 struct exchange *xs, int n)
 {
@@ -781,13 +994,14 @@ static int run_exchanges(struct session *s, const struct opts *o,
 		return EXIT_PCSC;
 	for (int i = 0; i < n && ret == 0; i++) {
 		size_t len = 0;
+		unsigned n_apdus = 0;
 		double t0 = now_ms();
 
-		ret = session_transmit(s, &xs[i], resp, &len);
+		ret = session_transmit(s, o, &xs[i], resp, &len, &n_apdus);
 		if (ret != 0)
 			break;
-		printf("%s[%d] ms=%.2f cmd_len=%zu resp_len=%zu > ", xs[i].label,
-		       i, now_ms() - t0, xs[i].cmd_len, len);
+		printf("%s[%d] ms=%.2f apdus=%u cmd_len=%zu resp_len=%zu > ",
+		       xs[i].label, i, now_ms() - t0, n_apdus, xs[i].cmd_len, len);
 		print_hex(stdout, xs[i].cmd, xs[i].cmd_len,
 			  o->verbose ? CMD_CAP : PRINT_MAX);
 		printf(" < ");
@@ -837,48 +1051,74 @@ static int cmd_loop(struct session *s, const struct opts *o, int argc,
 	return cmd_apdu(s, o, 1, args);
 }
 
+/*
+ * N rounds of the SPECs in order (default one echo:0), all in one card
+ * connection.  apdus_per_s counts every APDU sent, GET RESPONSEs (-g)
+ * included; rounds_per_s counts rounds; min/max are per round.
+ */
 static int cmd_bench(struct session *s, const struct opts *o, int argc,
 		     char **argv)
 {
-	struct exchange x;
-	unsigned long count;
-	uint8_t *resp;
+	struct exchange *xs;
+	int n_specs = argc > 1 ? argc - 1 : 1;
+	unsigned long count, apdus = 0;
+	char label[160] = "";
+	uint8_t *resp = NULL;
 	double total, min = 1e12, max = 0, t_start;
 	int ret = 0;
 
-	if (argc < 1 || argc > 2)
+	if (argc < 1)
 		return EXIT_USAGE;
 	if (!parse_ulong(argv[0], 1, 10000000, "round trips", &count))
 		return EXIT_USAGE;
-	if (!exchange_parse(&x, argc == 2 ? argv[1] : "echo:0")) {
-		exchange_free(&x);
-		return EXIT_USAGE;
+	xs = calloc((size_t)n_specs, sizeof(*xs));
+	if (xs == NULL)
+		return EXIT_PCSC;
+	for (int i = 0; i < n_specs && ret == 0; i++) {
+		size_t used = strlen(label);
+
+		if (!exchange_parse(&xs[i], argc > 1 ? argv[i + 1] : "echo:0"))
+			ret = EXIT_USAGE;
+		else
+			snprintf(label + used, sizeof(label) - used, "%s%s",
+				 i > 0 ? "+" : "", xs[i].label);
 	}
-	resp = malloc(RESP_CAP);
-	ret = resp == NULL ? EXIT_PCSC : session_connect(s, o);
+	if (ret == 0) {
+		resp = malloc(RESP_CAP);
+		ret = resp == NULL ? EXIT_PCSC : session_connect(s, o);
+	}
 	t_start = now_ms();
-	for (unsigned long i = 0; i < count && ret == 0; i++) {
-		size_t len = 0;
+	for (unsigned long r = 0; r < count && ret == 0; r++) {
 		double t0 = now_ms(), dt;
 
-		ret = session_transmit(s, &x, resp, &len);
+		for (int i = 0; i < n_specs && ret == 0; i++) {
+			size_t len = 0;
+			unsigned n = 0;
+
+			ret = session_transmit(s, o, &xs[i], resp, &len, &n);
+			apdus += n;
+			if (ret == 0 && !check_answer(&xs[i], resp, len)) {
+				fprintf(stderr, "ccid-guest-tool: bench: round %lu, %s failed\n",
+					r, xs[i].label);
+				ret = EXIT_MISMATCH;
+			}
+		}
 		dt = now_ms() - t0;
 		if (dt < min)
 			min = dt;
 		if (dt > max)
 			max = dt;
-		if (ret == 0 && !check_answer(&x, resp, len)) {
-			fprintf(stderr, "ccid-guest-tool: bench: round trip %lu failed\n", i);
-			ret = EXIT_MISMATCH;
-		}
 	}
 	total = now_ms() - t_start;
 	if (ret == 0)
-		printf("bench %s n=%lu cmd_len=%zu total_ms=%.1f mean_ms=%.3f min_ms=%.3f max_ms=%.3f apdus_per_s=%.1f\n",
-		       x.label, count, x.cmd_len, total, total / (double)count,
-		       min, max, (double)count * 1e3 / total);
+		printf("bench %s n=%lu apdus=%lu total_ms=%.1f mean_ms=%.3f min_ms=%.3f max_ms=%.3f rounds_per_s=%.1f apdus_per_s=%.1f\n",
+		       label, count, apdus, total, total / (double)count, min,
+		       max, (double)count * 1e3 / total,
+		       (double)apdus * 1e3 / total);
 	free(resp);
-	exchange_free(&x);
+	for (int i = 0; i < n_specs; i++)
+		exchange_free(&xs[i]);
+	free(xs);
 	return ret;
 }
 
@@ -902,22 +1142,27 @@ static int cmd_encode(int argc, char **argv)
 
 static void usage(FILE *f)
 {
-	fputs("usage: ccid-guest-tool [-r READER] [-t TIMEOUT_MS] [-v] COMMAND [ARGS]\n"
+	fputs("usage: ccid-guest-tool [-r READER] [-t TIMEOUT_MS] [-g] [-v] COMMAND [ARGS]\n"
 	      "  list                   readers now (exit 1 when none)\n"
 	      "  wait-reader [N]        wait for N readers (default 1)\n"
 	      "  wait-card [present|absent]\n"
 	      "  atr                    connect and print the ATR and protocol\n"
+	      "  find-reader ATRHEX     wait for a card whose ATR starts with\n"
+	      "                         ATRHEX, print its reader=NAME\n"
 	      "  apdu SPEC...           send APDUs in one connection, check answers\n"
 	      "  pattern N              loopback PATTERN, Ne = N (1..65536), checked\n"
 	      "  echo N                 loopback ECHO, Nc = N (0..65535), checked\n"
-	      "  bench N [SPEC]         N round trips (default echo:0), apdus_per_s\n"
+	      "  bench N [SPEC...]      N rounds of the SPECs (default echo:0):\n"
+	      "                         rounds_per_s, apdus_per_s\n"
 	      "  encode SPEC...         print the APDUs, send nothing\n"
-	      "SPEC: HEX | HEX=EXPECT[|EXPECT...] | pattern:N | echo:N\n"
+	      "SPEC: HEX | HEX=EXPECT[|EXPECT...] | pattern:N | echo:N |\n"
+	      "      dpattern:MS:N (loopback DELAYED PATTERN: MS ms, then N bytes)\n"
 	      "      EXPECT: the whole answer in hex, '..' matching any byte;\n"
 	      "      *EXPECT: the answer's tail (e.g. *9000)\n"
 	      "-r: first reader whose name contains READER; -t: deadline for the\n"
 	      "whole command, waits for pcscd/reader/card included (default 10000)\n"
-	      "-v: print whole APDUs\n"
+	      "-g: answer 61 xx with GET RESPONSE (00 C0 00 00 xx), check the\n"
+	      "joined answer; -v: print whole APDUs\n"
 	      "exit: 0 ok, 1 mismatch, 2 usage, 3 PC/SC error, 4 timeout\n", f);
 }
 
@@ -929,8 +1174,11 @@ int main(int argc, char **argv)
 	const char *cmd;
 	int opt, ret;
 
-	while ((opt = getopt(argc, argv, "+r:t:vh")) != -1) {
+	while ((opt = getopt(argc, argv, "+r:t:vgh")) != -1) {
 		switch (opt) {
+		case 'g':
+			o.get_response = true;
+			break;
 		case 'r':
 			o.reader_match = optarg;
 			break;
@@ -968,6 +1216,8 @@ int main(int argc, char **argv)
 		ret = cmd_wait_card(&s, &o, argc, argv);
 	else if (strcmp(cmd, "atr") == 0)
 		ret = cmd_atr(&s, &o, argc, argv);
+	else if (strcmp(cmd, "find-reader") == 0)
+		ret = cmd_find_reader(&s, &o, argc, argv);
 	else if (strcmp(cmd, "apdu") == 0)
 		ret = cmd_apdu(&s, &o, argc, argv);
 	else if (strcmp(cmd, "pattern") == 0)

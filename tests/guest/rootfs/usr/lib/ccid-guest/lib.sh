@@ -9,6 +9,8 @@
 #   RESULT <name> PASS|FAIL|SKIP <detail>
 #   METRIC <name> <value> <unit>
 #   NOTE <text>
+#   REQUEST <words>       asks a host-side watcher to act (host_request)
+#   DATA <name> <hex>     a file for the host, in pieces (export_file)
 #   DONE <script exit status> <number of FAIL results>     (init only)
 # <name> is one word: letters, digits, '.', '_', '-'.
 
@@ -68,6 +70,29 @@ fail() { _n=$1; shift; result "$_n" FAIL "$@"; }
 skip() { _n=$1; shift; result "$_n" SKIP "$@"; }
 metric() { emit "METRIC $1 $2 ${3:-}"; }
 note() { emit "NOTE $*"; }
+
+# host_request WORDS...: one "REQUEST <words>" line for a host script
+# that watches results.log (e.g. "REQUEST remove virtual": pull the card
+# out).  The guest learns that it was done from what it observes (a card
+# event), not from an answer: the results port only goes out.
+host_request() {
+	emit "REQUEST $*"
+}
+
+# export_file NAME FILE: FILE to the host as "DATA NAME <hex>" lines of 48
+# bytes and a last "DATA NAME end <size>"; the host joins the hex in
+# order (host-lib.sh: guest_data).  For certificates, signatures and the
+# like, not megabytes: 115200 baud is about 11 KB/s.
+export_file() {
+	case $1 in
+	'' | *[!A-Za-z0-9._-]*) echo "export_file: '$1' is not one word" >&2; return 1 ;;
+	esac
+	[ -r "$2" ] || { echo "export_file: cannot read '$2'" >&2; return 1; }
+	_port=$(cat "$CCIDG_STATE/port" 2>/dev/null)
+	# Only to the port: the console would just repeat the hex.
+	xxd -p -c 48 "$2" | sed "s/^/DATA $1 /" >"${_port:-/dev/console}"
+	emit "DATA $1 end $(wc -c <"$2" | tr -d ' ')"
+}
 
 # Number of FAIL results so far.
 failures() {
