@@ -282,8 +282,7 @@ while kill -0 "$QPID" 2>/dev/null; do
 	sleep 0.1
 done
 QRC=0
-# (stderr: bash would report a QEMU killed by a test as "Killed")
-wait "$QPID" 2>/dev/null || QRC=$?
+wait "$QPID" || QRC=$?
 QPID=
 WALL_MS=$(($(now_ms) - T0))
 for p in "${PIDS[@]}"; do wait "$p" 2>/dev/null || true; done
