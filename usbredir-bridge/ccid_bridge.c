@@ -56,7 +56,8 @@ struct ccid_bridge {
 	struct usbredirparser *parser;
 	int fd;
 	char *peer;
-	GSource *io_source;
+	GSource *io_source;    /* one per session; its condition is modified */
+	gpointer io_tag;
 	GIOCondition io_cond;
 	bool dead;             /* I/O failed: tear down outside the parser */
 	bool shown;            /* device_connect sent */
@@ -812,6 +813,25 @@ static void bridge_g_bulk_receiving_status(void *priv, uint64_t id,
 
 static gboolean bridge_io_cb(gint fd, GIOCondition cond, gpointer data);
 
+/* A socket source whose condition changes in place: toggling G_IO_OUT
+ * after every APDU must not cost a new GSource. */
+struct bridge_io_source {
+	GSource base;
+	ccid_bridge *bridge;
+};
+
+static gboolean bridge_io_dispatch(GSource *src, GSourceFunc cb, gpointer data)
+{
+	struct bridge_io_source *io = (struct bridge_io_source *)src;
+	ccid_bridge *b = io->bridge;
+
+	return bridge_io_cb(b->fd, g_source_query_unix_fd(src, b->io_tag), b);
+}
+
+static GSourceFuncs bridge_io_funcs = {
+	.dispatch = bridge_io_dispatch,
+};
+
 static void bridge_update_io(ccid_bridge *b)
 {
 	GIOCondition want = 0;
@@ -823,16 +843,18 @@ static void bridge_update_io(ccid_bridge *b)
 		want |= G_IO_IN;
 	if (usbredirparser_has_data_to_write(b->parser))
 		want |= G_IO_OUT;
-	if (b->io_source && want == b->io_cond)
-		return;
-	if (b->io_source) {
-		g_source_destroy(b->io_source);
-		g_source_unref(b->io_source);
+	if (!b->io_source) {
+		b->io_source = g_source_new(&bridge_io_funcs,
+					    sizeof(struct bridge_io_source));
+		((struct bridge_io_source *)b->io_source)->bridge = b;
+		b->io_tag = g_source_add_unix_fd(b->io_source, b->fd,
+						 want | G_IO_HUP | G_IO_ERR);
+		g_source_attach(b->io_source, b->ctx);
+	} else if (want != b->io_cond) {
+		g_source_modify_unix_fd(b->io_source, b->io_tag,
+					want | G_IO_HUP | G_IO_ERR);
 	}
 	b->io_cond = want;
-	b->io_source = g_unix_fd_source_new(b->fd, want | G_IO_HUP | G_IO_ERR);
-	g_source_set_callback(b->io_source, G_SOURCE_FUNC(bridge_io_cb), b, NULL);
-	g_source_attach(b->io_source, b->ctx);
 }
 
 static void bridge_session_end(ccid_bridge *b)
