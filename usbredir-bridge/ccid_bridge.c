@@ -103,13 +103,10 @@ static gboolean bridge_pump_cb(gpointer data);
 static void bridge_schedule_pump(ccid_bridge *b)
 {
 	/* Deferred rather than inline: the device calls us from deep inside
-	 * its own state changes, and the pump pulls from it. */
-	if (b->pump_source || !b->parser)
-		return;
-	b->pump_source = g_idle_source_new();
-	g_source_set_priority(b->pump_source, G_PRIORITY_HIGH);
-	g_source_set_callback(b->pump_source, bridge_pump_cb, b, NULL);
-	g_source_attach(b->pump_source, b->ctx);
+	 * its own state changes, and the pump pulls from it.  The source
+	 * lives as long as the bridge; arming it costs no allocation. */
+	if (b->parser)
+		g_source_set_ready_time(b->pump_source, 0);
 }
 
 static void bridge_tops_ready(void *user)
@@ -866,11 +863,7 @@ static void bridge_session_end(ccid_bridge *b)
 		g_source_unref(b->io_source);
 		b->io_source = NULL;
 	}
-	if (b->pump_source) {
-		g_source_destroy(b->pump_source);
-		g_source_unref(b->pump_source);
-		b->pump_source = NULL;
-	}
+	g_source_set_ready_time(b->pump_source, -1);
 	b->pending_count = 0;
 	b->pending_head = 0;
 	usbredirparser_destroy(b->parser);
@@ -901,15 +894,23 @@ static void bridge_flush(ccid_bridge *b)
 	bridge_update_io(b);
 }
 
+static gboolean bridge_pump_dispatch(GSource *src, GSourceFunc cb, gpointer data)
+{
+	return cb(data);
+}
+
+static GSourceFuncs bridge_pump_funcs = {
+	.dispatch = bridge_pump_dispatch,
+};
+
 static gboolean bridge_pump_cb(gpointer data)
 {
 	ccid_bridge *b = data;
 
-	g_source_unref(b->pump_source);
-	b->pump_source = NULL;
+	g_source_set_ready_time(b->pump_source, -1);
 	bridge_pump(b);
 	bridge_flush(b);
-	return G_SOURCE_REMOVE;
+	return G_SOURCE_CONTINUE;
 }
 
 static gboolean bridge_io_cb(gint fd, GIOCondition cond, gpointer data)
@@ -1081,6 +1082,11 @@ ccid_bridge *ccid_bridge_new(const struct ccid_config *cfg,
 		g_free(b);
 		return NULL;
 	}
+	b->pump_source = g_source_new(&bridge_pump_funcs, sizeof(GSource));
+	g_source_set_priority(b->pump_source, G_PRIORITY_HIGH);
+	g_source_set_callback(b->pump_source, bridge_pump_cb, b, NULL);
+	g_source_set_ready_time(b->pump_source, -1);
+	g_source_attach(b->pump_source, b->ctx);
 	/* Room for the largest message the device can produce. */
 	b->in_buf_len = CCID_EMU_DEFAULT_MAX_MSG;
 	b->in_buf = g_malloc(b->in_buf_len);
@@ -1101,6 +1107,8 @@ void ccid_bridge_free(ccid_bridge *b)
 		if (src)
 			g_source_destroy(src);
 	}
+	g_source_destroy(b->pump_source);
+	g_source_unref(b->pump_source);
 	g_free(b->in_buf);
 	g_main_context_unref(b->ctx);
 	g_free(b);
