@@ -4,6 +4,7 @@
  */
 #include "agent_cards.h"
 
+#include <ccid_card_nss.h>
 #include <ccid_card_pcsc.h>
 #include <ccid_card_virtual.h>
 #include <string.h>
@@ -17,6 +18,8 @@ const char *agent_card_kind_name(enum agent_card_kind kind)
 		return "loopback";
 	case AGENT_CARD_PCSC:
 		return "pcsc";
+	case AGENT_CARD_NSS:
+		return "nss";
 	}
 	return "unknown";
 }
@@ -65,9 +68,25 @@ gboolean agent_card_spec_parse(const char *text, struct agent_card_spec *spec,
 		spec->lock_timeout_ms = cfg.lock_timeout_ms;
 		return TRUE;
 	}
+	if (text != NULL && (g_strcmp0(text, "nss") == 0 ||
+			     g_str_has_prefix(text, "nss:"))) {
+		g_autoptr(GError) why = NULL;
+
+		if (!ccid_card_nss_spec_parse(text[3] == ':' ? text + 4 : "",
+					      &spec->nssdb_dir, &spec->token,
+					      &spec->nss_timeout_ms, &why)) {
+			g_set_error(error, G_OPTION_ERROR,
+				    G_OPTION_ERROR_BAD_VALUE, "card '%s': %s",
+				    text, why->message);
+			return FALSE;
+		}
+		spec->kind = AGENT_CARD_NSS;
+		return TRUE;
+	}
 	g_set_error(error, G_OPTION_ERROR, G_OPTION_ERROR_BAD_VALUE,
 		    "unknown card '%s' (expected virtual, virtual:NSSDB_DIR, "
-		    "loopback or pcsc:READER)", text != NULL ? text : "");
+		    "loopback, pcsc:READER or nss:NSSDB_DIR)",
+		    text != NULL ? text : "");
 	return FALSE;
 }
 
@@ -100,6 +119,7 @@ void agent_card_spec_clear(struct agent_card_spec *spec)
 	g_clear_pointer(&spec->nssdb_dir, g_free);
 	g_clear_pointer(&spec->nicknames, g_strfreev);
 	g_clear_pointer(&spec->reader, g_free);
+	g_clear_pointer(&spec->token, g_free);
 }
 
 gboolean agent_cards_add(agent_cardset *cs, const struct agent_card_spec *spec,
@@ -125,6 +145,18 @@ gboolean agent_cards_add(agent_cardset *cs, const struct agent_card_spec *spec,
 			pcfg.idle_ms = spec->idle_ms;
 			pcfg.lock_timeout_ms = spec->lock_timeout_ms;
 			if (agent_cardset_add_pcsc(cs, i, &pcfg, error) == NULL) {
+				g_prefix_error(error, "slot %u: ", i);
+				return FALSE;
+			}
+			continue;
+		}
+		if (spec->kind == AGENT_CARD_NSS) {
+			struct ccid_card_nss_config ncfg = { 0 };
+
+			ncfg.nssdb_dir = spec->nssdb_dir;
+			ncfg.token = spec->token;
+			ncfg.apdu_timeout_ms = spec->nss_timeout_ms;
+			if (agent_cardset_add_nss(cs, i, &ncfg, error) == NULL) {
 				g_prefix_error(error, "slot %u: ", i);
 				return FALSE;
 			}

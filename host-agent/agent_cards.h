@@ -11,6 +11,9 @@
  *                    the real card in a host PC/SC reader, shared with the
  *                    host's applications (READER: exact name or a unique
  *                    part of it; none: the only reader)
+ *   nss:DIR[,token=NAME][,timeout=MS]
+ *                    libcacard re-emulating a PKCS#11 token of the NSS
+ *                    database in DIR as a CAC card (one token per slot)
  */
 #ifndef CCID_AGENT_CARDS_H
 #define CCID_AGENT_CARDS_H
@@ -26,6 +29,7 @@ enum agent_card_kind {
 	AGENT_CARD_VIRTUAL,
 	AGENT_CARD_LOOPBACK,
 	AGENT_CARD_PCSC,
+	AGENT_CARD_NSS,
 };
 
 struct agent_card_spec {
@@ -35,6 +39,8 @@ struct agent_card_spec {
 	char *reader;           /* pcsc: reader pattern ("" = the only one) */
 	guint idle_ms;          /* pcsc: transaction idle release */
 	guint lock_timeout_ms;  /* pcsc: wait for a card held by others */
+	char *token;            /* nss: token label, NULL = any (nssdb_dir: DB) */
+	guint nss_timeout_ms;   /* nss: deadline per op, 0 = default */
 };
 
 gboolean agent_card_spec_parse(const char *text, struct agent_card_spec *spec,

@@ -22,6 +22,7 @@ enum slot_card_kind {
 	SLOT_CARD_LOOPBACK,
 	SLOT_CARD_VIRTUAL,
 	SLOT_CARD_PCSC,
+	SLOT_CARD_NSS,
 };
 
 /* One slot's card as the set sees it. */
@@ -368,6 +369,37 @@ ccid_card_pcsc *agent_cardset_add_pcsc(agent_cardset *cs, unsigned index,
 	return card;
 }
 
+static void nss_free_notify(gpointer p)
+{
+	ccid_card_nss_free(p);
+}
+
+ccid_card_nss *agent_cardset_add_nss(agent_cardset *cs, unsigned index,
+				     const struct ccid_card_nss_config *cfg,
+				     GError **error)
+{
+	struct slot_card *sc = slot_for_new_card(cs, index, error);
+	struct ccid_card_nss_config ncfg = *cfg;
+	ccid_card_nss *card;
+
+	if (sc == NULL)
+		return NULL;
+	ncfg.context = cs->ctx;
+	card = ccid_card_nss_new(sc->slot, &ncfg, error);
+	if (card == NULL)
+		return NULL;
+	sc->kind = SLOT_CARD_NSS;
+	sc->card = card;
+	agent_cardset_own(cs, card, nss_free_notify);
+	ccid_slot_set_card(sc->slot, ccid_card_nss_ops(), card,
+			   ccid_card_nss_is_present(card));
+	g_message("slot %u: nss card on token reader '%s' (%s)", index,
+		  ccid_card_nss_get_reader(card),
+		  ccid_card_nss_is_present(card) ? "token present" :
+						   "no token yet");
+	return card;
+}
+
 /* --- insert and remove ----------------------------------------------------- */
 
 static struct slot_card *slot_with_card(agent_cardset *cs, unsigned index)
@@ -393,6 +425,8 @@ gboolean agent_cardset_is_present(agent_cardset *cs, unsigned index)
 		return ccid_card_virtual_is_present(sc->card);
 	if (sc->kind == SLOT_CARD_PCSC)
 		return ccid_card_pcsc_is_present(sc->card);
+	if (sc->kind == SLOT_CARD_NSS)
+		return ccid_card_nss_is_present(sc->card);
 	return sc->present;
 }
 
@@ -407,6 +441,8 @@ const char *agent_cardset_card_name(agent_cardset *cs, unsigned index)
 		return "virtual";
 	case SLOT_CARD_PCSC:
 		return "pcsc";
+	case SLOT_CARD_NSS:
+		return "nss";
 	default:
 		return "loopback";
 	}
@@ -444,6 +480,15 @@ void agent_cardset_set_inserted(agent_cardset *cs, unsigned index,
 				    AGENT_CARDSET_ERROR_NO_CARD,
 				    "slot %u has no card that can be %s", index,
 				    inserted ? "inserted" : "removed");
+		done(user, FALSE, error);
+		return;
+	}
+	if (sc->kind == SLOT_CARD_NSS) {
+		error = g_error_new(AGENT_CARDSET_ERROR,
+				    AGENT_CARDSET_ERROR_BACKEND,
+				    "slot %u holds a PKCS#11 token (nss): %s "
+				    "the token itself", index,
+				    inserted ? "insert" : "remove");
 		done(user, FALSE, error);
 		return;
 	}

@@ -14,6 +14,7 @@
 
 #include <ccid-emu/ccid_emu.h>
 #include <ccid_card_loopback.h>
+#include <ccid_card_nss.h>
 #include <ccid_card_pcsc.h>
 #include <ccid_card_virtual.h>
 #include <glib.h>
@@ -70,11 +71,19 @@ ccid_card_pcsc *agent_cardset_add_pcsc(agent_cardset *cs, unsigned index,
 				       const struct ccid_card_pcsc_config *cfg,
 				       GError **error);
 
+/* A PKCS#11 token re-emulated as a CAC card by libcacard on slot @index
+ * (see ccid_card_nss.h); @cfg->context is replaced by the set's.  Inserted
+ * if the token is there.  It comes and goes with the token, so
+ * agent_cardset_set_inserted() refuses to move it. */
+ccid_card_nss *agent_cardset_add_nss(agent_cardset *cs, unsigned index,
+				     const struct ccid_card_nss_config *cfg,
+				     GError **error);
+
 /* Whether slot @index has a card added by the functions above, and
  * whether that card is in the reader right now. */
 gboolean agent_cardset_has_card(agent_cardset *cs, unsigned index);
 gboolean agent_cardset_is_present(agent_cardset *cs, unsigned index);
-/* "loopback", "virtual", "pcsc" or NULL. */
+/* "loopback", "virtual", "pcsc", "nss" or NULL. */
 const char *agent_cardset_card_name(agent_cardset *cs, unsigned index);
 
 /* @error is NULL on success; @changed says whether the card moved (FALSE

@@ -352,8 +352,6 @@ static gboolean on_result(gpointer data)
 		card->stats.errors++;
 		emit(card, CCID_CARD_PCSC_EVENT_ERROR, "APDU failed: %s",
 		     res->why != NULL ? res->why : "PC/SC error");
-		if (res->st == CCID_CARD_ENOCARD)
-			card->powered = FALSE;
 	}
 	if (card->slot != NULL)
 		ccid_slot_apdu_done(card->slot, res->st, res->resp, res->len);

@@ -22,14 +22,28 @@
  * validated with a private NSS context *before* vcard_emul_init(), so a bad
  * path does not burn the one initialisation the process gets.
  *
- * Extending it: a later NSS-hardware mode (libcacard's use_hw=, which
- * mirrors PKCS#11 tokens as readers) must be requested through this same
- * service.  libcacard reads all its options in that single init, so the
- * hardware settings become further fields of struct ccid_cacard_config,
- * the init builds one option string holding both the soft= readers and
- * use_hw=, and readers are told apart by name (soft readers carry the
- * prefix above; hardware readers are named after their PKCS#11 slot).  A
- * process that wants both must ask for both before its first card.
+ * Hardware readers (libcacard's use_hw=): when @hw_nssdb_dir is set, every
+ * removable slot of every PKCS#11 module that database loads becomes a
+ * reader named after its PKCS#11 slot, and token insertion/removal becomes
+ * card events.  use_hw=removable is used, not use_hw=yes: =yes also wants
+ * the slot to claim CKF_HW_SLOT, which software tokens such as softhsm2 do
+ * not (and softhsm2 additionally needs "slots.removable = true").
+ *
+ * Soft and hardware readers in one process: libcacard reads all of its
+ * options in the single vcard_emul_init(), and soft= and use_hw= can be
+ * given together; but it opens only one NSS database (db=).  When the two
+ * databases differ, the service opens the soft database first with its own
+ * NSS context (so it becomes NSS's default database, whose internal key
+ * slot holds the soft certificates), then the hardware database (NSS loads
+ * that database's PKCS#11 modules; its own internal token appears as an
+ * extra "NSS Application Slot", which libcacard ignores because it belongs
+ * to the internal module), and only then calls vcard_emul_init() with
+ * db= the soft database.  Both contexts stay open for the process.
+ *
+ * Because the init is one-shot, a process that wants both must ask for both
+ * in its first ccid_cacard_service_get() (or ccid_cacard_service_prepare()
+ * before creating any card).  A later request for a part the service was
+ * not set up with fails with CCID_CARD_VIRTUAL_ERROR_CONFLICT saying so.
  *
  * Events: one thread blocks in vevent_wait_next_vevent() (the blocking
  * call; vevent_get_next_vevent() only polls) and forwards card insert and
@@ -53,8 +67,13 @@ G_BEGIN_DECLS
 #define CCID_CACARD_SOFT_READER_PREFIX "ccid-emu soft "
 
 struct ccid_cacard_config {
-	const char *nssdb_dir;                 /* existing NSS DB directory */
+	/* Soft readers: existing NSS DB directory holding their certificates,
+	 * or NULL for no soft readers (then @hw_nssdb_dir is required). */
+	const char *nssdb_dir;
 	const char *const *soft_nicknames;     /* NULL = resolve (see nssdb) */
+	/* Hardware readers: NSS DB directory whose PKCS#11 modules provide
+	 * the tokens, or NULL for none. */
+	const char *hw_nssdb_dir;
 };
 
 typedef struct ccid_cacard_service ccid_cacard_service;
@@ -64,8 +83,16 @@ typedef struct ccid_cacard_service ccid_cacard_service;
 ccid_cacard_service *ccid_cacard_service_get(const struct ccid_cacard_config *cfg,
 					     GError **error);
 
-/* Canonical database directory and the nicknames in use. */
+/* Like ccid_cacard_service_get() without returning the service: lets a
+ * program ask for soft and hardware readers together before its first
+ * card, whichever card kind comes first. */
+gboolean ccid_cacard_service_prepare(const struct ccid_cacard_config *cfg,
+				     GError **error);
+
+/* Canonical database directories (NULL when that part is not set up) and
+ * the nicknames in use (NULL without soft readers). */
 const char *ccid_cacard_service_nssdb_dir(const ccid_cacard_service *svc);
+const char *ccid_cacard_service_hw_nssdb_dir(const ccid_cacard_service *svc);
 const char *const *ccid_cacard_service_nicknames(const ccid_cacard_service *svc);
 
 /* Borrows a free soft reader (a new reference); fails with
@@ -76,6 +103,28 @@ VReader *ccid_cacard_service_acquire_reader(ccid_cacard_service *svc,
  * login state) and put back if it was pulled.  Drops the reference. */
 void ccid_cacard_service_release_reader(ccid_cacard_service *svc,
 					VReader *reader);
+
+/* Borrows a hardware reader (a new reference).  @token non-NULL: the
+ * reader whose PKCS#11 slot holds the token with that label (or whose slot
+ * has that name); NULL: the first hardware reader not in use, preferring
+ * readers that hold a token.  Fails with CCID_CARD_VIRTUAL_ERROR_BUSY when
+ * it is taken, CCID_CARD_VIRTUAL_ERROR_NO_CERT when there is none. */
+VReader *ccid_cacard_service_acquire_hw_reader(ccid_cacard_service *svc,
+					       const char *token,
+					       GError **error);
+/* Returns a hardware reader borrowed above; the caller has powered it off
+ * already (that touches NSS, which the caller may want to do on another
+ * thread).  Drops the reference. */
+void ccid_cacard_service_release_hw_reader(ccid_cacard_service *svc,
+					   VReader *reader);
+/* Gives up a hardware reader whose thread is stuck inside libcacard/NSS:
+ * it stays "in use" forever and the service never touches it again (not
+ * even to drop a reference, which takes the reader's lock).  Watches on it
+ * are dropped without touching it either. */
+void ccid_cacard_service_abandon_reader(ccid_cacard_service *svc,
+					VReader *reader);
+/* Names of the hardware readers libcacard knows (g_strfreev()). */
+char **ccid_cacard_service_list_hw_readers(ccid_cacard_service *svc);
 
 typedef void (*ccid_cacard_event_fn)(void *user, gboolean card_present);
 

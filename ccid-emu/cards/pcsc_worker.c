@@ -82,7 +82,10 @@ static void drop_context(struct worker *w)
 }
 
 /* Maps a PC/SC failure to the slot's vocabulary and forgets whatever the
- * failure made useless. */
+ * failure made useless.  A card or reader that went away fails the APDU
+ * as mute, not as "no card": whether the card is there is the monitor's
+ * word alone (pcscd tells it too), so a transient error can never leave
+ * the slot empty with the card still in the reader. */
 static enum ccid_card_status fail_status(struct worker *w, LONG rv)
 {
 	switch (rv) {
@@ -90,8 +93,6 @@ static enum ccid_card_status fail_status(struct worker *w, LONG rv)
 	case SCARD_E_NO_SMARTCARD:
 	case SCARD_E_READER_UNAVAILABLE:
 	case SCARD_E_UNKNOWN_READER:
-		disconnect(w);
-		return CCID_CARD_ENOCARD;
 	case SCARD_W_UNRESPONSIVE_CARD:
 	case SCARD_W_UNPOWERED_CARD:
 		disconnect(w);
@@ -146,20 +147,44 @@ static void note_lock_wait(struct worker *w, gboolean *waited)
 	g_mutex_unlock(&w->sh->lock);
 }
 
+static gboolean service_lost(LONG rv)
+{
+	return rv == SCARD_E_NO_SERVICE || rv == SCARD_E_SERVICE_STOPPED ||
+	       rv == SCARD_F_COMM_ERROR || rv == SCARD_E_INVALID_HANDLE;
+}
+
+static LONG establish(struct worker *w)
+{
+	LONG rv = SCARD_S_SUCCESS;
+
+	if (!w->have_ctx) {
+		rv = SCardEstablishContext(SCARD_SCOPE_SYSTEM, NULL, NULL,
+					   &w->ctx);
+		w->have_ctx = rv == SCARD_S_SUCCESS;
+	}
+	return rv;
+}
+
 /* Connects in shared mode, waiting while another application has the card
  * exclusively.  FALSE if the job is finished (posted or withdrawn). */
 static gboolean connect_card(struct worker *w, struct ccid_pcsc_job *job,
 			     struct ccid_pcsc_result *res, gboolean *waited)
 {
+	gboolean fresh_ctx = !w->have_ctx;
+	LONG rv = establish(w);
+
+	if (rv != SCARD_S_SUCCESS) {
+		finish_rv(w, res, "SCardEstablishContext", rv);
+		return FALSE;
+	}
 	while (!w->connected) {
 		g_autofree char *reader = NULL;
-		LONG rv;
 
 		g_mutex_lock(&w->sh->lock);
 		reader = g_strdup(w->sh->reader);
 		g_mutex_unlock(&w->sh->lock);
 		if (reader == NULL) {
-			finish(w, res, CCID_CARD_ENOCARD,
+			finish(w, res, CCID_CARD_EMUTE,
 			       g_strdup("the reader is gone"));
 			return FALSE;
 		}
@@ -169,6 +194,17 @@ static gboolean connect_card(struct worker *w, struct ccid_pcsc_job *job,
 		if (rv == SCARD_S_SUCCESS) {
 			w->connected = TRUE;
 			break;
+		}
+		if (service_lost(rv) && !fresh_ctx) {
+			/* pcscd restarted since we last talked to it: our
+			 * context died with the old instance. */
+			drop_context(w);
+			fresh_ctx = TRUE;
+			rv = establish(w);
+			if (rv == SCARD_S_SUCCESS)
+				continue;
+			finish_rv(w, res, "SCardEstablishContext", rv);
+			return FALSE;
 		}
 		if (rv != SCARD_E_SHARING_VIOLATION) {
 			finish_rv(w, res, "SCardConnect", rv);
@@ -243,15 +279,6 @@ static void do_xfr(struct worker *w, struct ccid_pcsc_job *job)
 	DWORD len = CCID_PCSC_RESP_CAP;
 	LONG rv;
 
-	if (!w->have_ctx) {
-		rv = SCardEstablishContext(SCARD_SCOPE_SYSTEM, NULL, NULL,
-					   &w->ctx);
-		if (rv != SCARD_S_SUCCESS) {
-			finish_rv(w, &res, "SCardEstablishContext", rv);
-			return;
-		}
-		w->have_ctx = TRUE;
-	}
 	if (!connect_card(w, job, &res, &waited) ||
 	    !begin_transaction(w, job, &res, &waited, &began))
 		return;
