@@ -636,7 +636,8 @@ int agent_cmd_selftest(int argc, char **argv)
 	const GOptionEntry entries[] = {
 		{ "card", 'c', 0, G_OPTION_ARG_STRING, &card,
 		  "Card to test: virtual (default), virtual:NSSDB_DIR, "
-		  "loopback or pcsc:READER[,idle=MS][,lock_timeout=MS]",
+		  "loopback, pcsc:READER[,idle=MS][,lock_timeout=MS] or "
+		  "nss:NSSDB_DIR[,token=NAME][,timeout=MS]",
 		  "CARD" },
 		{ "slots", 's', 0, G_OPTION_ARG_INT, &slots,
 		  "Number of slots, each with its own card (1-8, default 1)",

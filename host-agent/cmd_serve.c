@@ -451,8 +451,10 @@ int agent_cmd_serve(int argc, char **argv)
 	const GOptionEntry entries[] = {
 		{ "card", 'c', 0, G_OPTION_ARG_STRING, &card,
 		  "Card in each slot: virtual (default), virtual:NSSDB_DIR, "
-		  "loopback, or pcsc:READER[,idle=MS][,lock_timeout=MS] (the "
-		  "real card in a host reader, shared)", "CARD" },
+		  "loopback, pcsc:READER[,idle=MS][,lock_timeout=MS] (the "
+		  "real card in a host reader, shared), or "
+		  "nss:NSSDB_DIR[,token=NAME][,timeout=MS] (a CAC card on the "
+		  "keys of a PKCS#11 token)", "CARD" },
 		{ "slots", 's', 0, G_OPTION_ARG_INT, &slots,
 		  "Number of slots, each with its own card (1-8, default 1)",
 		  "N" },
