@@ -83,6 +83,8 @@ static int ccid_get_descriptor(ccid_dev *dev, const struct ccid_setup *s,
 
 static int ccid_set_configuration(ccid_dev *dev, uint16_t value)
 {
+	bool changed;
+
 	if (value > 1)
 		return CCID_CONTROL_STALL;
 	if (value == 0) {
@@ -95,14 +97,22 @@ static int ccid_set_configuration(ccid_dev *dev, uint16_t value)
 	if (dev->configuration == 1)
 		return 0;
 	dev->configuration = 1;
+	changed = dev->notify_pending;
 	/* Tell the freshly configured host about cards already inserted, as
 	 * a physical reader does when its interrupt endpoint comes alive. */
 	for (unsigned i = 0; i < dev->n_slots; i++) {
-		if (dev->slots[i].present) {
+		if (dev->slots[i].present)
 			dev->slots[i].changed = true;
-			ccid_intr_notify(dev);
-		}
+		changed |= dev->slots[i].changed;
 	}
+	/* Events of the unconfigured time (a removal, a hardware error) could
+	 * not be pulled then; they can now, so the transport must hear so. */
+	if (changed)
+		ccid_intr_notify(dev);
+	else if (dev->hwerr_count && dev->tops->intr_in_ready)
+		dev->tops->intr_in_ready(dev->user);
+	if (dev->txq_count && dev->tops->bulk_in_ready)
+		dev->tops->bulk_in_ready(dev->user);
 	return 0;
 }
 
