@@ -13,6 +13,8 @@ char *tmp_root;
 char *hw_db;
 char *soft_db;
 GBytes *token_cert;
+char *unplug_db;
+char *unplug_file;
 
 const guint8 cacard_atr[CACARD_ATR_LEN] = {
 	0x3B, 0x7A, 0x18, 0x00, 0x00, 0x73, 0x66, 0x74, 0x65, 0x20,
@@ -50,6 +52,36 @@ static const char *softhsm_module(void)
 		if (g_file_test(paths[i], G_FILE_TEST_EXISTS))
 			return paths[i];
 	return NULL;
+}
+
+/* The same token behind the p11_unplug.c wrapper, which reads its
+ * settings from the environment when NSS loads it. */
+static gboolean build_unplug_db(const char *softhsm)
+{
+	const char *lib = g_getenv("CCID_P11_UNPLUG_LIB");
+	g_autofree char *arg = NULL;
+
+	if (lib == NULL || lib[0] == '\0')
+		return TRUE;
+	if (!g_file_test(lib, G_FILE_TEST_EXISTS)) {
+		fprintf(stderr, "CCID_P11_UNPLUG_LIB: no file %s\n", lib);
+		return FALSE;
+	}
+	unplug_db = g_build_filename(tmp_root, "unplugdb", NULL);
+	unplug_file = g_build_filename(tmp_root, "token-unplugged", NULL);
+	arg = g_strconcat("sql:", unplug_db, NULL);
+	g_mkdir_with_parents(unplug_db, 0700);
+	g_setenv("CCID_P11_UNPLUG_MODULE", softhsm, TRUE);
+	g_setenv("CCID_P11_UNPLUG_FILE", unplug_file, TRUE);
+	{
+		const char *mk[] = { "certutil", "-N", "-d", arg,
+				     "--empty-password", NULL };
+		const char *add[] = { "modutil", "-dbdir", arg, "-add",
+				      "softhsm-unplug", "-libfile", lib,
+				      "-force", NULL };
+
+		return run_ok(mk) && run_ok(add);
+	}
 }
 
 static gboolean build_in_tmp_root(void)
@@ -140,6 +172,8 @@ static gboolean build_in_tmp_root(void)
 		if (!run_ok(mk))
 			return FALSE;
 	}
+	if (!build_unplug_db(mod))
+		return FALSE;
 	if (!g_file_get_contents(der, &data, &len, NULL))
 		return FALSE;
 	token_cert = g_bytes_new_take(data, len);

@@ -42,14 +42,15 @@ static void free_nss(gpointer p)
 	ccid_card_nss_free(p);
 }
 
-static gboolean nfix_init(struct nfix *f, guint timeout_ms, GError **error)
+static gboolean nfix_init_db(struct nfix *f, const char *db,
+			     guint timeout_ms, GError **error)
 {
 	struct ccid_card_nss_config cfg = { 0 };
 	ccid_slot *slot;
 
 	itest_init(&f->it, 1);
 	slot = ccid_dev_get_slot(f->it.dev, 0);
-	cfg.nssdb_dir = hw_db;
+	cfg.nssdb_dir = db;
 	cfg.token = TOKEN;
 	cfg.apdu_timeout_ms = timeout_ms;
 	f->card = ccid_card_nss_new(slot, &cfg, error);
@@ -60,6 +61,11 @@ static gboolean nfix_init(struct nfix *f, guint timeout_ms, GError **error)
 			   ccid_card_nss_is_present(f->card));
 	ck_assert_uint_eq(itest_configure(&f->it) & 0x03, 0x03);
 	return TRUE;
+}
+
+static gboolean nfix_init(struct nfix *f, guint timeout_ms, GError **error)
+{
+	return nfix_init_db(f, hw_db, timeout_ms, error);
 }
 
 struct xfer_ctx {
@@ -325,6 +331,120 @@ START_TEST(test_verify_deadlock_bounded)
 }
 END_TEST
 
+/* Waits up to @ms for NotifySlotChange of slot 0 with bits @want (0x02
+ * removed, 0x03 inserted); other interrupt messages fail the test. */
+static void wait_slot_change(struct itest *it, guint8 want, guint ms)
+{
+	gint64 t0 = g_get_monotonic_time();
+	gint64 end = t0 + (gint64)ms * 1000;
+
+	agent_host_set_timeout_ms(it->h, 200);
+	while (g_get_monotonic_time() < end) {
+		g_autoptr(GByteArray) m = g_byte_array_new();
+
+		if (!agent_host_read_intr(it->h, m, NULL))
+			continue;
+		ck_assert_msg(m->len == 2 && m->data[0] == 0x50 &&
+			      m->data[1] == want, "interrupt %u bytes %02X %02X, "
+			      "want 50 %02X", m->len, m->data[0],
+			      m->len > 1 ? m->data[1] : 0, want);
+		fprintf(stderr, "token unplug: NotifySlotChange 50 %02X after "
+			"%.2f s\n", want,
+			(double)(g_get_monotonic_time() - t0) / 1e6);
+		agent_host_set_timeout_ms(it->h, 5000);
+		return;
+	}
+	ck_abort_msg("no NotifySlotChange 50 %02X within %u ms", want, ms);
+}
+
+static void set_unplugged(gboolean out)
+{
+	if (out)
+		ck_assert(g_file_set_contents(unplug_file, "", 0, NULL));
+	else
+		ck_assert_int_eq(g_unlink(unplug_file), 0);
+}
+
+/* VERIFY with the right PIN; an NSS deadlock caught by the deadline is
+ * named as such. */
+static void verify_ok(struct nfix *f)
+{
+	g_autoptr(GError) error = NULL;
+	guint16 sw = verify_pin(&f->it, PIN, &error);
+
+	ck_assert_msg(sw == 0x9000 || !ccid_card_nss_is_unusable(f->card),
+		      "VERIFY hit the known NSS deadlock (login vs event "
+		      "polling), caught by the deadline: %s",
+		      error ? error->message : "?");
+	ck_assert_msg(sw == 0x9000, "VERIFY: SW %04X %s", sw,
+		      error ? error->message : "");
+}
+
+/*
+ * Token removal and insertion, through the p11_unplug.c wrapper of
+ * softhsm2 (a real softhsm2 token cannot be pulled out): the guest gets
+ * NotifySlotChange "removed", cannot power the slot on, then "inserted",
+ * and the re-inserted token is a fresh card (logged out: SIGN needs a new
+ * VERIFY) that reads and signs as before.  Twice.
+ */
+START_TEST(test_token_unplug)
+{
+	static const char msg[] = "ccid-emu: signed after re-insertion\n";
+	g_autoptr(GError) error = NULL;
+	struct nfix f;
+	struct xfer_ctx x = { &f.it, 0 };
+	struct agent_cac cac = { cac_xfer, &x, 0 };
+	guint8 block[256];
+
+	ck_assert_msg(unplug_db != NULL, "CCID_P11_UNPLUG_LIB is not set "
+		      "(meson sets it to the p11-unplug module)");
+	ck_assert_msg(nfix_init_db(&f, unplug_db, 0, &error), "%s",
+		      error ? error->message : "?");
+	ck_assert(ccid_card_nss_is_present(f.card));
+	power_on(&f.it, 0);
+	verify_ok(&f);
+	pkcs1_block(msg, block, sizeof(block));
+
+	for (guint round = 0; round < 2; round++) {
+		g_autoptr(GByteArray) atr = g_byte_array_new();
+		g_autoptr(GBytes) der = NULL;
+		g_autoptr(GBytes) sig = NULL;
+		guint8 icc = 0xFF;
+
+		set_unplugged(TRUE);
+		wait_slot_change(&f.it, 0x02, 10000);
+		ck_assert(!ccid_card_nss_is_present(f.card));
+		ck_assert(!agent_host_power_on(f.it.h, 0, atr, NULL));
+		ck_assert(agent_host_get_slot_status(f.it.h, 0, &icc, &error));
+		ck_assert_uint_eq(icc & 0x03, 2);   /* no ICC present */
+
+		set_unplugged(FALSE);
+		wait_slot_change(&f.it, 0x03, 10000);
+		ck_assert(ccid_card_nss_is_present(f.card));
+		power_on(&f.it, 0);
+		ck_assert_msg(agent_cac_select(&cac, agent_cac_ccc_aid,
+					       sizeof(agent_cac_ccc_aid),
+					       &error),
+			      "SELECT CCC: %s", error ? error->message : "?");
+		der = agent_cac_read_cert(&cac, 0, &error);
+		ck_assert_msg(der != NULL, "%s", error ? error->message : "?");
+		ck_assert(g_bytes_equal(der, token_cert));
+		/* A new token: the old login went with the old one. */
+		sig = agent_cac_sign(&cac, 0, block, sizeof(block), &error);
+		ck_assert_ptr_null(sig);
+		ck_assert_ptr_nonnull(strstr(error->message, "6985"));
+		g_clear_error(&error);
+		verify_ok(&f);
+		sig = agent_cac_sign(&cac, 0, block, sizeof(block), &error);
+		ck_assert_msg(sig != NULL, "sign: %s",
+			      error ? error->message : "?");
+		assert_signature(der, msg, sig);
+	}
+	ck_assert(!ccid_card_nss_is_unusable(f.card));
+	itest_clear(&f.it);
+}
+END_TEST
+
 /* The embedded soft card and a token in one process: one libcacard init
  * with soft= readers and use_hw=removable. */
 START_TEST(test_virtual_and_nss_coexist)
@@ -512,6 +632,7 @@ static Suite *nss_suite(void)
 	tcase_add_test(tc, test_bad_db_and_token);
 	tcase_add_test(tc, test_virtual_and_nss_coexist);
 	tcase_add_test(tc, test_soft_only_refuses_nss);
+	tcase_add_test(tc, test_token_unplug);
 	tcase_add_test(tc, test_verify_deadlock_bounded);
 	suite_add_tcase(s, tc);
 	return s;
