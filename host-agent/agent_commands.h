@@ -32,6 +32,11 @@ int agent_cmd_list_usb(int argc, char **argv);
  * error.  Returns FALSE on a usage error (exit AGENT_EXIT_USAGE). */
 gboolean agent_parse_options(GOptionContext *ctx, int *argc, char ***argv);
 
+/* Prints "ccid-agent: MESSAGE" and a --help hint to stderr; returns
+ * AGENT_EXIT_USAGE, for `return agent_usage_error(...)`. */
+int agent_usage_error(const char *argv0, const char *fmt, ...)
+	G_GNUC_PRINTF(2, 3);
+
 G_END_DECLS
 
 #endif /* CCID_AGENT_COMMANDS_H */

@@ -242,21 +242,6 @@ static void passthrough_clear(struct passthrough *p)
 	g_clear_pointer(&p->addr_text, g_free);
 }
 
-static int usage_error(const char *argv0, const char *fmt, ...)
-	G_GNUC_PRINTF(2, 3);
-
-static int usage_error(const char *argv0, const char *fmt, ...)
-{
-	g_autofree char *msg = NULL;
-	va_list ap;
-
-	va_start(ap, fmt);
-	msg = g_strdup_vprintf(fmt, ap);
-	va_end(ap);
-	fprintf(stderr, "ccid-agent: %s\nTry '%s --help'.\n", msg, argv0);
-	return AGENT_EXIT_USAGE;
-}
-
 int agent_cmd_passthrough(int argc, char **argv)
 {
 	g_autofree char *device = NULL;
@@ -301,17 +286,17 @@ int agent_cmd_passthrough(int argc, char **argv)
 	if (!agent_parse_options(ctx, &argc, &argv))
 		return AGENT_EXIT_USAGE;
 	if (argc > 1)
-		return usage_error(argv[0], "unexpected argument '%s'",
+		return agent_usage_error(argv[0], "unexpected argument '%s'",
 				   argv[1]);
 	if (device == NULL)
-		return usage_error(argv[0], "--device is required (VID:PID"
+		return agent_usage_error(argv[0], "--device is required (VID:PID"
 				   "[:SERIAL] or BUS-ADDR; 'ccid-agent "
 				   "list-usb' shows the readers)");
 	if (listen_at != NULL && connect_to != NULL)
-		return usage_error(argv[0], "--listen and --connect exclude "
+		return agent_usage_error(argv[0], "--listen and --connect exclude "
 				   "each other");
 	if (!ccid_usb_selector_parse(device, &p.sel, &error))
-		return usage_error(argv[0], "bad --device: %s", error->message);
+		return agent_usage_error(argv[0], "bad --device: %s", error->message);
 	p.verbose = verbose;
 	p.listen = connect_to == NULL;
 	if (connect_to != NULL) {
@@ -328,7 +313,7 @@ int agent_cmd_passthrough(int argc, char **argv)
 	}
 	if (!ccid_bridge_addr_parse(spec, &p.addr, &error)) {
 		ccid_usb_selector_clear(&p.sel);
-		return usage_error(argv[0], "bad address: %s", error->message);
+		return agent_usage_error(argv[0], "bad address: %s", error->message);
 	}
 	p.addr_text = ccid_endpoint_addr_describe(&p.addr);
 	g_log_set_default_handler(on_glib_log, &p);

@@ -424,21 +424,6 @@ static void serve_clear(struct serve *s)
 	g_clear_pointer(&s->control_path, g_free);
 }
 
-static int usage_error(const char *argv0, const char *fmt, ...)
-	G_GNUC_PRINTF(2, 3);
-
-static int usage_error(const char *argv0, const char *fmt, ...)
-{
-	g_autofree char *msg = NULL;
-	va_list ap;
-
-	va_start(ap, fmt);
-	msg = g_strdup_vprintf(fmt, ap);
-	va_end(ap);
-	fprintf(stderr, "ccid-agent: %s\nTry '%s --help'.\n", msg, argv0);
-	return AGENT_EXIT_USAGE;
-}
-
 int agent_cmd_serve(int argc, char **argv)
 {
 	g_autofree char *card = NULL;
@@ -496,24 +481,24 @@ int agent_cmd_serve(int argc, char **argv)
 	if (!agent_parse_options(ctx, &argc, &argv))
 		return AGENT_EXIT_USAGE;
 	if (argc > 1)
-		return usage_error(argv[0], "unexpected argument '%s'",
+		return agent_usage_error(argv[0], "unexpected argument '%s'",
 				   argv[1]);
 	if (slots < 1 || slots > (gint)CCID_EMU_MAX_SLOTS)
-		return usage_error(argv[0], "--slots must be 1..%u, got %d",
+		return agent_usage_error(argv[0], "--slots must be 1..%u, got %d",
 				   CCID_EMU_MAX_SLOTS, slots);
 	if (listen_at != NULL && connect_to != NULL)
-		return usage_error(argv[0], "--listen and --connect exclude "
+		return agent_usage_error(argv[0], "--listen and --connect exclude "
 				   "each other");
 	if (!agent_card_spec_parse(card != NULL ? card : "virtual", &s.spec,
 				   &error) ||
 	    (certs != NULL && !agent_card_spec_set_nicknames(&s.spec, certs,
 							      &error))) {
 		agent_card_spec_clear(&s.spec);
-		return usage_error(argv[0], "%s", error->message);
+		return agent_usage_error(argv[0], "%s", error->message);
 	}
 	if (certs != NULL && s.spec.kind != AGENT_CARD_VIRTUAL) {
 		agent_card_spec_clear(&s.spec);
-		return usage_error(argv[0], "--certs only applies to virtual "
+		return agent_usage_error(argv[0], "--certs only applies to virtual "
 				   "cards");
 	}
 
@@ -534,7 +519,7 @@ int agent_cmd_serve(int argc, char **argv)
 	}
 	if (!ccid_bridge_addr_parse(spec, &s.addr, &error)) {
 		agent_card_spec_clear(&s.spec);
-		return usage_error(argv[0], "bad address: %s", error->message);
+		return agent_usage_error(argv[0], "bad address: %s", error->message);
 	}
 	s.addr_text = addr_text(&s.addr);
 	s.control_path = control != NULL ? g_strdup(control) :
@@ -542,7 +527,7 @@ int agent_cmd_serve(int argc, char **argv)
 	if (s.addr.kind == CCID_ADDR_UNIX &&
 	    strcmp(s.control_path, s.addr.path) == 0) {
 		serve_clear(&s);
-		return usage_error(argv[0], "the control socket cannot be the "
+		return agent_usage_error(argv[0], "the control socket cannot be the "
 				   "usbredir socket itself");
 	}
 	g_log_set_default_handler(on_glib_log, &s);

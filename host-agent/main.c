@@ -6,6 +6,7 @@
 #include "agent_commands.h"
 
 #include <locale.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -42,6 +43,18 @@ gboolean agent_parse_options(GOptionContext *ctx, int *argc, char ***argv)
 		return FALSE;
 	}
 	return TRUE;
+}
+
+int agent_usage_error(const char *argv0, const char *fmt, ...)
+{
+	g_autofree char *msg = NULL;
+	va_list ap;
+
+	va_start(ap, fmt);
+	msg = g_strdup_vprintf(fmt, ap);
+	va_end(ap);
+	fprintf(stderr, "ccid-agent: %s\nTry '%s --help'.\n", msg, argv0);
+	return AGENT_EXIT_USAGE;
 }
 
 int main(int argc, char **argv)
