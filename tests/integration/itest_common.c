@@ -88,3 +88,25 @@ int itest_run(const char *const *argv, char **out, char **err)
 		*err = g_steal_pointer(&e);
 	return WEXITSTATUS(status);
 }
+
+void itest_pkcs1_sha256_block(const char *msg, guint8 *block, gsize k)
+{
+	/* DigestInfo header of SHA-256 (RFC 8017 §9.2, note 1). */
+	static const guint8 sha256_prefix[19] = {
+		0x30, 0x31, 0x30, 0x0d, 0x06, 0x09, 0x60, 0x86, 0x48, 0x01,
+		0x65, 0x03, 0x04, 0x02, 0x01, 0x05, 0x00, 0x04, 0x20
+	};
+	g_autoptr(GChecksum) cs = g_checksum_new(G_CHECKSUM_SHA256);
+	guint8 digest[32];
+	gsize dlen = sizeof(digest);
+	gsize t = sizeof(sha256_prefix) + sizeof(digest);
+
+	g_checksum_update(cs, (const guchar *)msg, -1);
+	g_checksum_get_digest(cs, digest, &dlen);
+	block[0] = 0x00;
+	block[1] = 0x01;
+	memset(block + 2, 0xFF, k - t - 3);
+	block[k - t - 1] = 0x00;
+	memcpy(block + k - t, sha256_prefix, sizeof(sha256_prefix));
+	memcpy(block + k - sizeof(digest), digest, sizeof(digest));
+}

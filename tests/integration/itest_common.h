@@ -36,4 +36,8 @@ void itest_assert_resp(const GByteArray *r, const guint8 *data, gsize len,
  * stderr go to *@out / *@err when non-NULL. */
 int itest_run(const char *const *argv, char **out, char **err);
 
+/* The EMSA-PKCS1-v1_5 block (RFC 8017 §9.2) for SHA-256 of the string
+ * @msg, @k bytes long: what a raw-RSA CAC SIGN turns into a signature. */
+void itest_pkcs1_sha256_block(const char *msg, guint8 *block, gsize k);
+
 #endif /* CCID_ITEST_COMMON_H */

@@ -236,28 +236,6 @@ START_TEST(test_certificates)
 }
 END_TEST
 
-/* EMSA-PKCS1-v1_5 block for SHA-256 of @msg, @k bytes long. */
-static void pkcs1_block(const char *msg, guint8 *block, gsize k)
-{
-	static const guint8 sha256_prefix[19] = {
-		0x30, 0x31, 0x30, 0x0d, 0x06, 0x09, 0x60, 0x86, 0x48, 0x01,
-		0x65, 0x03, 0x04, 0x02, 0x01, 0x05, 0x00, 0x04, 0x20
-	};
-	g_autoptr(GChecksum) cs = g_checksum_new(G_CHECKSUM_SHA256);
-	guint8 digest[32];
-	gsize dlen = sizeof(digest);
-	gsize t = sizeof(sha256_prefix) + sizeof(digest);
-
-	g_checksum_update(cs, (const guchar *)msg, -1);
-	g_checksum_get_digest(cs, digest, &dlen);
-	block[0] = 0x00;
-	block[1] = 0x01;
-	memset(block + 2, 0xFF, k - t - 3);
-	block[k - t - 1] = 0x00;
-	memcpy(block + k - t, sha256_prefix, sizeof(sha256_prefix));
-	memcpy(block + k - sizeof(digest), digest, sizeof(digest));
-}
-
 static void openssl_verify(GBytes *der, const char *msg, GBytes *sig)
 {
 	g_autofree char *ossl = g_find_program_in_path("openssl");
@@ -309,7 +287,7 @@ START_TEST(test_signature_verifies)
 	ck_assert_msg(vfix_init(&f, NULL, &error), "%s",
 		      error ? error->message : "?");
 	power_on(&f);
-	pkcs1_block(msg, block, sizeof(block));
+	itest_pkcs1_sha256_block(msg, block, sizeof(block));
 
 	for (guint i = 0; i < 2; i++) {     /* ID and signature keys */
 		g_autoptr(GBytes) der = agent_cac_read_cert(&cac, i, &error);

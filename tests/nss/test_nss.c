@@ -110,28 +110,6 @@ static guint16 verify_pin(struct itest *it, const char *pin, GError **error)
 	return (guint16)(resp->data[0] << 8 | resp->data[1]);
 }
 
-/* EMSA-PKCS1-v1_5 block for SHA-256 of @msg, @k bytes long. */
-static void pkcs1_block(const char *msg, guint8 *block, gsize k)
-{
-	static const guint8 prefix[19] = {
-		0x30, 0x31, 0x30, 0x0d, 0x06, 0x09, 0x60, 0x86, 0x48, 0x01,
-		0x65, 0x03, 0x04, 0x02, 0x01, 0x05, 0x00, 0x04, 0x20
-	};
-	g_autoptr(GChecksum) cs = g_checksum_new(G_CHECKSUM_SHA256);
-	guint8 digest[32];
-	gsize dlen = sizeof(digest);
-	gsize t = sizeof(prefix) + sizeof(digest);
-
-	g_checksum_update(cs, (const guchar *)msg, -1);
-	g_checksum_get_digest(cs, digest, &dlen);
-	block[0] = 0x00;
-	block[1] = 0x01;
-	memset(block + 2, 0xFF, k - t - 3);
-	block[k - t - 1] = 0x00;
-	memcpy(block + k - t, prefix, sizeof(prefix));
-	memcpy(block + k - sizeof(digest), digest, sizeof(digest));
-}
-
 static void assert_signature(GBytes *der, const char *msg, GBytes *sig)
 {
 	SECItem der_item, sig_item;
@@ -198,7 +176,7 @@ START_TEST(test_token_as_cac)
 	}
 
 	/* Before VERIFY the token's key is out of reach. */
-	pkcs1_block(msg, block, sizeof(block));
+	itest_pkcs1_sha256_block(msg, block, sizeof(block));
 	sig = agent_cac_sign(&cac, 0, block, sizeof(block), &error);
 	ck_assert_ptr_null(sig);
 	ck_assert_ptr_nonnull(strstr(error->message, "6985"));
@@ -403,7 +381,7 @@ START_TEST(test_token_unplug)
 	ck_assert(ccid_card_nss_is_present(f.card));
 	power_on(&f.it, 0);
 	verify_ok(&f);
-	pkcs1_block(msg, block, sizeof(block));
+	itest_pkcs1_sha256_block(msg, block, sizeof(block));
 
 	for (guint round = 0; round < 2; round++) {
 		g_autoptr(GByteArray) atr = g_byte_array_new();
