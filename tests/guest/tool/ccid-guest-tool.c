@@ -29,6 +29,8 @@
 
 #include <winscard.h>
 
+#include "pcsc_tool_util.h"
+
 #define EXIT_MISMATCH 1
 #define EXIT_USAGE    2
 #define EXIT_PCSC     3
@@ -99,49 +101,6 @@ static uint8_t loop_pattern_byte(size_t i)
 	return (uint8_t)((i * 31u + 7u) & 0xFFu);
 }
 
-static double now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
-}
-
-static void sleep_ms(long ms)
-{
-	struct timespec ts = { ms / 1000, (ms % 1000) * 1000000L };
-
-	while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
-		;
-}
-
-static void pcsc_error(const char *what, LONG rv)
-{
-	fprintf(stderr, "ccid-guest-tool: %s: %s (0x%08lX)\n", what,
-		pcsc_stringify_error(rv), (unsigned long)rv);
-}
-
-static void print_hex(FILE *f, const uint8_t *p, size_t n, size_t max)
-{
-	size_t shown = n > max ? max : n;
-
-	for (size_t i = 0; i < shown; i++)
-		fprintf(f, "%02X", p[i]);
-	if (shown < n)
-		fprintf(f, "...(%zu bytes)", n);
-}
-
-static int hex_nibble(char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
-
 /*
  * Parses hex bytes; spaces and ':' separate nothing and are skipped.  With
  * @mask, ".." is a wildcard byte.  Returns false with a message naming the
@@ -169,8 +128,8 @@ static bool hex_parse(const char *s, uint8_t *out, uint8_t *mask, size_t cap,
 			s += 2;
 			continue;
 		}
-		int hi = hex_nibble(s[0]);
-		int lo = hi < 0 ? -1 : hex_nibble(s[1]);
+		int hi = tool_hex_nibble(s[0]);
+		int lo = hi < 0 ? -1 : tool_hex_nibble(s[1]);
 
 		if (hi < 0 || lo < 0) {
 			fprintf(stderr, "ccid-guest-tool: '%s': not a hex byte at offset %td\n",
@@ -504,7 +463,7 @@ struct session {
 
 static long remaining_ms(const struct session *s)
 {
-	double left = s->deadline - now_ms();
+	double left = s->deadline - tool_now_ms();
 
 	return left <= 0 ? 0 : (long)left;
 }
@@ -533,14 +492,14 @@ static int session_establish(struct session *s)
 			return 0;
 		}
 		if (rv != SCARD_E_NO_SERVICE) {
-			pcsc_error("SCardEstablishContext", rv);
+			tool_pcsc_error("ccid-guest-tool", "SCardEstablishContext", rv);
 			return EXIT_PCSC;
 		}
 		if (remaining_ms(s) == 0) {
 			fprintf(stderr, "ccid-guest-tool: timeout: pcscd is not running\n");
 			return EXIT_TIMEOUT;
 		}
-		sleep_ms(100);
+		tool_sleep_ms(100);
 	}
 }
 
@@ -560,7 +519,7 @@ static int session_readers(struct session *s, char *buf, DWORD cap,
 		return 0;
 	}
 	if (rv != SCARD_S_SUCCESS) {
-		pcsc_error("SCardListReaders", rv);
+		tool_pcsc_error("ccid-guest-tool", "SCardListReaders", rv);
 		return EXIT_PCSC;
 	}
 	/* A multi-string ends with an empty string: two NULs, or one when
@@ -595,7 +554,7 @@ static int session_wait_readers(struct session *s, const char *match,
 		if (ret != 0) {
 			/* pcscd restarted under us: start over. */
 			session_close(s);
-			sleep_ms(50);
+			tool_sleep_ms(50);
 			continue;
 		}
 		if (count >= want) {
@@ -624,7 +583,7 @@ static int session_wait_readers(struct session *s, const char *match,
 		rv = SCardGetStatusChange(s->ctx, (DWORD)slice, &rs, 1);
 		if (rv != SCARD_S_SUCCESS && rv != SCARD_E_TIMEOUT) {
 			session_close(s);
-			sleep_ms(50);
+			tool_sleep_ms(50);
 		}
 	}
 }
@@ -678,14 +637,14 @@ static int session_connect(struct session *s, const struct opts *o)
 		}
 		if (rv != SCARD_E_NO_SMARTCARD && rv != SCARD_W_REMOVED_CARD &&
 		    rv != SCARD_E_SHARING_VIOLATION) {
-			pcsc_error("SCardConnect", rv);
+			tool_pcsc_error("ccid-guest-tool", "SCardConnect", rv);
 			return EXIT_PCSC;
 		}
 		if (remaining_ms(s) == 0) {
-			pcsc_error("timeout: SCardConnect", rv);
+			tool_pcsc_error("ccid-guest-tool", "timeout: SCardConnect", rv);
 			return EXIT_TIMEOUT;
 		}
-		sleep_ms(100);
+		tool_sleep_ms(100);
 	}
 }
 
@@ -700,7 +659,7 @@ static int session_transmit_raw(struct session *s, const uint8_t *cmd,
 				&len);
 
 	if (rv != SCARD_S_SUCCESS) {
-		pcsc_error("SCardTransmit", rv);
+		tool_pcsc_error("ccid-guest-tool", "SCardTransmit", rv);
 		return EXIT_PCSC;
 	}
 	if (len < 2 || len > cap) {
@@ -781,7 +740,7 @@ static int cmd_wait_reader(struct session *s, const struct opts *o, int argc,
 {
 	char buf[4096];
 	unsigned long want = 1;
-	double t0 = now_ms();
+	double t0 = tool_now_ms();
 	int ret;
 
 	if (argc > 1 ||
@@ -791,7 +750,7 @@ static int cmd_wait_reader(struct session *s, const struct opts *o, int argc,
 				   sizeof(buf));
 	if (ret != 0)
 		return ret;
-	printf("wait-reader ok waited_ms=%.0f\n", now_ms() - t0);
+	printf("wait-reader ok waited_ms=%.0f\n", tool_now_ms() - t0);
 	for (const char *p = buf; *p != '\0'; p += strlen(p) + 1)
 		printf("reader=%s\n", p);
 	return 0;
@@ -801,7 +760,7 @@ static int cmd_wait_card(struct session *s, const struct opts *o, int argc,
 			 char **argv)
 {
 	bool want_present = true;
-	double t0 = now_ms();
+	double t0 = tool_now_ms();
 	int ret;
 
 	if (argc > 1)
@@ -832,10 +791,10 @@ static int cmd_wait_card(struct session *s, const struct opts *o, int argc,
 			if (!want_present) {
 				/* The reader itself left: no card either. */
 				printf("wait-card absent reader-gone waited_ms=%.0f\n",
-				       now_ms() - t0);
+				       tool_now_ms() - t0);
 				return 0;
 			}
-			pcsc_error("SCardGetStatusChange", rv);
+			tool_pcsc_error("ccid-guest-tool", "SCardGetStatusChange", rv);
 			return EXIT_PCSC;
 		}
 		DWORD st = rs.dwEventState;
@@ -844,14 +803,14 @@ static int cmd_wait_card(struct session *s, const struct opts *o, int argc,
 			if (want_present && (st & SCARD_STATE_PRESENT) &&
 			    !(st & SCARD_STATE_MUTE)) {
 				printf("wait-card present waited_ms=%.0f\n",
-				       now_ms() - t0);
+				       tool_now_ms() - t0);
 				return 0;
 			}
 			if (!want_present &&
 			    (st & (SCARD_STATE_EMPTY | SCARD_STATE_UNKNOWN |
 				   SCARD_STATE_UNAVAILABLE))) {
 				printf("wait-card absent waited_ms=%.0f\n",
-				       now_ms() - t0);
+				       tool_now_ms() - t0);
 				return 0;
 			}
 			rs.dwCurrentState = st & ~(DWORD)SCARD_STATE_CHANGED;
@@ -872,7 +831,7 @@ static int cmd_atr(struct session *s, const struct opts *o, int argc,
 	DWORD atr_len = sizeof(atr), state = 0, proto = 0;
 	char name[MAX_READERNAME];
 	DWORD name_len = sizeof(name);
-	double t0 = now_ms();
+	double t0 = tool_now_ms();
 	LONG rv;
 	int ret;
 
@@ -884,13 +843,13 @@ static int cmd_atr(struct session *s, const struct opts *o, int argc,
 		return ret;
 	rv = SCardStatus(s->card, name, &name_len, &state, &proto, atr, &atr_len);
 	if (rv != SCARD_S_SUCCESS) {
-		pcsc_error("SCardStatus", rv);
+		tool_pcsc_error("ccid-guest-tool", "SCardStatus", rv);
 		return EXIT_PCSC;
 	}
 	printf("atr=");
-	print_hex(stdout, atr, atr_len, MAX_ATR_SIZE);
+	tool_print_hex(stdout, atr, atr_len, MAX_ATR_SIZE);
 	printf(" protocol=%s waited_ms=%.0f\nreader=%s\n", protocol_name(proto),
-	       now_ms() - t0, s->reader);
+	       tool_now_ms() - t0, s->reader);
 	return 0;
 }
 
@@ -909,7 +868,7 @@ static int cmd_find_reader(struct session *s, const struct opts *o, int argc,
 {
 	uint8_t want[MAX_ATR_SIZE];
 	size_t want_len = 0;
-	double t0 = now_ms();
+	double t0 = tool_now_ms();
 
 	if (argc != 1)
 		return EXIT_USAGE;
@@ -930,7 +889,7 @@ static int cmd_find_reader(struct session *s, const struct opts *o, int argc,
 			return ret;
 		if (session_readers(s, buf, sizeof(buf), &count) != 0) {
 			session_close(s);
-			sleep_ms(50);
+			tool_sleep_ms(50);
 			continue;
 		}
 		memset(rs, 0, sizeof(rs));
@@ -944,7 +903,7 @@ static int cmd_find_reader(struct session *s, const struct opts *o, int argc,
 			     SCARD_S_SUCCESS;
 		if (rv != SCARD_S_SUCCESS && rv != SCARD_E_TIMEOUT) {
 			session_close(s);
-			sleep_ms(50);
+			tool_sleep_ms(50);
 			continue;
 		}
 		for (unsigned i = 0; i < n; i++) {
@@ -958,8 +917,8 @@ static int cmd_find_reader(struct session *s, const struct opts *o, int argc,
 			    memcmp(rs[i].rgbAtr, want, want_len) != 0)
 				continue;
 			printf("reader=%s\natr=", rs[i].szReader);
-			print_hex(stdout, rs[i].rgbAtr, rs[i].cbAtr, MAX_ATR_SIZE);
-			printf(" waited_ms=%.0f\n", now_ms() - t0);
+			tool_print_hex(stdout, rs[i].rgbAtr, rs[i].cbAtr, MAX_ATR_SIZE);
+			printf(" waited_ms=%.0f\n", tool_now_ms() - t0);
 			return 0;
 		}
 		if (remaining_ms(s) == 0) {
@@ -979,7 +938,7 @@ static int cmd_find_reader(struct session *s, const struct opts *o, int argc,
 					  rs, n + 1);
 		if (rv != SCARD_S_SUCCESS && rv != SCARD_E_TIMEOUT) {
 			session_close(s);
-			sleep_ms(50);
+			tool_sleep_ms(50);
 		}
 	}
 }
@@ -995,17 +954,17 @@ static int run_exchanges(struct session *s, const struct opts *o,
 	for (int i = 0; i < n && ret == 0; i++) {
 		size_t len = 0;
 		unsigned n_apdus = 0;
-		double t0 = now_ms();
+		double t0 = tool_now_ms();
 
 		ret = session_transmit(s, o, &xs[i], resp, &len, &n_apdus);
 		if (ret != 0)
 			break;
 		printf("%s[%d] ms=%.2f apdus=%u cmd_len=%zu resp_len=%zu > ",
-		       xs[i].label, i, now_ms() - t0, n_apdus, xs[i].cmd_len, len);
-		print_hex(stdout, xs[i].cmd, xs[i].cmd_len,
+		       xs[i].label, i, tool_now_ms() - t0, n_apdus, xs[i].cmd_len, len);
+		tool_print_hex(stdout, xs[i].cmd, xs[i].cmd_len,
 			  o->verbose ? CMD_CAP : PRINT_MAX);
 		printf(" < ");
-		print_hex(stdout, resp, len, o->verbose ? RESP_CAP : PRINT_MAX);
+		tool_print_hex(stdout, resp, len, o->verbose ? RESP_CAP : PRINT_MAX);
 		putchar('\n');
 		if (!check_answer(&xs[i], resp, len))
 			ret = EXIT_MISMATCH;
@@ -1087,9 +1046,9 @@ static int cmd_bench(struct session *s, const struct opts *o, int argc,
 		resp = malloc(RESP_CAP);
 		ret = resp == NULL ? EXIT_PCSC : session_connect(s, o);
 	}
-	t_start = now_ms();
+	t_start = tool_now_ms();
 	for (unsigned long r = 0; r < count && ret == 0; r++) {
-		double t0 = now_ms(), dt;
+		double t0 = tool_now_ms(), dt;
 
 		for (int i = 0; i < n_specs && ret == 0; i++) {
 			size_t len = 0;
@@ -1103,13 +1062,13 @@ static int cmd_bench(struct session *s, const struct opts *o, int argc,
 				ret = EXIT_MISMATCH;
 			}
 		}
-		dt = now_ms() - t0;
+		dt = tool_now_ms() - t0;
 		if (dt < min)
 			min = dt;
 		if (dt > max)
 			max = dt;
 	}
-	total = now_ms() - t_start;
+	total = tool_now_ms() - t_start;
 	if (ret == 0)
 		printf("bench %s n=%lu apdus=%lu total_ms=%.1f mean_ms=%.3f min_ms=%.3f max_ms=%.3f rounds_per_s=%.1f apdus_per_s=%.1f\n",
 		       label, count, apdus, total, total / (double)count, min,
@@ -1132,7 +1091,7 @@ static int cmd_encode(int argc, char **argv)
 		if (!exchange_parse(&x, argv[i])) {
 			ret = EXIT_USAGE;
 		} else {
-			print_hex(stdout, x.cmd, x.cmd_len, CMD_CAP);
+			tool_print_hex(stdout, x.cmd, x.cmd_len, CMD_CAP);
 			putchar('\n');
 		}
 		exchange_free(&x);
@@ -1206,7 +1165,7 @@ int main(int argc, char **argv)
 	argc -= optind + 1;
 	argv += optind + 1;
 	setvbuf(stdout, NULL, _IOLBF, 0);
-	s.deadline = now_ms() + (double)o.timeout_ms;
+	s.deadline = tool_now_ms() + (double)o.timeout_ms;
 
 	if (strcmp(cmd, "list") == 0)
 		ret = cmd_list(&s, &o, argc, argv);

@@ -48,6 +48,10 @@
 
 #include <winscard.h>
 
+/* Shared with the guest kit's tool; a relative path, so plain compiler
+ * flags still build this one file. */
+#include "../../guest/tool/pcsc_tool_util.h"
+
 #define EXIT_MISMATCH 1
 #define EXIT_USAGE    2
 #define EXIT_PCSC     3
@@ -73,45 +77,6 @@ struct app {
 	char reader[512];
 };
 
-static double now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
-}
-
-static void sleep_ms(long ms)
-{
-	struct timespec ts = { ms / 1000, (ms % 1000) * 1000000L };
-
-	while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
-		;
-}
-
-static void pcsc_error(const char *what, LONG rv)
-{
-	fprintf(stderr, "pcsc-test-app: %s: %s (0x%08lX)\n", what,
-		pcsc_stringify_error(rv), (unsigned long)rv);
-}
-
-static void print_hex(FILE *f, const uint8_t *p, size_t n)
-{
-	for (size_t i = 0; i < n; i++)
-		fprintf(f, "%02X", p[i]);
-}
-
-static int nibble(char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
-
 /* Hex to bytes; blanks are skipped.  False (with a message) on anything
  * else or more than @cap bytes. */
 static bool hex_parse(const char *s, uint8_t *out, size_t cap, size_t *len)
@@ -124,8 +89,8 @@ static bool hex_parse(const char *s, uint8_t *out, size_t cap, size_t *len)
 			s++;
 			continue;
 		}
-		int hi = nibble(s[0]);
-		int lo = hi < 0 ? -1 : nibble(s[1]);
+		int hi = tool_hex_nibble(s[0]);
+		int lo = hi < 0 ? -1 : tool_hex_nibble(s[1]);
 
 		if (hi < 0 || lo < 0) {
 			fprintf(stderr, "pcsc-test-app: '%.40s': not a hex byte at offset %td\n",
@@ -163,7 +128,7 @@ static bool parse_long(const char *s, long min, long max, const char *what,
 
 static long remaining(double deadline)
 {
-	double left = deadline - now_ms();
+	double left = deadline - tool_now_ms();
 
 	return left > 0 ? (long)left : 0;
 }
@@ -174,7 +139,7 @@ static int app_establish(struct app *a)
 					&a->ctx);
 
 	if (rv != SCARD_S_SUCCESS) {
-		pcsc_error("SCardEstablishContext", rv);
+		tool_pcsc_error("pcsc-test-app", "SCardEstablishContext", rv);
 		return EXIT_PCSC;
 	}
 	a->have_ctx = true;
@@ -202,7 +167,7 @@ static int app_wait_card(struct app *a, double deadline)
 		if (a->reader[0] != '\0')
 			break;
 		if (rv != SCARD_S_SUCCESS && rv != SCARD_E_NO_READERS_AVAILABLE) {
-			pcsc_error("SCardListReaders", rv);
+			tool_pcsc_error("pcsc-test-app", "SCardListReaders", rv);
 			return EXIT_PCSC;
 		}
 		if (remaining(deadline) == 0) {
@@ -210,7 +175,7 @@ static int app_wait_card(struct app *a, double deadline)
 				a->reader_match ? a->reader_match : "");
 			return EXIT_TIMEOUT;
 		}
-		sleep_ms(100);
+		tool_sleep_ms(100);
 	}
 	SCARD_READERSTATE rs = { .szReader = a->reader,
 				 .dwCurrentState = SCARD_STATE_UNAWARE };
@@ -224,7 +189,7 @@ static int app_wait_card(struct app *a, double deadline)
 			return EXIT_TIMEOUT;
 		}
 		if (rv != SCARD_S_SUCCESS) {
-			pcsc_error("SCardGetStatusChange", rv);
+			tool_pcsc_error("pcsc-test-app", "SCardGetStatusChange", rv);
 			return EXIT_PCSC;
 		}
 		if ((rs.dwEventState & SCARD_STATE_PRESENT) &&
@@ -236,7 +201,7 @@ static int app_wait_card(struct app *a, double deadline)
 
 static int app_connect(struct app *a, DWORD share)
 {
-	double deadline = now_ms() + (double)a->timeout_ms;
+	double deadline = tool_now_ms() + (double)a->timeout_ms;
 	int ret = a->have_ctx ? 0 : app_establish(a);
 
 	if (ret == 0)
@@ -253,10 +218,10 @@ static int app_connect(struct app *a, DWORD share)
 		/* Another program has the card (or we want it alone and
 		 * somebody is connected): wait for it. */
 		if (rv == SCARD_E_SHARING_VIOLATION && remaining(deadline) > 0) {
-			sleep_ms(50);
+			tool_sleep_ms(50);
 			continue;
 		}
-		pcsc_error("SCardConnect", rv);
+		tool_pcsc_error("pcsc-test-app", "SCardConnect", rv);
 		ret = rv == SCARD_E_SHARING_VIOLATION ? EXIT_TIMEOUT : EXIT_PCSC;
 	}
 	return ret;
@@ -293,7 +258,7 @@ static int cmd_atr(struct app *a)
 {
 	uint8_t atr[MAX_ATR_SIZE];
 	DWORD atr_len = sizeof(atr), state, proto, rlen = 0;
-	double t0 = now_ms();
+	double t0 = tool_now_ms();
 	int ret = app_connect(a, SCARD_SHARE_SHARED);
 	LONG rv;
 
@@ -301,13 +266,13 @@ static int cmd_atr(struct app *a)
 		return ret;
 	rv = SCardStatus(a->card, NULL, &rlen, &state, &proto, atr, &atr_len);
 	if (rv != SCARD_S_SUCCESS) {
-		pcsc_error("SCardStatus", rv);
+		tool_pcsc_error("pcsc-test-app", "SCardStatus", rv);
 		return EXIT_PCSC;
 	}
 	printf("atr=");
-	print_hex(stdout, atr, atr_len);
+	tool_print_hex(stdout, atr, atr_len, SIZE_MAX);
 	printf(" protocol=T=%d waited_ms=%.0f\nreader=%s\n",
-	       proto == SCARD_PROTOCOL_T0 ? 0 : 1, now_ms() - t0, a->reader);
+	       proto == SCARD_PROTOCOL_T0 ? 0 : 1, tool_now_ms() - t0, a->reader);
 	return 0;
 }
 
@@ -333,10 +298,10 @@ static int cmd_run(struct app *a, const char *in_path, const char *out_path)
 	if (ret == 0)
 		ret = app_connect(a, SCARD_SHARE_SHARED);
 	if (ret == 0 && (rv = SCardBeginTransaction(a->card)) != SCARD_S_SUCCESS) {
-		pcsc_error("SCardBeginTransaction", rv);
+		tool_pcsc_error("pcsc-test-app", "SCardBeginTransaction", rv);
 		ret = EXIT_PCSC;
 	}
-	t0 = now_ms();
+	t0 = tool_now_ms();
 	while (ret == 0 && getline(&line, &cap, in) > 0) {
 		size_t n, len;
 
@@ -349,18 +314,18 @@ static int cmd_run(struct app *a, const char *in_path, const char *out_path)
 		rv = app_xfr(a, cmd, n, resp, &len);
 		if (rv != SCARD_S_SUCCESS) {
 			fprintf(stderr, "pcsc-test-app: APDU %u: ", n_apdus + 1);
-			pcsc_error("SCardTransmit", rv);
+			tool_pcsc_error("pcsc-test-app", "SCardTransmit", rv);
 			ret = EXIT_PCSC;
 			break;
 		}
-		print_hex(out, resp, len);
+		tool_print_hex(out, resp, len, SIZE_MAX);
 		fputc('\n', out);
 		n_apdus++;
 	}
 	if (a->connected)
 		(void)SCardEndTransaction(a->card, SCARD_LEAVE_CARD);
 	if (ret == 0)
-		printf("run apdus=%u ms=%.1f\n", n_apdus, now_ms() - t0);
+		printf("run apdus=%u ms=%.1f\n", n_apdus, tool_now_ms() - t0);
 	free(line);
 	free(cmd);
 	free(resp);
@@ -390,14 +355,14 @@ static int cmd_xfr(struct app *a, const char *hex)
 		free(resp);
 		return ret;
 	}
-	t0 = now_ms();
+	t0 = tool_now_ms();
 	rv = app_xfr(a, cmd, n, resp, &len);
 	if (rv == SCARD_S_SUCCESS) {
-		printf("xfr ok ms=%.0f resp=", now_ms() - t0);
-		print_hex(stdout, resp, len > 64 ? 64 : len);
+		printf("xfr ok ms=%.0f resp=", tool_now_ms() - t0);
+		tool_print_hex(stdout, resp, len > 64 ? 64 : len, SIZE_MAX);
 		printf("%s\n", len > 64 ? "..." : "");
 	} else {
-		printf("xfr error ms=%.0f rv=0x%08lX %s\n", now_ms() - t0,
+		printf("xfr error ms=%.0f rv=0x%08lX %s\n", tool_now_ms() - t0,
 		       (unsigned long)rv, pcsc_stringify_error(rv));
 		ret = EXIT_PCSC;
 	}
@@ -414,7 +379,7 @@ static int cmd_unpower(struct app *a)
 
 		a->connected = false;
 		if (rv != SCARD_S_SUCCESS) {
-			pcsc_error("SCardDisconnect(UNPOWER)", rv);
+			tool_pcsc_error("pcsc-test-app", "SCardDisconnect(UNPOWER)", rv);
 			return EXIT_PCSC;
 		}
 		printf("unpower ok\n");
@@ -444,24 +409,24 @@ static int vicc_count(struct app *a, uint32_t *count)
 
 static int cmd_hold(struct app *a, long ms)
 {
-	double t0 = now_ms(), t1;
+	double t0 = tool_now_ms(), t1;
 	uint32_t before = 0, after = 0;
 	int ret = app_connect(a, SCARD_SHARE_EXCLUSIVE);
 
 	if (ret != 0)
 		return ret;
-	t1 = now_ms();
+	t1 = tool_now_ms();
 	printf("hold exclusive after_ms=%.0f\n", t1 - t0);
 	fflush(stdout);
 	ret = vicc_count(a, &before);
 	if (ret == 0) {
-		sleep_ms(ms);
+		tool_sleep_ms(ms);
 		ret = vicc_count(a, &after);
 	}
 	if (ret == 0) {
 		/* after - before == 1: only our own first COUNT ran. */
 		printf("hold done held_ms=%.0f count_before=%u count_after=%u others=%u\n",
-		       now_ms() - t1, before, after, after - before - 1);
+		       tool_now_ms() - t1, before, after, after - before - 1);
 		if (after - before != 1)
 			ret = EXIT_MISMATCH;
 	}
@@ -530,7 +495,7 @@ static bool one_sequence(struct app *a, uint16_t fid, struct tally *t)
 	}
 	if (rv != SCARD_S_SUCCESS) {
 		t->errors++;
-		pcsc_error("crosstalk: SCardTransmit", rv);
+		tool_pcsc_error("pcsc-test-app", "crosstalk: SCardTransmit", rv);
 		return false;
 	}
 	if (mixed) {
@@ -550,13 +515,13 @@ static int cmd_crosstalk(struct app *a, long seconds, long burst, long pause)
 	if (ret != 0)
 		return ret;
 	srand(a->seed);
-	t_start = now_ms();
+	t_start = tool_now_ms();
 	end = t_start + (double)seconds * 1e3;
-	while (now_ms() < end && t.errors == 0) {
-		double t0 = now_ms(), tb;
+	while (tool_now_ms() < end && t.errors == 0) {
+		double t0 = tool_now_ms(), tb;
 		LONG rv = SCardBeginTransaction(a->card);
 
-		tb = now_ms() - t0;
+		tb = tool_now_ms() - t0;
 		if (tb > t.max_begin_ms)
 			t.max_begin_ms = tb;
 		/* Waited for somebody else's transaction: the two sides
@@ -564,24 +529,24 @@ static int cmd_crosstalk(struct app *a, long seconds, long burst, long pause)
 		if (tb > 20)
 			t.slow_begins++;
 		if (rv != SCARD_S_SUCCESS) {
-			pcsc_error("SCardBeginTransaction", rv);
+			tool_pcsc_error("pcsc-test-app", "SCardBeginTransaction", rv);
 			t.errors++;
 			break;
 		}
 		for (long i = 0; i < burst; i++) {
-			double ts = now_ms();
+			double ts = tool_now_ms();
 
 			if (!one_sequence(a, small_fids[rand() % 4], &t))
 				break;
-			if (now_ms() - ts > t.max_seq_ms)
-				t.max_seq_ms = now_ms() - ts;
+			if (tool_now_ms() - ts > t.max_seq_ms)
+				t.max_seq_ms = tool_now_ms() - ts;
 		}
 		(void)SCardEndTransaction(a->card, SCARD_LEAVE_CARD);
 		if (pause > 0)
-			sleep_ms(pause / 2 + rand() % (pause + 1));
+			tool_sleep_ms(pause / 2 + rand() % (pause + 1));
 	}
 	printf("crosstalk sequences=%u mixed=%u errors=%u apdus=%u seconds=%.1f waited_begins=%u max_begin_ms=%.0f max_seq_ms=%.1f\n",
-	       t.seqs, t.mixed, t.errors, t.apdus, (now_ms() - t_start) / 1e3,
+	       t.seqs, t.mixed, t.errors, t.apdus, (tool_now_ms() - t_start) / 1e3,
 	       t.slow_begins, t.max_begin_ms, t.max_seq_ms);
 	if (t.errors > 0)
 		return EXIT_PCSC;
