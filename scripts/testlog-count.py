@@ -6,11 +6,34 @@ Usage: testlog-count.py LOG.json...
 
 meson writes one JSON object per test, one per line, each with a "result"
 field.  Prints "PASSED FAILED SKIPPED" on the first line, then one line per
-test that did not pass ("project:suite / name RESULT").  A missing log counts as no
-test: the caller decides what an exit status without results means.
+test that did not pass ("project:suite / name RESULT"), each followed by up
+to MAX_WHY lines of why, indented with "    why: ": Check's failure lines
+(FILE:LINE:F:case:...) when there are any, else the last lines the test
+printed.  CI often shows only the tail of a run, where the summary is.  A
+missing log counts as no test: the caller decides what an exit status
+without results means.
 """
 import json
+import re
 import sys
+
+MAX_WHY = 6
+MAX_WHY_CHARS = 240
+# Check: "../tests/x.c:662:F:idle:test_idle_release:0: message"
+CHECK_FAILURE = re.compile(r"^\S+:\d+:[FE]:")
+
+
+def why_lines(output):
+    lines = [ln.rstrip() for ln in (output or "").splitlines() if ln.strip()]
+    picked = [ln for ln in lines if CHECK_FAILURE.match(ln)]
+    if not picked:
+        picked = lines[-MAX_WHY:]
+    out = []
+    for ln in picked[:MAX_WHY]:
+        if len(ln) > MAX_WHY_CHARS:
+            ln = ln[:MAX_WHY_CHARS] + "..."
+        out.append("    why: " + ln)
+    return out
 
 PASS = {"OK", "EXPECTEDFAIL"}
 SKIP = {"SKIP"}
@@ -45,6 +68,7 @@ def main(paths):
                     failed += 1
                     # meson's name already carries "project:suite / ".
                     bad.append(f"{entry.get('name', '?')} {result}")
+                    bad.extend(why_lines(entry.get("stdout")))
     print(passed, failed, skipped)
     for b in bad:
         print(b)

@@ -323,6 +323,12 @@ static void do_xfr(struct worker *w, struct ccid_pcsc_job *job)
 	res.resp = g_malloc(len);
 	memcpy(res.resp, w->resp, len);
 	res.len = len;
+	/* idle=0 promises the card is free once the guest has its answer:
+	 * releasing after posting would let a host application that starts
+	 * right then find the lock held and sleep through pcsc-lite's
+	 * 100 ms lock poll. */
+	if (w->sh->idle_ms == 0)
+		end_transaction(w);
 	finish(w, &res, CCID_CARD_OK, NULL);
 }
 
