@@ -470,7 +470,7 @@ static gboolean initial_state(const char *pattern, struct ccid_pcsc_state *st,
 	gsize len = 0;
 	LONG rv;
 
-	rv = SCardEstablishContext(SCARD_SCOPE_SYSTEM, NULL, NULL, &ctx);
+	rv = ccid_pcsc_context_establish(&ctx);
 	if (rv == SCARD_E_NO_SERVICE)
 		return pcsc_error(error, CCID_CARD_PCSC_ERROR_NO_SERVICE,
 				  "pcscd is not running (no PC/SC service "
@@ -483,7 +483,7 @@ static gboolean initial_state(const char *pattern, struct ccid_pcsc_state *st,
 
 	list = ccid_pcsc_list_readers(ctx, &len, &rv);
 	if (list == NULL && rv != SCARD_E_NO_READERS_AVAILABLE) {
-		(void)SCardReleaseContext(ctx);
+		(void)ccid_pcsc_context_release(ctx);
 		return pcsc_error(error, CCID_CARD_PCSC_ERROR_PCSC,
 				  "cannot list the PC/SC readers: %s "
 				  "[0x%08lX]", ccid_pcsc_strerror(rv),
@@ -493,7 +493,7 @@ static gboolean initial_state(const char *pattern, struct ccid_pcsc_state *st,
 	case CCID_PCSC_MATCH_ONE:
 		break;
 	case CCID_PCSC_MATCH_NONE:
-		(void)SCardReleaseContext(ctx);
+		(void)ccid_pcsc_context_release(ctx);
 		known = ccid_pcsc_reader_list_text(list, len, NULL);
 		if (pattern[0] == '\0')
 			return pcsc_error(error, CCID_CARD_PCSC_ERROR_NO_READER,
@@ -502,7 +502,7 @@ static gboolean initial_state(const char *pattern, struct ccid_pcsc_state *st,
 				  "no PC/SC reader matches '%s' (readers: %s)",
 				  pattern, known);
 	case CCID_PCSC_MATCH_MANY:
-		(void)SCardReleaseContext(ctx);
+		(void)ccid_pcsc_context_release(ctx);
 		known = ccid_pcsc_reader_list_text(list, len, pattern);
 		if (pattern[0] == '\0')
 			return pcsc_error(error, CCID_CARD_PCSC_ERROR_AMBIGUOUS,
@@ -518,7 +518,7 @@ static gboolean initial_state(const char *pattern, struct ccid_pcsc_state *st,
 	rs.szReader = name;
 	rs.dwCurrentState = SCARD_STATE_UNAWARE;
 	rv = SCardGetStatusChange(ctx, 0, &rs, 1);
-	(void)SCardReleaseContext(ctx);
+	(void)ccid_pcsc_context_release(ctx);
 	if (rv != SCARD_S_SUCCESS)
 		return pcsc_error(error, CCID_CARD_PCSC_ERROR_PCSC,
 				  "cannot read the state of reader '%s': %s "

@@ -17,6 +17,7 @@
 #define CCID_EMU_PCSC_PRIVATE_H
 
 #include "ccid_card_pcsc.h"
+#include "ccid_pcsc_client.h"
 
 #include <winscard.h>
 

@@ -95,7 +95,7 @@ static void drop_context(struct monitor *m, LONG why)
 		g_mutex_lock(&m->sh->lock);
 		m->sh->mon_ctx_set = FALSE;
 		g_mutex_unlock(&m->sh->lock);
-		(void)SCardReleaseContext(m->ctx);
+		(void)ccid_pcsc_context_release(m->ctx);
 		m->have_ctx = FALSE;
 	}
 	post_missing(m, FALSE, g_strdup_printf("PC/SC service unavailable: "
@@ -110,7 +110,7 @@ static gboolean ensure_context(struct monitor *m)
 
 	if (m->have_ctx)
 		return TRUE;
-	rv = SCardEstablishContext(SCARD_SCOPE_SYSTEM, NULL, NULL, &m->ctx);
+	rv = ccid_pcsc_context_establish(&m->ctx);
 	if (rv != SCARD_S_SUCCESS) {
 		drop_context(m, rv);
 		return FALSE;
@@ -246,7 +246,7 @@ gpointer ccid_pcsc_monitor_run(gpointer data)
 	m.sh->mon_ctx_set = FALSE;
 	g_mutex_unlock(&m.sh->lock);
 	if (m.have_ctx)
-		(void)SCardReleaseContext(m.ctx);
+		(void)ccid_pcsc_context_release(m.ctx);
 	ccid_pcsc_state_clear(&m.last);
 	g_free(m.reader);
 

@@ -69,7 +69,7 @@ static void disconnect(struct worker *w)
 {
 	end_transaction(w);
 	if (w->connected)
-		(void)SCardDisconnect(w->card, SCARD_LEAVE_CARD);
+		(void)ccid_pcsc_card_disconnect(w->card, SCARD_LEAVE_CARD);
 	w->connected = FALSE;
 }
 
@@ -77,7 +77,7 @@ static void drop_context(struct worker *w)
 {
 	disconnect(w);
 	if (w->have_ctx)
-		(void)SCardReleaseContext(w->ctx);
+		(void)ccid_pcsc_context_release(w->ctx);
 	w->have_ctx = FALSE;
 }
 
@@ -158,8 +158,7 @@ static LONG establish(struct worker *w)
 	LONG rv = SCARD_S_SUCCESS;
 
 	if (!w->have_ctx) {
-		rv = SCardEstablishContext(SCARD_SCOPE_SYSTEM, NULL, NULL,
-					   &w->ctx);
+		rv = ccid_pcsc_context_establish(&w->ctx);
 		w->have_ctx = rv == SCARD_S_SUCCESS;
 	}
 	return rv;

@@ -209,7 +209,7 @@ void pcsc_host_init(pcsc_host *h)
 	LONG rv;
 
 	memset(h, 0, sizeof(*h));
-	rv = SCardEstablishContext(SCARD_SCOPE_SYSTEM, NULL, NULL, &h->ctx);
+	rv = ccid_pcsc_context_establish(&h->ctx);
 	ck_assert_msg(rv == SCARD_S_SUCCESS, "SCardEstablishContext: 0x%lx",
 		      (unsigned long)rv);
 }
@@ -218,7 +218,7 @@ void pcsc_host_clear(pcsc_host *h)
 {
 	pcsc_host_disconnect(h, SCARD_LEAVE_CARD);
 	if (h->ctx != 0)
-		(void)SCardReleaseContext(h->ctx);
+		(void)ccid_pcsc_context_release(h->ctx);
 	memset(h, 0, sizeof(*h));
 }
 
@@ -237,7 +237,7 @@ LONG pcsc_host_connect(pcsc_host *h, DWORD share)
 void pcsc_host_disconnect(pcsc_host *h, DWORD disposition)
 {
 	if (h->connected)
-		(void)SCardDisconnect(h->card, disposition);
+		(void)ccid_pcsc_card_disconnect(h->card, disposition);
 	h->connected = FALSE;
 }
 

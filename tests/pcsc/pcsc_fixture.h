@@ -12,6 +12,7 @@
 #ifndef CCID_PCSC_FIXTURE_H
 #define CCID_PCSC_FIXTURE_H
 
+#include <ccid_pcsc_client.h>
 #include <glib.h>
 #include <winscard.h>
 

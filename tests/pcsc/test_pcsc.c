@@ -652,10 +652,16 @@ static gint64 host_wait_after_guest_apdu(guint idle_ms)
 START_TEST(test_idle_release)
 {
 	gint64 held = host_wait_after_guest_apdu(400);
-	gint64 free_now = host_wait_after_guest_apdu(0);
+	gint64 free_now = 0;
 
-	printf("idle release: host waited %.0f ms with idle=400, %.0f ms with "
-	       "idle=0\n", held / 1000.0, free_now / 1000.0);
+	/* idle=0 must free the card before the guest has its answer; a
+	 * release just after it only loses the race now and then, so give
+	 * the race many chances.  The worst wait counts. */
+	for (guint i = 0; i < 100; i++)
+		free_now = MAX(free_now, host_wait_after_guest_apdu(0));
+	printf("idle release: host waited %.0f ms with idle=400, at most "
+	       "%.0f ms in 100 tries with idle=0\n", held / 1000.0,
+	       free_now / 1000.0);
 	/* pcsc-lite looks at a busy lock every 100 ms. */
 	ck_assert_msg(held >= 300 * 1000 && held < 900 * 1000,
 		      "idle=400: host waited %" G_GINT64_FORMAT " us", held);
@@ -939,7 +945,7 @@ static gpointer host_actor(gpointer data)
 	guint8 apdu[16], r[300];
 	LONG rv;
 
-	rv = SCardEstablishContext(SCARD_SCOPE_SYSTEM, NULL, NULL, &ctx);
+	rv = ccid_pcsc_context_establish(&ctx);
 	if (rv == SCARD_S_SUCCESS)
 		rv = SCardConnect(ctx, VICC_READER, SCARD_SHARE_SHARED,
 				  SCARD_PROTOCOL_T1, &card, &proto);
@@ -981,10 +987,78 @@ static gpointer host_actor(gpointer data)
 	}
 	if (rv != SCARD_S_SUCCESS)
 		a->failure = g_strdup_printf("PC/SC: 0x%lx", (unsigned long)rv);
-	(void)SCardDisconnect(card, SCARD_LEAVE_CARD);
-	(void)SCardReleaseContext(ctx);
+	(void)ccid_pcsc_card_disconnect(card, SCARD_LEAVE_CARD);
+	(void)ccid_pcsc_context_release(ctx);
 	return NULL;
 }
+
+/* One thread of the "lists" case: contexts and handles made and dropped
+ * as fast as pcscd answers, as a card's worker and monitor and other
+ * cards do at the same time in an agent. */
+struct churner {
+	gint64 end;
+	guint cycles;
+	char *failure;
+};
+
+static gpointer churn(gpointer data)
+{
+	struct churner *c = data;
+
+	while (c->failure == NULL && g_get_monotonic_time() < c->end) {
+		SCARDCONTEXT ctx;
+		SCARDHANDLE card;
+		DWORD proto;
+		LONG rv = ccid_pcsc_context_establish(&ctx);
+
+		if (rv != SCARD_S_SUCCESS) {
+			c->failure = g_strdup_printf("establish: 0x%lx",
+						     (unsigned long)rv);
+			break;
+		}
+		rv = SCardConnect(ctx, VICC_READER, SCARD_SHARE_SHARED,
+				  SCARD_PROTOCOL_T0 | SCARD_PROTOCOL_T1, &card,
+				  &proto);
+		if (rv == SCARD_S_SUCCESS)
+			rv = ccid_pcsc_card_disconnect(card, SCARD_LEAVE_CARD);
+		if (rv != SCARD_S_SUCCESS)
+			c->failure = g_strdup_printf("connect/disconnect: "
+						     "0x%lx",
+						     (unsigned long)rv);
+		(void)ccid_pcsc_context_release(ctx);
+		c->cycles++;
+	}
+	return NULL;
+}
+
+/* libpcsclite 1.9.9 drops a disconnected handle from its process-wide
+ * lists without its own lock (pcsc_client.c): unserialised, a disconnect
+ * racing another thread's context release crashed this case within a
+ * second. */
+START_TEST(test_client_lists)
+{
+	struct churner c[4] = { { 0 } };
+	GThread *t[G_N_ELEMENTS(c)];
+	guint total = 0;
+	pcsc_host host;
+
+	host_ready(&host);
+	pcsc_host_clear(&host);
+	for (guint i = 0; i < G_N_ELEMENTS(c); i++) {
+		c[i].end = g_get_monotonic_time() + 2 * G_USEC_PER_SEC;
+		t[i] = g_thread_new("churn", churn, &c[i]);
+	}
+	for (guint i = 0; i < G_N_ELEMENTS(c); i++) {
+		g_thread_join(t[i]);
+		ck_assert_msg(c[i].failure == NULL, "thread %u: %s", i,
+			      c[i].failure);
+		total += c[i].cycles;
+	}
+	printf("lists: %u connect/disconnect cycles in 4 threads, 2 s\n",
+	       total);
+	ck_assert_uint_ge(total, 100);
+}
+END_TEST
 
 static void run_actors(struct actor *actors, guint n, GThreadFunc *fns)
 {
@@ -1399,6 +1473,7 @@ static Suite *pcsc_suite(void)
 		{ "reset", test_reset_by_host, 60, "leakcheck" },
 		{ "removal", test_removal_mid_apdu, 60, "leakcheck" },
 		{ "restart", test_service_restart, 60, "leakcheck" },
+		{ "lists", test_client_lists, 60, NULL },
 		{ "crosstalk", test_crosstalk, 300, NULL },
 		{ "latency", test_latency, 120, NULL },
 		{ "agent_selftest", test_agent_selftest, 60, NULL },
