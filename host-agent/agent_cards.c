@@ -3,6 +3,7 @@
  * Card specifications and attaching cards (see agent_cards.h).
  */
 #include "agent_cards.h"
+#include "agent_piv.h"
 
 #include <ccid_card_nss.h>
 #include <ccid_card_pcsc.h>
@@ -20,6 +21,8 @@ const char *agent_card_kind_name(enum agent_card_kind kind)
 		return "pcsc";
 	case AGENT_CARD_NSS:
 		return "nss";
+	case AGENT_CARD_PIV:
+		return "piv";
 	}
 	return "unknown";
 }
@@ -83,9 +86,23 @@ gboolean agent_card_spec_parse(const char *text, struct agent_card_spec *spec,
 		spec->kind = AGENT_CARD_NSS;
 		return TRUE;
 	}
+	if (text != NULL && (g_strcmp0(text, "piv") == 0 ||
+			     g_str_has_prefix(text, "piv:"))) {
+		if (g_strcmp0(text, "piv:") == 0) {
+			g_set_error(error, G_OPTION_ERROR,
+				    G_OPTION_ERROR_BAD_VALUE,
+				    "card 'piv:' needs a card directory after "
+				    "the colon (or plain 'piv' for the default "
+				    "card)");
+			return FALSE;
+		}
+		spec->kind = AGENT_CARD_PIV;
+		spec->piv_dir = text[3] == ':' ? g_strdup(text + 4) : NULL;
+		return TRUE;
+	}
 	g_set_error(error, G_OPTION_ERROR, G_OPTION_ERROR_BAD_VALUE,
 		    "unknown card '%s' (expected virtual, virtual:NSSDB_DIR, "
-		    "loopback, pcsc:READER or nss:NSSDB_DIR)",
+		    "loopback, pcsc:READER, nss:NSSDB_DIR or piv[:DIR])",
 		    text != NULL ? text : "");
 	return FALSE;
 }
@@ -120,6 +137,7 @@ void agent_card_spec_clear(struct agent_card_spec *spec)
 	g_clear_pointer(&spec->nicknames, g_strfreev);
 	g_clear_pointer(&spec->reader, g_free);
 	g_clear_pointer(&spec->token, g_free);
+	g_clear_pointer(&spec->piv_dir, g_free);
 }
 
 gboolean agent_cards_add(agent_cardset *cs, const struct agent_card_spec *spec,
@@ -145,6 +163,13 @@ gboolean agent_cards_add(agent_cardset *cs, const struct agent_card_spec *spec,
 			pcfg.idle_ms = spec->idle_ms;
 			pcfg.lock_timeout_ms = spec->lock_timeout_ms;
 			if (agent_cardset_add_pcsc(cs, i, &pcfg, error) == NULL) {
+				g_prefix_error(error, "slot %u: ", i);
+				return FALSE;
+			}
+			continue;
+		}
+		if (spec->kind == AGENT_CARD_PIV) {
+			if (agent_piv_add(cs, i, spec->piv_dir, error) == NULL) {
 				g_prefix_error(error, "slot %u: ", i);
 				return FALSE;
 			}

@@ -27,6 +27,7 @@ int agent_cmd_serve(int argc, char **argv);
 int agent_cmd_ctl(int argc, char **argv);
 int agent_cmd_passthrough(int argc, char **argv);
 int agent_cmd_list_usb(int argc, char **argv);
+int agent_cmd_piv(int argc, char **argv);
 
 /* Parses @argv with @ctx, printing "ccid-agent: MESSAGE" and a hint on
  * error.  Returns FALSE on a usage error (exit AGENT_EXIT_USAGE). */

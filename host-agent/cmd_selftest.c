@@ -561,6 +561,72 @@ static gboolean pcsc_apdus(struct selftest *st, guint8 slot)
 	return TRUE;
 }
 
+/* The virtual PIV card: read-only commands only, so a selftest never
+ * changes the user's card (no VERIFY with a PIN: a wrong one costs a try). */
+static gboolean piv_apdus(struct selftest *st, guint8 slot)
+{
+	static const guint8 select[] = { 0x00, 0xA4, 0x04, 0x00, 0x05, 0xA0,
+					 0x00, 0x00, 0x03, 0x08 };
+	static const guint8 version[] = { 0x00, 0xFD, 0x00, 0x00, 0x00 };
+	static const guint8 serial[] = { 0x00, 0xF8, 0x00, 0x00, 0x00 };
+	static const guint8 pin_status[] = { 0x00, 0x20, 0x00, 0x80 };
+	static const guint8 discovery[] = { 0x00, 0xCB, 0x3F, 0xFF, 0x03, 0x5C,
+					    0x01, 0x7E, 0x00 };
+	g_autoptr(GByteArray) r = g_byte_array_new();
+	g_autoptr(GError) error = NULL;
+	const guint n = 200;
+	guint16 sw;
+	gint64 t0;
+
+	if (!agent_host_xfr_apdu(st->h, slot, select, sizeof(select), r, NULL,
+				 &error))
+		return report_error(st, "SELECT PIV", error);
+	sw = (guint16)(r->data[r->len - 2] << 8 | r->data[r->len - 1]);
+	report(st, sw == 0x9000 && r->len > 2 && r->data[0] == 0x61,
+	       "SELECT PIV", "%u-byte application property template, SW %04X",
+	       r->len - 2, sw);
+	g_byte_array_set_size(r, 0);
+	if (!agent_host_xfr_apdu(st->h, slot, version, sizeof(version), r,
+				 NULL, &error))
+		return report_error(st, "GET VERSION", error);
+	report(st, r->len == 5, "GET VERSION", "%u.%u.%u (Yubico extension)",
+	       r->len == 5 ? r->data[0] : 0, r->len == 5 ? r->data[1] : 0,
+	       r->len == 5 ? r->data[2] : 0);
+	g_byte_array_set_size(r, 0);
+	if (!agent_host_xfr_apdu(st->h, slot, serial, sizeof(serial), r, NULL,
+				 &error))
+		return report_error(st, "GET SERIAL", error);
+	report(st, r->len == 6, "GET SERIAL", "%u", r->len == 6 ?
+	       (guint)r->data[0] << 24 | (guint)r->data[1] << 16 |
+	       (guint)r->data[2] << 8 | r->data[3] : 0);
+	g_byte_array_set_size(r, 0);
+	if (!agent_host_xfr_apdu(st->h, slot, pin_status, sizeof(pin_status),
+				 r, NULL, &error))
+		return report_error(st, "VERIFY (status)", error);
+	sw = (guint16)(r->data[r->len - 2] << 8 | r->data[r->len - 1]);
+	report(st, (sw & 0xFFF0) == 0x63C0 || sw == 0x6983, "VERIFY (status)",
+	       sw == 0x6983 ? "PIN blocked" : "PIN not verified, %u tries left",
+	       sw & 0x0F);
+	g_byte_array_set_size(r, 0);
+	if (!agent_host_xfr_apdu(st->h, slot, discovery, sizeof(discovery), r,
+				 NULL, &error))
+		return report_error(st, "GET DATA discovery", error);
+	sw = (guint16)(r->data[r->len - 2] << 8 | r->data[r->len - 1]);
+	report(st, sw == 0x9000 && r->data[0] == 0x7E, "GET DATA discovery",
+	       "%u bytes, SW %04X", r->len - 2, sw);
+	t0 = g_get_monotonic_time();
+	for (guint i = 0; i < n; i++) {
+		g_byte_array_set_size(r, 0);
+		if (!agent_host_xfr_apdu(st->h, slot, pin_status,
+					 sizeof(pin_status), r, NULL, &error))
+			return report_error(st, "APDU round trip", error);
+	}
+	report(st, TRUE, "APDU round trip", "%.1f us per VERIFY status (%u "
+	       "APDUs through the card's worker)",
+	       (g_get_monotonic_time() - t0) / (double)n, n);
+	return TRUE;
+}
+
 static void run_slot(struct selftest *st, guint8 slot)
 {
 	printf("slot %u:\n", slot);
@@ -573,6 +639,8 @@ static void run_slot(struct selftest *st, guint8 slot)
 		loopback_apdus(st, slot, slot == 0);
 	else if (st->spec.kind == AGENT_CARD_PCSC)
 		pcsc_apdus(st, slot);
+	else if (st->spec.kind == AGENT_CARD_PIV)
+		piv_apdus(st, slot);
 	else
 		virtual_apdus(st, slot);
 	if (!step_power_off(st, slot))
@@ -637,7 +705,7 @@ int agent_cmd_selftest(int argc, char **argv)
 		{ "card", 'c', 0, G_OPTION_ARG_STRING, &card,
 		  "Card to test: virtual (default), virtual:NSSDB_DIR, "
 		  "loopback, pcsc:READER[,idle=MS][,lock_timeout=MS] or "
-		  "nss:NSSDB_DIR[,token=NAME][,timeout=MS]",
+		  "nss:NSSDB_DIR[,token=NAME][,timeout=MS] or piv[:DIR]",
 		  "CARD" },
 		{ "slots", 's', 0, G_OPTION_ARG_INT, &slots,
 		  "Number of slots, each with its own card (1-8, default 1)",

@@ -21,6 +21,8 @@ static const struct agent_command commands[] = {
 	  agent_cmd_passthrough },
 	{ "list-usb", "list the USB smart-card readers and who holds them",
 	  agent_cmd_list_usb },
+	{ "piv", "create, inspect or reset a virtual PIV card's store",
+	  agent_cmd_piv },
 };
 
 static void usage(FILE *out)
