@@ -437,9 +437,10 @@ int agent_cmd_serve(int argc, char **argv)
 		{ "card", 'c', 0, G_OPTION_ARG_STRING, &card,
 		  "Card in each slot: virtual (default), virtual:NSSDB_DIR, "
 		  "loopback, pcsc:READER[,idle=MS][,lock_timeout=MS] (the "
-		  "real card in a host reader, shared), or "
+		  "real card in a host reader, shared), "
 		  "nss:NSSDB_DIR[,token=NAME][,timeout=MS] (a CAC card on the "
-		  "keys of a PKCS#11 token)", "CARD" },
+		  "keys of a PKCS#11 token), or piv[:DIR] (a writable virtual "
+		  "PIV card stored in DIR)", "CARD" },
 		{ "slots", 's', 0, G_OPTION_ARG_INT, &slots,
 		  "Number of slots, each with its own card (1-8, default 1)",
 		  "N" },

@@ -247,11 +247,14 @@ static uint16_t cmd_select(piv_applet *a, const struct cmd *c, GByteArray *out)
 	};
 	g_autoptr(GByteArray) apt = g_byte_array_new();
 
-	if (c->p1 != 0x04 || c->p2 != 0x00)
+	/* P2 00: answer the template; 0C: no response data (ISO 7816-4). */
+	if (c->p1 != 0x04 || (c->p2 != 0x00 && c->p2 != 0x0C))
 		return SW_WRONG_P1P2;
 	if (c->nc < PIV_AID_MIN || c->nc > sizeof(piv_aid) ||
 	    memcmp(c->data, piv_aid, c->nc) != 0)
 		return SW_NOT_FOUND;
+	if (c->p2 == 0x0C)
+		return SW_OK;
 	put_tlv(apt, 0x4F, pix, sizeof(pix));
 	put_tlv(apt, 0x79, authority, sizeof(authority));
 	put_tlv(apt, 0x50, label, sizeof(label) - 1);
@@ -1066,6 +1069,16 @@ size_t piv_applet_process(piv_applet *a, const uint8_t *apdu, size_t len,
 			sw = commands[i].fn(a, &c, out);
 			break;
 		}
+	}
+	/* Header and status only: never data, which may hold a PIN. */
+	g_debug("piv: %02X %02X %02X %02X Nc=%zu -> %04X, %u bytes", p.cla,
+		c.ins, c.p1, c.p2, c.nc, sw, out->len);
+	if (c.ins == 0xA4 && sw != SW_OK && c.nc > 0 && c.nc <= 16) {
+		char aid[33];
+
+		for (size_t i = 0; i < c.nc; i++)
+			g_snprintf(aid + 2 * i, 3, "%02X", c.data[i]);
+		g_debug("piv: SELECT of AID %s refused", aid);
 	}
 	/* PIN-always keys need VERIFY as the command right before. */
 	if (c.ins != INS_VERIFY)

@@ -18,7 +18,9 @@
 #      block it, the PUK unblocks it.
 #
 # Usage: test-piv-guest.sh [--agent PATH] [--controller C] [--algs "RSA2048 ECCP256"]
-#                          [--quiet] [--keep DIR]
+#                          [--quiet] [--keep DIR] [--agent-verbose]
+#   --agent-verbose  serve -v: the card logs each command's header and
+#                    status word (never its data)
 # Exit status: 0 pass, 1 fail, 2 setup error, 77 skipped (no QEMU or
 # openssl on the host).
 set -euo pipefail
@@ -32,6 +34,7 @@ ALGS=(RSA2048 ECCP256)
 QUIET=()
 KEEP=
 AGENT=${CCID_AGENT:-}
+AGENT_ARGS=()
 
 NEW_PIN=246810
 NEW_PUK=13579135
@@ -47,7 +50,8 @@ while (($#)); do
 	--algs) read -r -a ALGS <<<"${2:?--algs needs a list}"; shift ;;
 	--quiet|-q) QUIET=(-q) ;;
 	--keep) KEEP=${2:?--keep needs a directory}; shift ;;
-	-h|--help) sed -n '3,24p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 0 ;;
+	--agent-verbose) AGENT_ARGS=(-v) ;;
+	-h|--help) sed -n '3,27p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 0 ;;
 	*) die "unknown argument '$1'" ;;
 	esac
 	shift
@@ -146,7 +150,7 @@ for ALG in "${ALGS[@]}"; do
 	mkdir -p "$D"
 	head -c 200 /dev/urandom >"$D/challenge.bin"
 
-	agent_start "enroll-$ALG" -c "piv:$CARD" -l "unix:$D/piv.sock" ||
+	agent_start "enroll-$ALG" "${AGENT_ARGS[@]}" -c "piv:$CARD" -l "unix:$D/piv.sock" ||
 		die "cannot start the agent: $(tail -n 5 "$WORK/agent-enroll-$ALG.log")"
 	AGENTS=("enroll-$ALG")
 	boot enroll "$D" usb-enumerated atr ykpiv-version change-pin change-puk \
@@ -182,7 +186,7 @@ for ALG in "${ALGS[@]}"; do
 	fi
 
 	# A new agent on the same card: everything must still be there.
-	agent_start "use-$ALG" -c "piv:$CARD" -l "unix:$D/piv.sock" ||
+	agent_start "use-$ALG" "${AGENT_ARGS[@]}" -c "piv:$CARD" -l "unix:$D/piv.sock" ||
 		die "cannot restart the agent: $(tail -n 5 "$WORK/agent-use-$ALG.log")"
 	AGENTS=("use-$ALG")
 	boot use "$D" usb-enumerated atr ykpiv-version pin-persisted import-certificate \

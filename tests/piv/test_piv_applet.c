@@ -251,6 +251,8 @@ static const struct row select_rows[] = {
 	  "  9000" },
 	{ "SELECT with the full AID and Le", "00 A4 04 00 0B A0000003080000100001 00 00",
 	  "* AC 18 800103 800108 80010A 80010C 800107 800111 800114 060100 9000" },
+	{ "SELECT with P2 0C: no response data", "00 A4 04 0C 05 A0 00 00 03 08", "9000" },
+	{ "SELECT with P2 04", "00 A4 04 04 05 A0 00 00 03 08", "6A86" },
 	{ "SELECT of another application", "00 A4 04 00 05 A0 00 00 00 03", "6A82" },
 	{ "SELECT with an AID longer than PIV's", "00 A4 04 00 0C A000000308000010000100 01", "6A82" },
 	{ "SELECT with a 4-byte AID", "00 A4 04 00 04 A0 00 00 03", "6A82" },

@@ -10,7 +10,9 @@
 #include <glib.h>
 #include <glib/gstdio.h>
 #include <string.h>
+#include <signal.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "ccid_piv_applet.h"
@@ -208,6 +210,46 @@ START_TEST(test_counter_on_disk)
 }
 END_TEST
 
+/* The process dies inside a PIN try, after the store saw the first write
+ * (the pessimistic count) and before the card answered: the next agent
+ * finds the try counted, although the PIN given was the right one. */
+static gboolean save_then_die(void *user, const struct piv_data *d,
+			      GError **error)
+{
+	if (!ccid_piv_store_save(user, d, error))
+		return FALSE;
+	raise(SIGKILL);
+	return TRUE;
+}
+
+START_TEST(test_killed_during_try)
+{
+	g_autofree char *dir = card_dir();
+	g_autoptr(GError) error = NULL;
+	g_autoptr(piv_data) disk = NULL;
+	int status = 0;
+	pid_t pid;
+
+	ck_assert(ccid_piv_store_ensure(dir, NULL, &error));
+	pid = fork();
+	ck_assert_int_ge(pid, 0);
+	if (pid == 0) {
+		piv_applet *a = piv_applet_new(ccid_piv_store_load(dir, NULL),
+					       save_then_die, dir);
+		guint8 resp[PIV_APPLET_RESP_CAP];
+
+		/* the right PIN */
+		run(a, "00 20 00 80 08 313233343536FFFF", resp);
+		_exit(0);   /* not reached: killed in the save */
+	}
+	ck_assert_int_eq(waitpid(pid, &status, 0), pid);
+	ck_assert(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL);
+	disk = ccid_piv_store_load(dir, &error);
+	ck_assert_msg(disk != NULL, "%s", error ? error->message : "");
+	ck_assert_uint_eq(disk->pin_left, 2);
+}
+END_TEST
+
 /* One corrupt file per row: the error is CORRUPT and names the file and
  * the field. */
 static const struct {
@@ -351,6 +393,7 @@ static Suite *store_suite(void)
 	tcase_add_test(tc, test_create_defaults);
 	tcase_add_test(tc, test_round_trip);
 	tcase_add_test(tc, test_counter_on_disk);
+	tcase_add_test(tc, test_killed_during_try);
 	tcase_add_test(tc, test_corrupt);
 	tcase_add_test(tc, test_missing_and_lock);
 	tcase_add_test(tc, test_unwritable);
