@@ -128,7 +128,7 @@ boot() {
 	EOF
 	local files=(-f "$d/params-$phase:/ccid-test/params")
 	[[ $phase == use ]] && files+=(-f "$d/cert.pem:/ccid-test/cert.pem"
-		-f "$d/challenge.bin:/ccid-test/challenge.bin")
+		-f "$d/challenge.bin:/ccid-test/challenge.bin" -f "$CA/ca.pem:/ccid-test/ca.pem")
 	"$GUEST/boot-guest.sh" --no-build "${QUIET[@]}" -c "$CONTROLLER" -r "$d/piv.sock" \
 		-s "$HERE/guest/piv-guest.sh" "${files[@]}" -w "$d/boot-$phase" -t 600 || rc=$?
 	if guest_expect "$d/boot-$phase/results.timed" "$@"; then
@@ -191,7 +191,8 @@ for ALG in "${ALGS[@]}"; do
 	AGENTS=("use-$ALG")
 	boot use "$D" usb-enumerated atr ykpiv-version pin-persisted import-certificate \
 		status-cert pkcs15-dump pkcs11-cert pkcs11-sign wrong-pin-refused \
-		pin-blocked unblock-pin pin-after-unblock pkcs11-sign-after-unblock
+		pin-blocked unblock-pin pin-after-unblock pkcs11-sign-after-unblock \
+		pam-login pam-su pam-wrong-pin-refused pam-other-user-refused
 	agent_stop "use-$ALG" || true
 	AGENTS=()
 
@@ -212,10 +213,11 @@ for ALG in "${ALGS[@]}"; do
 
 	TE=$D/boot-enroll/results.timed
 	TU=$D/boot-use/results.timed
-	ROWS+=("$(printf '%-8s %-4s  keygen %s ms  csr %s ms  sign %s ms  atr %s ms  host fails %d  %d s' \
+	ROWS+=("$(printf '%-8s %-4s  keygen %s ms  csr %s ms  sign %s ms  login %s ms  atr %s ms  host fails %d  %d s' \
 		"$ALG" "$( ((FAILS)) && echo FAIL || echo ok)" \
 		"$(guest_metric "$TE" keygen_ms)" "$(guest_metric "$TE" csr_ms)" \
-		"$(guest_metric "$TU" sign_ms)" "$(guest_metric "$TU" boot_to_atr_ms)" \
+		"$(guest_metric "$TU" sign_ms)" "$(guest_metric "$TU" login_ms)" \
+		"$(guest_metric "$TU" boot_to_atr_ms)" \
 		"$FAILS" $((SECONDS - T_C)))")
 	((FAILS == 0)) || FAILED=1
 done

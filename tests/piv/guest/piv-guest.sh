@@ -16,7 +16,9 @@
 #                 yubico-piv-tool -a status and OpenSC's pkcs15-tool show
 #                 it; pkcs11-tool signs /ccid-test/challenge.bin with the
 #                 new PIN (DATA sig, verified on the host); a wrong PIN is
-#                 refused; three wrong PINs block it and the PUK unblocks
+#                 refused; three wrong PINs block it and the PUK unblocks;
+#                 pam_pkcs11 (via pamtester) logs the mapped user in for
+#                 login and su with the PIN, and refuses a wrong PIN
 #
 # From the host (/ccid-test/params): PHASE, ATR (hex prefix), ALG (RSA2048
 # or ECCP256), NEW_PIN, NEW_PUK, NEW_MGM, CN.
@@ -153,5 +155,74 @@ check_grep pin-blocked 'blocked' sh -c "yubico-piv-tool -r '$PG_READER' -a verif
 check unblock-pin Y -a unblock-pin -P "$NEW_PUK" -N "$NEW_PIN"
 check_grep pin-after-unblock 'Successfully verified PIN' Y -a verify-pin -P "$NEW_PIN"
 check pkcs11-sign-after-unblock pg_sign "$NEW_PIN" /tmp/sig2.bin
+
+# --- smart-card login: pam_pkcs11 (CA-checked certificate, signature
+# check with the card's key, CN mapped to a local user), driven by
+# pamtester for the services login and su, PIN on stdin.
+echo 'alice:x:1000:1000:PIV card user:/tmp:/bin/sh' >>/etc/passwd
+echo 'alice:x:1000:' >>/etc/group
+mkdir -p /etc/pam.d /etc/pam_pkcs11/cacerts /etc/pam_pkcs11/crls
+cp /ccid-test/ca.pem /etc/pam_pkcs11/cacerts/ca.pem
+ln -s ca.pem "/etc/pam_pkcs11/cacerts/$(openssl x509 -hash -noout -in /ccid-test/ca.pem).0"
+echo "$CN -> alice" >/etc/pam_pkcs11/cn_map
+cat >/etc/pam_pkcs11/pam_pkcs11.conf <<EOC
+pam_pkcs11 {
+  nullok = false;
+  debug = false;
+  use_first_pass = false;
+  try_first_pass = false;
+  use_authtok = false;
+  card_only = true;
+  wait_for_card = false;
+  use_pkcs11_module = opensc;
+  pkcs11_module opensc {
+    module = /usr/lib/x86_64-linux-gnu/opensc-pkcs11.so;
+    description = "OpenSC PKCS#11 module";
+    slot_description = "none";
+    ca_dir = /etc/pam_pkcs11/cacerts;
+    crl_dir = /etc/pam_pkcs11/crls;
+    support_threads = false;
+    cert_policy = ca,signature;
+    token_type = "Smart card";
+  }
+  use_mappers = cn;
+  mapper_search_path = /usr/lib/x86_64-linux-gnu/pam_pkcs11;
+  mapper cn {
+    debug = false;
+    module = internal;
+    ignorecase = false;
+    mapfile = file:///etc/pam_pkcs11/cn_map;
+  }
+}
+EOC
+for pg_svc in login su; do
+	echo 'auth required pam_pkcs11.so' >"/etc/pam.d/$pg_svc"
+done
+pg_pam() {    # pg_pam SERVICE PIN
+	echo "$2" | pamtester -v "$1" alice authenticate
+}
+pg_t0=$(uptime_ms)
+if check_grep pam-login 'successfully authenticated' pg_pam login "$NEW_PIN"; then
+	metric login_ms $(( $(uptime_ms) - pg_t0 )) ms
+fi
+check_grep pam-su 'successfully authenticated' pg_pam su "$NEW_PIN"
+if pg_pam login 999999 >/tmp/pam-wrong.log 2>&1; then
+	fail pam-wrong-pin-refused "pamtester authenticated alice with PIN 999999"
+elif grep -q 'Wrong smartcard PIN' /tmp/pam-wrong.log; then
+	pass pam-wrong-pin-refused "$(grep -o 'Wrong smartcard PIN' /tmp/pam-wrong.log), $(grep -o 'Authentication failure' /tmp/pam-wrong.log)"
+else
+	fail pam-wrong-pin-refused "refused, but not for the PIN: $(tr '\n' ' ' </tmp/pam-wrong.log)"
+fi
+cat /tmp/pam-wrong.log
+# Nobody else: a user the certificate does not map to.
+echo 'bob:x:1001:1001::/tmp:/bin/sh' >>/etc/passwd
+if echo "$NEW_PIN" | pamtester login bob authenticate >/tmp/pam-bob.log 2>&1; then
+	fail pam-other-user-refused "the card logged bob in"
+elif grep -q 'pamtester: ' /tmp/pam-bob.log; then
+	pass pam-other-user-refused "$(grep 'pamtester: ' /tmp/pam-bob.log | tail -n 1)"
+else
+	fail pam-other-user-refused "pamtester failed without a PAM verdict: $(tr '\n' ' ' </tmp/pam-bob.log)"
+fi
+cat /tmp/pam-bob.log
 
 [ "$(failures)" -eq 0 ] || pcscd_log
