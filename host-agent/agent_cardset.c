@@ -23,6 +23,7 @@ enum slot_card_kind {
 	SLOT_CARD_VIRTUAL,
 	SLOT_CARD_PCSC,
 	SLOT_CARD_NSS,
+	SLOT_CARD_CLASS,     /* agent_cardset_add_card() */
 };
 
 /* One slot's card as the set sees it. */
@@ -32,6 +33,7 @@ struct slot_card {
 	ccid_slot *slot;
 	enum slot_card_kind kind;
 	gpointer card;
+	const struct agent_cardset_card_class *cls;
 
 	/* Loopback: the gate's notion of presence, and the card's timer. */
 	gboolean present;
@@ -400,6 +402,22 @@ ccid_card_nss *agent_cardset_add_nss(agent_cardset *cs, unsigned index,
 	return card;
 }
 
+gboolean agent_cardset_add_card(agent_cardset *cs, unsigned index,
+				const struct agent_cardset_card_class *cls,
+				gpointer card, GDestroyNotify free_fn,
+				GError **error)
+{
+	struct slot_card *sc = slot_for_new_card(cs, index, error);
+
+	if (sc == NULL)
+		return FALSE;
+	sc->kind = SLOT_CARD_CLASS;
+	sc->card = card;
+	sc->cls = cls;
+	agent_cardset_own(cs, card, free_fn);
+	return TRUE;
+}
+
 /* --- insert and remove ----------------------------------------------------- */
 
 static struct slot_card *slot_with_card(agent_cardset *cs, unsigned index)
@@ -427,6 +445,8 @@ gboolean agent_cardset_is_present(agent_cardset *cs, unsigned index)
 		return ccid_card_pcsc_is_present(sc->card);
 	if (sc->kind == SLOT_CARD_NSS)
 		return ccid_card_nss_is_present(sc->card);
+	if (sc->kind == SLOT_CARD_CLASS)
+		return sc->cls->is_present(sc->card);
 	return sc->present;
 }
 
@@ -443,6 +463,8 @@ const char *agent_cardset_card_name(agent_cardset *cs, unsigned index)
 		return "pcsc";
 	case SLOT_CARD_NSS:
 		return "nss";
+	case SLOT_CARD_CLASS:
+		return sc->cls->name;
 	default:
 		return "loopback";
 	}
@@ -501,6 +523,15 @@ void agent_cardset_set_inserted(agent_cardset *cs, unsigned index,
 		done(user, FALSE, error);
 		return;
 	}
+	if (sc->kind == SLOT_CARD_CLASS && sc->cls->set_inserted == NULL) {
+		error = g_error_new(AGENT_CARDSET_ERROR,
+				    AGENT_CARDSET_ERROR_BACKEND,
+				    "slot %u: a %s card cannot be %s", index,
+				    sc->cls->name,
+				    inserted ? "inserted" : "removed");
+		done(user, FALSE, error);
+		return;
+	}
 	if (sc->wait != NULL) {
 		error = g_error_new(AGENT_CARDSET_ERROR, AGENT_CARDSET_ERROR_BUSY,
 				    "slot %u: the previous insert/remove has "
@@ -510,6 +541,11 @@ void agent_cardset_set_inserted(agent_cardset *cs, unsigned index,
 	}
 	if (agent_cardset_is_present(cs, index) == inserted) {
 		done(user, FALSE, NULL);
+		return;
+	}
+	if (sc->kind == SLOT_CARD_CLASS) {
+		sc->cls->set_inserted(sc->card, inserted);
+		done(user, TRUE, NULL);
 		return;
 	}
 	if (sc->kind == SLOT_CARD_LOOPBACK) {

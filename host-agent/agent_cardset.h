@@ -79,11 +79,26 @@ ccid_card_nss *agent_cardset_add_nss(agent_cardset *cs, unsigned index,
 				     const struct ccid_card_nss_config *cfg,
 				     GError **error);
 
+/* A card of a kind this set does not know by name (the virtual PIV
+ * card, ...): its creator made it for slot @index and binds it to the
+ * slot; the set owns it (@free_fn at agent_cardset_free()), reports
+ * @cls->name, and moves it with @cls->set_inserted, which must tell the
+ * slot synchronously (NULL: the card cannot be moved). */
+struct agent_cardset_card_class {
+	const char *name;
+	gboolean (*is_present)(gpointer card);
+	void (*set_inserted)(gpointer card, gboolean inserted);
+};
+gboolean agent_cardset_add_card(agent_cardset *cs, unsigned index,
+				const struct agent_cardset_card_class *cls,
+				gpointer card, GDestroyNotify free_fn,
+				GError **error);
+
 /* Whether slot @index has a card added by the functions above, and
  * whether that card is in the reader right now. */
 gboolean agent_cardset_has_card(agent_cardset *cs, unsigned index);
 gboolean agent_cardset_is_present(agent_cardset *cs, unsigned index);
-/* "loopback", "virtual", "pcsc", "nss" or NULL. */
+/* "loopback", "virtual", "pcsc", "nss", a card class's name, or NULL. */
 const char *agent_cardset_card_name(agent_cardset *cs, unsigned index);
 
 /* @error is NULL on success; @changed says whether the card moved (FALSE

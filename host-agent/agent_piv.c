@@ -21,6 +21,22 @@ static void piv_free_notify(gpointer p)
 	ccid_card_piv_free(p);
 }
 
+static gboolean piv_is_present(gpointer card)
+{
+	return ccid_card_piv_is_present(card);
+}
+
+static void piv_set_inserted(gpointer card, gboolean inserted)
+{
+	ccid_card_piv_set_inserted(card, inserted);
+}
+
+static const struct agent_cardset_card_class piv_class = {
+	.name = "piv",
+	.is_present = piv_is_present,
+	.set_inserted = piv_set_inserted,
+};
+
 static void piv_store_error(void *user, const char *message)
 {
 	g_warning("slot %u: PIV card not saved: %s", GPOINTER_TO_UINT(user),
@@ -48,7 +64,11 @@ ccid_card_piv *agent_piv_add(agent_cardset *cs, unsigned index,
 	card = ccid_card_piv_new(slot, &cfg, error);
 	if (card == NULL)
 		return NULL;
-	agent_cardset_own(cs, card, piv_free_notify);
+	if (!agent_cardset_add_card(cs, index, &piv_class, card,
+				    piv_free_notify, error)) {
+		ccid_card_piv_free(card);
+		return NULL;
+	}
 	ccid_slot_set_card(slot, ccid_card_piv_ops(), card, true);
 	g_message("slot %u: virtual PIV card in %s%s", index,
 		  ccid_card_piv_get_dir(card),

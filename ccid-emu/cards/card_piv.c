@@ -73,6 +73,7 @@ struct ccid_card_piv {
 	GThread *worker;
 	GAsyncQueue *jobs;
 	guint gen;                 /* bumped by cancel() */
+	gboolean present;          /* in the reader (set_inserted) */
 	gboolean created;
 	int lock_fd;
 	void (*store_error)(void *user, const char *message);
@@ -192,6 +193,10 @@ static int piv_power_on(void *opaque)
 
 	if (card->slot == NULL)
 		return -1;
+	if (!card->present) {
+		ccid_slot_power_on_done(card->slot, CCID_CARD_ENOCARD, NULL, 0);
+		return 0;
+	}
 	queue_job(card, JOB_POWER_ON, NULL, 0);
 	return 0;
 }
@@ -209,6 +214,10 @@ static int piv_transmit(void *opaque, const uint8_t *apdu, size_t len)
 
 	if (card->slot == NULL || len == 0 || len > CCID_EMU_MAX_APDU_CMD)
 		return -1;
+	if (!card->present) {
+		ccid_slot_apdu_done(card->slot, CCID_CARD_ENOCARD, NULL, 0);
+		return 0;
+	}
 	queue_job(card, JOB_XFR, apdu, len);
 	return 0;
 }
@@ -277,6 +286,7 @@ ccid_card_piv *ccid_card_piv_new(ccid_slot *slot,
 
 	card = g_new0(ccid_card_piv, 1);
 	card->slot = slot;
+	card->present = TRUE;
 	card->created = created;
 	card->lock_fd = fd;
 	if (cfg != NULL) {
@@ -314,6 +324,28 @@ void ccid_card_piv_free(ccid_card_piv *card)
 	if (card->lock_fd >= 0)
 		close(card->lock_fd);
 	g_free(card);
+}
+
+gboolean ccid_card_piv_is_present(const ccid_card_piv *card)
+{
+	return card->present;
+}
+
+void ccid_card_piv_set_inserted(ccid_card_piv *card, gboolean inserted)
+{
+	if (card->present == inserted)
+		return;
+	card->present = inserted;
+	if (!inserted) {
+		/* The slot cancels an op in flight; then the card loses power
+		 * (and its session) as a real one would. */
+		if (card->slot != NULL)
+			ccid_slot_card_removed(card->slot);
+		card->gen++;
+		queue_job(card, JOB_POWER_OFF, NULL, 0);
+	} else if (card->slot != NULL) {
+		ccid_slot_card_inserted(card->slot);
+	}
 }
 
 const char *ccid_card_piv_get_dir(const ccid_card_piv *card)

@@ -51,6 +51,13 @@ ccid_card_piv *ccid_card_piv_new(ccid_slot *slot,
 void ccid_card_piv_free(ccid_card_piv *card);
 const struct ccid_card_ops *ccid_card_piv_ops(void);
 
+/* Whether the card is in its reader (it is after creation), and pulling
+ * it out / pushing it back: the slot is told at once (NotifySlotChange);
+ * a card pulled out loses its session (PIN verification, management-key
+ * authentication) like a real one. */
+gboolean ccid_card_piv_is_present(const ccid_card_piv *card);
+void ccid_card_piv_set_inserted(ccid_card_piv *card, gboolean inserted);
+
 /* The store directory in use, and whether this card's creation made it. */
 const char *ccid_card_piv_get_dir(const ccid_card_piv *card);
 gboolean ccid_card_piv_created(const ccid_card_piv *card);

@@ -240,6 +240,63 @@ START_TEST(test_lock_and_corrupt)
 }
 END_TEST
 
+static void moved(void *user, gboolean changed, const GError *error)
+{
+	int *calls = user;
+
+	ck_assert_msg(error == NULL, "%s", error ? error->message : "");
+	ck_assert(changed);
+	(*calls)++;
+}
+
+/* ctl remove / insert: the slot sees the card go and come back, and a
+ * card that was out has lost its session. */
+START_TEST(test_remove_insert)
+{
+	g_autofree char *dir = card_dir("moving");
+	static const guint8 verify[] = { 0x00, 0x20, 0x00, 0x80, 0x08, '1',
+					 '2', '3', '4', '5', '6', 0xFF, 0xFF };
+	static const guint8 pin_status[] = { 0x00, 0x20, 0x00, 0x80 };
+	g_autoptr(GByteArray) atr = g_byte_array_new();
+	g_autoptr(GByteArray) m = g_byte_array_new();
+	g_autoptr(GError) error = NULL;
+	agent_cardset *cs;
+	struct itest it;
+	guint8 icc = 0xFF;
+	int calls = 0;
+
+	init_dev(&it, 1);
+	cs = agent_transport_get_cardset(it.t);
+	ck_assert_ptr_nonnull(add_card(&it, 0, dir, &error));
+	ck_assert_str_eq(agent_cardset_card_name(cs, 0), "piv");
+	ck_assert(agent_cardset_is_present(cs, 0));
+	itest_configure(&it);
+	ck_assert(agent_host_power_on(it.h, 0, atr, &error));
+	ck_assert_uint_eq(xfr_sw(&it, 0, verify, sizeof(verify)), 0x9000);
+
+	agent_cardset_set_inserted(cs, 0, FALSE, moved, &calls);
+	ck_assert_int_eq(calls, 1);
+	ck_assert(!agent_cardset_is_present(cs, 0));
+	/* NotifySlotChange: slot 0 absent, changed */
+	ck_assert(agent_host_read_intr(it.h, m, &error));
+	ck_assert_uint_eq(m->data[0], 0x50);
+	ck_assert_uint_eq(m->data[1] & 0x03, 0x02);
+	ck_assert(agent_host_get_slot_status(it.h, 0, &icc, &error));
+	ck_assert_uint_eq(icc, CCID_ICC_ABSENT);
+
+	agent_cardset_set_inserted(cs, 0, TRUE, moved, &calls);
+	ck_assert_int_eq(calls, 2);
+	g_byte_array_set_size(m, 0);
+	ck_assert(agent_host_read_intr(it.h, m, &error));
+	ck_assert_uint_eq(m->data[1] & 0x03, 0x03);
+	ck_assert(agent_host_power_on(it.h, 0, atr, &error));
+	/* The PIN verified before the card went out is forgotten. */
+	ck_assert_uint_eq(xfr_sw(&it, 0, pin_status, sizeof(pin_status)),
+			  0x63C3);
+	itest_clear(&it);
+}
+END_TEST
+
 static Suite *card_suite(void)
 {
 	Suite *s = suite_create("piv-card");
@@ -249,6 +306,7 @@ static Suite *card_suite(void)
 	tcase_add_test(tc, test_keygen_with_time_extensions);
 	tcase_add_test(tc, test_persistence);
 	tcase_add_test(tc, test_lock_and_corrupt);
+	tcase_add_test(tc, test_remove_insert);
 	suite_add_tcase(s, tc);
 	return s;
 }
