@@ -350,7 +350,7 @@ static uint16_t cmd_get_data(piv_applet *a, const struct cmd *c,
 static uint16_t cmd_put_data(piv_applet *a, const struct cmd *c,
 			     GByteArray *out)
 {
-	const uint8_t *p = c->data, *end = c->data + c->nc;
+	const uint8_t *p, *end;
 	struct tlv t, v;
 	uint32_t tag;
 
@@ -358,7 +358,11 @@ static uint16_t cmd_put_data(piv_applet *a, const struct cmd *c,
 		return SW_WRONG_P1P2;
 	if (!a->mgmt_ok)
 		return SW_SECURITY_STATUS;
-	if (c->data == NULL || !tlv_next(&p, end, &t))
+	if (c->data == NULL)
+		return SW_WRONG_DATA;
+	p = c->data;
+	end = c->data + c->nc;
+	if (!tlv_next(&p, end, &t))
 		return SW_WRONG_DATA;
 	if (t.tag == 0x5C) {
 		if (!tag_from_bytes(&t, &tag) || !tlv_next(&p, end, &v) ||
@@ -948,7 +952,8 @@ static size_t send_pending(piv_applet *a, size_t ne, uint8_t *resp)
 	size_t left = a->pending->len - a->pending_off;
 	size_t n = MIN(left, ne);
 
-	memcpy(resp, a->pending->data + a->pending_off, n);
+	if (n > 0)
+		memcpy(resp, a->pending->data + a->pending_off, n);
 	a->pending_off += n;
 	left -= n;
 	if (left == 0) {
@@ -1086,7 +1091,8 @@ size_t piv_applet_process(piv_applet *a, const uint8_t *apdu, size_t len,
 	g_byte_array_set_size(a->chain, 0);
 
 	if (out->len <= ne) {
-		memcpy(resp, out->data, out->len);
+		if (out->len > 0)
+			memcpy(resp, out->data, out->len);
 		return put_sw(resp, out->len, sw);
 	}
 	/* Too long for Ne: the rest waits for GET RESPONSE. */

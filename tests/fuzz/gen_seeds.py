@@ -2,8 +2,8 @@
 # SPDX-License-Identifier: LGPL-2.1-or-later
 """Writes the hand-made seeds of the fuzz corpus (tests/fuzz/corpus/*/seed-*).
 
-The encodings mirror fuzz_script.c (fuzz_bulk_out, fuzz_control) and
-fuzz_loopback_apdu.c.  Re-run after changing either; files the fuzzer
+The encodings mirror fuzz_script.c (fuzz_bulk_out, fuzz_control),
+fuzz_loopback_apdu.c and fuzz_piv_applet.c.  Re-run after changing either; files the fuzzer
 found (hash names) are left alone.
 
     python3 tests/fuzz/gen_seeds.py
@@ -351,10 +351,44 @@ def loopback_seeds():
     return s
 
 
+def piv_seeds():
+    """fuzz_piv_applet.c: flags byte, then { u16 big-endian length, APDU }."""
+    def rec(hexstr):
+        a = bytes.fromhex(hexstr.replace(' ', ''))
+        return struct.pack('>H', len(a)) + a
+    pin = '313233343536FFFF'
+    s = {}
+    s['select-getdata'] = bytes([0]) + rec('00A4040005A000000308') + \
+        rec('00CB3FFF055C035FC10200') + rec('00CB3FFF035C017E00') + \
+        rec('00FD000000') + rec('00F8000000') + rec('00F7008000')
+    s['verify-change-unblock'] = bytes([0]) + rec('00200080') + \
+        rec('0020008008313233343537FFFF') * 3 + \
+        rec('002C008010' + '3132333435363738' + pin) + \
+        rec('0024008010' + pin + '363534333231FFFF') + rec('0020FF80')
+    s['put-chain-getresponse'] = bytes([1]) + \
+        rec('10DB3FFF0A5C035FC10553820BB8' + '00' * 0) + \
+        rec('00DB3FFF0E5C035FC1055308' + 'AB' * 8) + \
+        rec('00CB3FFF055C035FC10510') + rec('00C0000000')
+    s['keygen-ec-sign-ecdh'] = bytes([3]) + \
+        rec('004700 9C 05 AC03800111'.replace(' ', '')) + \
+        rec('0020008008' + pin) + \
+        rec('0087119C' + '26' + '7C24 8200 8120' + '11' * 32) + \
+        rec('004700 9D 05 AC03800114'.replace(' ', '')) + \
+        rec('0087149D' + '66' + '7C64 8200 8561 04' + '22' * 96)
+    s['mgmt-witness'] = bytes([0]) + rec('0087039B047C028000') + \
+        rec('0087039B0C7C0A80080102030405060708') + \
+        rec('0087039B047C028100') + rec('0087039B0C7C0A82080102030405060708')
+    s['yubico-admin'] = bytes([3]) + \
+        rec('00FFFFFF1B039B18' + '0102030405060708' * 3) + \
+        rec('00FA0506') + rec('00FB0000')
+    return s
+
+
 def main():
     for target, seeds in (('fuzz_bulk_out', bulk_seeds()),
                           ('fuzz_control', control_seeds()),
-                          ('fuzz_loopback_apdu', loopback_seeds())):
+                          ('fuzz_loopback_apdu', loopback_seeds()),
+                          ('fuzz_piv_applet', piv_seeds())):
         d = os.path.join(HERE, 'corpus', target)
         os.makedirs(d, exist_ok=True)
         for name, data in seeds.items():

@@ -30,7 +30,7 @@ case $secs in ''|*[!0-9]*) usage ;; esac
 
 root=$(cd "$(dirname "$0")/../.." && pwd)
 build=${FUZZ_BUILD_DIR:-$root/build-fuzz}
-targets=${*:-fuzz_bulk_out fuzz_control fuzz_loopback_apdu}
+targets=${*:-fuzz_bulk_out fuzz_control fuzz_loopback_apdu fuzz_piv_applet}
 
 scratch=$(mktemp -d)
 trap 'rm -rf "$scratch"' EXIT INT TERM
