@@ -32,6 +32,8 @@
  *                key and PIN
  *   00 FB        RESET the card to defaults, only when PIN and PUK are
  *                both blocked
+ *   00 FE alg ref  IMPORT KEY (RSA CRT parameters or an ECC scalar);
+ *                management key
  *
  * Command chaining (CLA 10) accumulates up to PIV_APPLET_MAX_CHAIN bytes;
  * a response longer than Ne is sent in parts with 61xx and GET RESPONSE.

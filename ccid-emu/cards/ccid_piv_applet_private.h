@@ -110,6 +110,8 @@ uint16_t piv_cmd_set_mgmt_key(piv_applet *a, const struct cmd *c,
 uint16_t piv_cmd_set_pin_retries(piv_applet *a, const struct cmd *c,
 				 GByteArray *out);
 uint16_t piv_cmd_reset(piv_applet *a, const struct cmd *c, GByteArray *out);
+uint16_t piv_cmd_import_key(piv_applet *a, const struct cmd *c,
+			    GByteArray *out);
 
 G_END_DECLS
 

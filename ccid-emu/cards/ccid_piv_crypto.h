@@ -49,6 +49,16 @@ gboolean piv_crypto_ecdsa(EVP_PKEY *pkey, const uint8_t *hash, size_t len,
 gboolean piv_crypto_ecdh(EVP_PKEY *pkey, const uint8_t *point, size_t len,
 			 GByteArray *out);
 
+/* A private key from the parts Yubico's IMPORT KEY sends: RSA by its CRT
+ * parameters (big-endian, leading zeros allowed; public exponent 65537,
+ * as Yubico's import assumes) for a modulus of @bits bits; ECC by its
+ * private scalar on P-256 or P-384.  NULL if the parts do not make a
+ * consistent key of that size. */
+EVP_PKEY *piv_crypto_import_rsa(const uint8_t *const part[5],
+				const size_t part_len[5], int bits);
+EVP_PKEY *piv_crypto_import_ec(uint8_t alg, const uint8_t *scalar,
+			       size_t len);
+
 /* DER encoding of a private key (PKCS#8 PrivateKeyInfo) and back. */
 GBytes *piv_crypto_key_to_der(EVP_PKEY *pkey);
 EVP_PKEY *piv_crypto_key_from_der(const uint8_t *der, size_t len);

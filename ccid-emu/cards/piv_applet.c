@@ -357,6 +357,7 @@ static const struct {
 	{ 0xFF, piv_cmd_set_mgmt_key },
 	{ 0xFA, piv_cmd_set_pin_retries },
 	{ 0xFB, piv_cmd_reset },
+	{ 0xFE, piv_cmd_import_key },
 };
 
 static size_t put_sw(uint8_t *resp, size_t off, uint16_t sw)

@@ -7,7 +7,9 @@
 
 #include <openssl/core_names.h>
 #include <openssl/crypto.h>
+#include <openssl/bn.h>
 #include <openssl/ec.h>
+#include <openssl/obj_mac.h>
 #include <openssl/param_build.h>
 #include <openssl/rand.h>
 #include <openssl/rsa.h>
@@ -294,6 +296,133 @@ done:
 	EVP_PKEY_CTX_free(ctx);
 	EVP_PKEY_free(peer);
 	return ok;
+}
+
+/* A key pair from OSSL_PARAMs, accepted only if it passes OpenSSL's
+ * pairwise consistency check. */
+static EVP_PKEY *keypair_from_params(const char *type, OSSL_PARAM_BLD *bld)
+{
+	OSSL_PARAM *params = OSSL_PARAM_BLD_to_param(bld);
+	EVP_PKEY_CTX *ctx = EVP_PKEY_CTX_new_from_name(NULL, type, NULL);
+	EVP_PKEY_CTX *check = NULL;
+	EVP_PKEY *pkey = NULL;
+
+	if (params == NULL || ctx == NULL ||
+	    EVP_PKEY_fromdata_init(ctx) != 1 ||
+	    EVP_PKEY_fromdata(ctx, &pkey, EVP_PKEY_KEYPAIR, params) != 1)
+		goto out;
+	check = EVP_PKEY_CTX_new_from_pkey(NULL, pkey, NULL);
+	if (check == NULL || EVP_PKEY_pairwise_check(check) != 1) {
+		EVP_PKEY_free(pkey);
+		pkey = NULL;
+	}
+out:
+	EVP_PKEY_CTX_free(check);
+	EVP_PKEY_CTX_free(ctx);
+	OSSL_PARAM_free(params);
+	return pkey;
+}
+
+EVP_PKEY *piv_crypto_import_rsa(const uint8_t *const part[5],
+				const size_t part_len[5], int bits)
+{
+	static const char *const names[5] = {
+		OSSL_PKEY_PARAM_RSA_FACTOR1, OSSL_PKEY_PARAM_RSA_FACTOR2,
+		OSSL_PKEY_PARAM_RSA_EXPONENT1, OSSL_PKEY_PARAM_RSA_EXPONENT2,
+		OSSL_PKEY_PARAM_RSA_COEFFICIENT1,
+	};
+	BIGNUM *bn[5] = { NULL };
+	BIGNUM *n = BN_new(), *e = BN_new(), *d = NULL, *phi = BN_new();
+	BIGNUM *p1 = BN_new(), *q1 = BN_new();
+	BN_CTX *bctx = BN_CTX_new();
+	OSSL_PARAM_BLD *bld = OSSL_PARAM_BLD_new();
+	EVP_PKEY *pkey = NULL;
+	unsigned i;
+
+	if (n == NULL || e == NULL || phi == NULL || p1 == NULL ||
+	    q1 == NULL || bctx == NULL || bld == NULL)
+		goto out;
+	for (i = 0; i < 5; i++) {
+		bn[i] = BN_bin2bn(part[i], (int)part_len[i], NULL);
+		if (bn[i] == NULL || BN_is_zero(bn[i]))
+			goto out;
+	}
+	/* n = p q, d = e^-1 mod (p-1)(q-1): library arithmetic. */
+	if (BN_set_word(e, 65537) != 1 ||
+	    BN_mul(n, bn[0], bn[1], bctx) != 1 || BN_num_bits(n) != bits ||
+	    BN_sub(p1, bn[0], BN_value_one()) != 1 ||
+	    BN_sub(q1, bn[1], BN_value_one()) != 1 ||
+	    BN_mul(phi, p1, q1, bctx) != 1)
+		goto out;
+	d = BN_mod_inverse(NULL, e, phi, bctx);
+	if (d == NULL ||
+	    OSSL_PARAM_BLD_push_BN(bld, OSSL_PKEY_PARAM_RSA_N, n) != 1 ||
+	    OSSL_PARAM_BLD_push_BN(bld, OSSL_PKEY_PARAM_RSA_E, e) != 1 ||
+	    OSSL_PARAM_BLD_push_BN(bld, OSSL_PKEY_PARAM_RSA_D, d) != 1)
+		goto out;
+	for (i = 0; i < 5; i++)
+		if (OSSL_PARAM_BLD_push_BN(bld, names[i], bn[i]) != 1)
+			goto out;
+	pkey = keypair_from_params("RSA", bld);
+out:
+	for (i = 0; i < 5; i++)
+		BN_clear_free(bn[i]);
+	BN_free(n);
+	BN_free(e);
+	BN_clear_free(d);
+	BN_clear_free(phi);
+	BN_clear_free(p1);
+	BN_clear_free(q1);
+	BN_CTX_free(bctx);
+	OSSL_PARAM_BLD_free(bld);
+	return pkey;
+}
+
+EVP_PKEY *piv_crypto_import_ec(uint8_t alg, const uint8_t *scalar,
+			       size_t len)
+{
+	const char *name = alg == PIV_ALG_ECC_P256 ? "prime256v1" :
+			   alg == PIV_ALG_ECC_P384 ? "secp384r1" : NULL;
+	int nid = alg == PIV_ALG_ECC_P256 ? NID_X9_62_prime256v1 :
+		  NID_secp384r1;
+	EC_GROUP *group = NULL;
+	EC_POINT *pub = NULL;
+	BIGNUM *priv = NULL;
+	BN_CTX *bctx = BN_CTX_new();
+	OSSL_PARAM_BLD *bld = OSSL_PARAM_BLD_new();
+	EVP_PKEY *pkey = NULL;
+	uint8_t point[97];
+	size_t plen;
+
+	if (name == NULL || bctx == NULL || bld == NULL)
+		goto out;
+	group = EC_GROUP_new_by_curve_name(nid);
+	priv = BN_bin2bn(scalar, (int)len, NULL);
+	if (group == NULL || priv == NULL || BN_is_zero(priv) ||
+	    BN_cmp(priv, EC_GROUP_get0_order(group)) >= 0)
+		goto out;
+	/* The public point is the scalar times the base point. */
+	pub = EC_POINT_new(group);
+	if (pub == NULL ||
+	    EC_POINT_mul(group, pub, priv, NULL, NULL, bctx) != 1)
+		goto out;
+	plen = EC_POINT_point2oct(group, pub, POINT_CONVERSION_UNCOMPRESSED,
+				  point, sizeof(point), bctx);
+	if (plen == 0 ||
+	    OSSL_PARAM_BLD_push_utf8_string(bld, OSSL_PKEY_PARAM_GROUP_NAME,
+					    name, 0) != 1 ||
+	    OSSL_PARAM_BLD_push_BN(bld, OSSL_PKEY_PARAM_PRIV_KEY, priv) != 1 ||
+	    OSSL_PARAM_BLD_push_octet_string(bld, OSSL_PKEY_PARAM_PUB_KEY,
+					     point, plen) != 1)
+		goto out;
+	pkey = keypair_from_params("EC", bld);
+out:
+	EC_POINT_free(pub);
+	EC_GROUP_free(group);
+	BN_clear_free(priv);
+	BN_CTX_free(bctx);
+	OSSL_PARAM_BLD_free(bld);
+	return pkey;
 }
 
 GBytes *piv_crypto_key_to_der(EVP_PKEY *pkey)

@@ -2,7 +2,7 @@
 /*
  * The Yubico PIV extensions the applet implements so yubico-piv-tool
  * works: GET VERSION, GET SERIAL, GET METADATA, SET MANAGEMENT KEY, SET
- * PIN RETRIES and RESET.
+ * PIN RETRIES, RESET and IMPORT KEY.
  */
 #include "ccid_piv_applet_private.h"
 #include "ccid_piv_crypto.h"
@@ -144,5 +144,78 @@ uint16_t piv_cmd_reset(piv_applet *a, const struct cmd *c, GByteArray *out)
 		return SW_CONDITIONS;
 	piv_data_reset(a->d);
 	piv_applet_reset(a);
+	return piv_applet_save(a) ? SW_OK : SW_MEMORY_FAILURE;
+}
+
+/* Yubico IMPORT KEY: P1 algorithm, P2 slot; data: RSA 01 p, 02 q, 03 dP,
+ * 04 dQ, 05 qInv (each at most half the modulus long), ECC 06 the private
+ * scalar (exactly the field size); then optionally AA PIN policy and AB
+ * touch policy (no sensor: accepted, moot). */
+uint16_t piv_cmd_import_key(piv_applet *a, const struct cmd *c,
+			    GByteArray *out)
+{
+	const struct piv_slot_info *s = piv_slot_by_ref(c->p2);
+	gboolean rsa = c->p1 == PIV_ALG_RSA1024 || c->p1 == PIV_ALG_RSA2048;
+	gboolean ec = c->p1 == PIV_ALG_ECC_P256 || c->p1 == PIV_ALG_ECC_P384;
+	const uint8_t *part[6] = { NULL };
+	size_t part_len[6] = { 0 };
+	size_t elem = c->p1 == PIV_ALG_RSA1024 ? 64 :
+		      c->p1 == PIV_ALG_RSA2048 ? 128 :
+		      c->p1 == PIV_ALG_ECC_P256 ? 32 : 48;
+	uint8_t policy = PIV_PIN_POLICY_DEFAULT;
+	const uint8_t *p, *end;
+	struct piv_key *k;
+	EVP_PKEY *pkey;
+	struct tlv t;
+
+	if ((!rsa && !ec) || s == NULL)
+		return SW_WRONG_P1P2;
+	if (!a->mgmt_ok)
+		return SW_SECURITY_STATUS;
+	if (c->data == NULL)
+		return SW_WRONG_DATA;
+	p = c->data;
+	end = c->data + c->nc;
+	while (p < end) {
+		if (!piv_tlv_next(&p, end, &t))
+			return SW_WRONG_DATA;
+		if (t.tag >= 0x01 && t.tag <= 0x06) {
+			if (part[t.tag - 1] != NULL || t.len == 0 ||
+			    t.len > elem)
+				return SW_WRONG_DATA;
+			part[t.tag - 1] = t.v;
+			part_len[t.tag - 1] = t.len;
+		} else if (t.tag == 0xAA && t.len == 1 &&
+			   t.v[0] <= PIV_PIN_POLICY_ALWAYS) {
+			policy = t.v[0];
+		} else if (!(t.tag == 0xAB && t.len == 1)) {
+			return SW_WRONG_DATA;
+		}
+	}
+	if (rsa) {
+		for (unsigned i = 0; i < 5; i++)
+			if (part[i] == NULL)
+				return SW_WRONG_DATA;
+		if (part[5] != NULL)
+			return SW_WRONG_DATA;
+		pkey = piv_crypto_import_rsa(part, part_len,
+					     (int)elem * 16);
+	} else {
+		for (unsigned i = 0; i < 5; i++)
+			if (part[i] != NULL)
+				return SW_WRONG_DATA;
+		if (part[5] == NULL || part_len[5] != elem)
+			return SW_WRONG_DATA;
+		pkey = piv_crypto_import_ec(c->p1, part[5], part_len[5]);
+	}
+	if (pkey == NULL)
+		return SW_WRONG_DATA;
+	k = &a->d->keys[piv_slot_index(s)];
+	EVP_PKEY_free(k->pkey);
+	k->pkey = pkey;
+	k->alg = c->p1;
+	k->origin = PIV_ORIGIN_IMPORTED;
+	k->pin_policy = policy != PIV_PIN_POLICY_DEFAULT ?
+			(enum piv_pin_policy)policy : s->default_policy;
 	return piv_applet_save(a) ? SW_OK : SW_MEMORY_FAILURE;
 }

@@ -11,6 +11,7 @@
  */
 #include <check.h>
 #include <glib.h>
+#include <openssl/bn.h>
 #include <openssl/core_names.h>
 #include <openssl/evp.h>
 #include <openssl/param_build.h>
@@ -1032,6 +1033,130 @@ START_TEST(test_generate)
 }
 END_TEST
 
+/* --- Yubico IMPORT KEY --------------------------------------------------------- */
+
+/* Appends TLV @tag with BN @name of @pkey, left-padded to @width bytes. */
+static void put_bn_param(GByteArray *d, guint8 tag, EVP_PKEY *pkey,
+			 const char *name, int width)
+{
+	BIGNUM *bn = NULL;
+	guint8 buf[128];
+	guint8 hdr[3] = { tag, 0x81, (guint8)width };
+
+	ck_assert_int_eq(EVP_PKEY_get_bn_param(pkey, name, &bn), 1);
+	ck_assert_int_eq(BN_bn2binpad(bn, buf, width), width);
+	BN_free(bn);
+	if (width < 0x80) {
+		hdr[1] = (guint8)width;
+		g_byte_array_append(d, hdr, 2);
+	} else {
+		g_byte_array_append(d, hdr, 3);
+	}
+	g_byte_array_append(d, buf, (guint)width);
+}
+
+/* 00 FE alg slot, extended Lc, @data. */
+static unsigned import_key(piv_applet *a, uint8_t alg, uint8_t slot,
+			   const GByteArray *data)
+{
+	g_autoptr(GByteArray) cmd = g_byte_array_new();
+	guint8 hdr[7] = { 0x00, 0xFE, alg, slot, 0x00,
+			  (guint8)(data->len >> 8), (guint8)data->len };
+
+	g_byte_array_append(cmd, hdr, sizeof(hdr));
+	g_byte_array_append(cmd, data->data, data->len);
+	return sw_bytes(a, cmd->data, cmd->len);
+}
+
+/* A key made by OpenSSL on the test side goes onto the card by its CRT
+ * parameters (RSA) or scalar (ECC); the card's signatures verify with the
+ * original public key. */
+START_TEST(test_import_key)
+{
+	static const char *const crt[5] = {
+		OSSL_PKEY_PARAM_RSA_FACTOR1, OSSL_PKEY_PARAM_RSA_FACTOR2,
+		OSSL_PKEY_PARAM_RSA_EXPONENT1, OSSL_PKEY_PARAM_RSA_EXPONENT2,
+		OSSL_PKEY_PARAM_RSA_COEFFICIENT1,
+	};
+	g_autoptr(piv_applet) a = fresh();
+	g_autoptr(GByteArray) rsa_data = g_byte_array_new();
+	g_autoptr(GByteArray) ec_data = g_byte_array_new();
+	g_autoptr(GByteArray) bad = g_byte_array_new();
+	g_autoptr(GByteArray) sig = NULL;
+	g_autoptr(GByteArray) meta = NULL;
+	EVP_PKEY *rsa = EVP_PKEY_Q_keygen(NULL, NULL, "RSA", (size_t)2048);
+	EVP_PKEY *ec = EVP_PKEY_Q_keygen(NULL, NULL, "EC", "P-256");
+	EVP_PKEY_CTX *ctx;
+	guint8 block[256], rec[256], hash[32];
+	size_t rl = sizeof(rec);
+	unsigned sw;
+
+	ck_assert(rsa != NULL && ec != NULL);
+	for (int i = 0; i < 5; i++)
+		put_bn_param(rsa_data, (guint8)(i + 1), rsa, crt[i], 128);
+	g_byte_array_append(rsa_data, (guint8[]){ 0xAA, 0x01, 0x01 }, 3);
+	put_bn_param(ec_data, 0x06, ec, OSSL_PKEY_PARAM_PRIV_KEY, 32);
+
+	ck_assert_uint_eq(import_key(a, PIV_ALG_RSA2048, 0x9D, rsa_data), 0x6982);
+	ck_assert_uint_eq(default_mgmt(a), 0x9000);
+	/* Wrong algorithm for the data, slot not a key slot, unknown alg. */
+	ck_assert_uint_eq(import_key(a, PIV_ALG_RSA1024, 0x9D, rsa_data), 0x6A80);
+	ck_assert_uint_eq(import_key(a, PIV_ALG_RSA2048, 0x9B, rsa_data), 0x6A86);
+	ck_assert_uint_eq(import_key(a, 0x05, 0x9D, rsa_data), 0x6A86);
+	ck_assert_uint_eq(import_key(a, PIV_ALG_ECC_P256, 0x9E, rsa_data), 0x6A80);
+	/* p and q swapped for dP: inconsistent, refused. */
+	g_byte_array_append(bad, rsa_data->data, rsa_data->len);
+	bad->data[3 + 10] ^= 0x01;
+	ck_assert_uint_eq(import_key(a, PIV_ALG_RSA2048, 0x9D, bad), 0x6A80);
+
+	ck_assert_uint_eq(import_key(a, PIV_ALG_RSA2048, 0x9D, rsa_data), 0x9000);
+	ck_assert_uint_eq(import_key(a, PIV_ALG_ECC_P256, 0x9E, ec_data), 0x9000);
+	meta = xfer_hex(a, "00 F7 00 9D 00");
+	/* 01 01 07, 02 02 01 01 (policy never from AA), 03 01 02 (imported) */
+	ck_assert_mem_eq(meta->data, ((guint8[]){ 0x01, 0x01, 0x07, 0x02, 0x02,
+						  0x01, 0x01, 0x03, 0x01,
+						  0x02 }), 10);
+
+	/* RSA: the raw operation on a PKCS#1 block, no PIN (policy never). */
+	memset(block, 0xFF, sizeof(block));
+	block[0] = 0x00;
+	block[1] = 0x01;
+	block[200] = 0x00;
+	for (int i = 201; i < 256; i++)
+		block[i] = (guint8)i;
+	sig = ga_key(a, PIV_ALG_RSA2048, 0x9D, 0x81, block, 256, &sw);
+	ck_assert_uint_eq(sw, 0x9000);
+	ctx = EVP_PKEY_CTX_new_from_pkey(NULL, rsa, NULL);
+	ck_assert_int_eq(EVP_PKEY_verify_recover_init(ctx), 1);
+	ck_assert_int_eq(EVP_PKEY_CTX_set_rsa_padding(ctx, RSA_NO_PADDING), 1);
+	ck_assert_int_eq(EVP_PKEY_verify_recover(ctx, rec, &rl, sig->data,
+						 sig->len), 1);
+	ck_assert_mem_eq(rec, block, 256);
+	EVP_PKEY_CTX_free(ctx);
+
+	/* ECC in 9E: ECDSA that verifies with the original key. */
+	for (int i = 0; i < 32; i++)
+		hash[i] = (guint8)(3 * i);
+	g_byte_array_unref(sig);
+	sig = ga_key(a, PIV_ALG_ECC_P256, 0x9E, 0x81, hash, 32, &sw);
+	ck_assert_uint_eq(sw, 0x9000);
+	ctx = EVP_PKEY_CTX_new_from_pkey(NULL, ec, NULL);
+	ck_assert_int_eq(EVP_PKEY_verify_init(ctx), 1);
+	ck_assert_int_eq(EVP_PKEY_verify(ctx, sig->data, sig->len, hash, 32), 1);
+	EVP_PKEY_CTX_free(ctx);
+
+	/* A scalar of zero, and one of the wrong size. */
+	g_byte_array_set_size(bad, 0);
+	g_byte_array_append(bad, (guint8[]){ 0x06, 0x20 }, 2);
+	for (int i = 0; i < 32; i++)
+		g_byte_array_append(bad, (guint8[]){ 0x00 }, 1);
+	ck_assert_uint_eq(import_key(a, PIV_ALG_ECC_P256, 0x9E, bad), 0x6A80);
+	ck_assert_uint_eq(import_key(a, PIV_ALG_ECC_P384, 0x9E, ec_data), 0x6A80);
+	EVP_PKEY_free(rsa);
+	EVP_PKEY_free(ec);
+}
+END_TEST
+
 /* --- Yubico extensions ---------------------------------------------------- */
 
 static const struct row yubico_rows[] = {
@@ -1130,6 +1255,7 @@ static Suite *piv_suite(void)
 	tcase_add_test(tc, test_p384_ecdh_9d_and_9e);
 	tcase_add_test(tc, test_generate);
 	tcase_add_test(tc, test_yubico);
+	tcase_add_test(tc, test_import_key);
 	tcase_add_test(tc, test_garbage);
 	suite_add_tcase(s, tc);
 	return s;
