@@ -24,15 +24,16 @@
 void ccid_config_init(struct ccid_config *cfg)
 {
 	memset(cfg, 0, sizeof(*cfg));
-	/* 0x1209 is the pid.codes open-source vendor ID; 0xCC1D is the
-	 * product ID this project uses.  Not another vendor's ID: libccid
-	 * keys quirks by VID:PID, and none must apply to us. */
-	cfg->vendor_id = 0x1209;
-	cfg->product_id = 0xCC1D;
-	cfg->bcd_device = 0x0100;
+	/* A VID:PID in stock libccid's reader list: pcscd only drives listed
+	 * IDs.  The strings say what the reader really is, so lsusb and the
+	 * guest's pcscd reader name show "ccid-emu". */
+	cfg->vendor_id = CCID_EMU_DEFAULT_VID;
+	cfg->product_id = CCID_EMU_DEFAULT_PID;
+	cfg->bcd_device = CCID_EMU_DEFAULT_BCD;
 	cfg->manufacturer = "ccid-emu";
 	cfg->product = "ccid-emu Virtual Reader";
 	cfg->serial = "0001";
+	cfg->interface = "ccid-emu Virtual Reader";
 	cfg->n_slots = 1;
 	cfg->max_busy_slots = 1;
 	cfg->max_message_len = CCID_EMU_DEFAULT_MAX_MSG;
@@ -138,6 +139,7 @@ ccid_dev *ccid_dev_new(const struct ccid_config *cfg,
 	/* The strings now live in the descriptors; never keep the caller's
 	 * pointers. */
 	dev->cfg.manufacturer = dev->cfg.product = dev->cfg.serial = NULL;
+	dev->cfg.interface = NULL;
 
 	dev->rx_buf = malloc(cfg->max_message_len);
 	if (!dev->rx_buf) {

@@ -15,6 +15,7 @@
 #include "agent_control.h"
 #include "agent_json.h"
 #include "agent_launch.h"
+#include "agent_usb_id.h"
 
 #include <ccid-emu/ccid_emu.h>
 #include <ccid_bridge.h>
@@ -32,6 +33,7 @@ struct serve {
 	GMainLoop *loop;
 	gboolean verbose;
 	struct agent_card_spec spec;
+	struct agent_usb_id usb_id;
 	unsigned n_slots;
 	struct ccid_bridge_addr addr;
 	gboolean listen;
@@ -302,11 +304,13 @@ static void print_config(struct serve *s)
 	g_autofree char *qemu = agent_launch_qemu_line(&la);
 	g_autofree char *xml = agent_launch_libvirt_xml(&la);
 	g_autofree char *ctl = shell_word(s->control_path);
+	g_autofree char *usb_id = agent_usb_id_describe(&s->usb_id);
 
 	printf("# ccid-agent serve: %s card%s in %u slot%s, %s %s\n",
 	       agent_card_kind_name(s->spec.kind), s->n_slots == 1 ? "" : "s",
 	       s->n_slots, s->n_slots == 1 ? "" : "s",
 	       s->listen ? "listening on" : "connecting to", s->addr_text);
+	printf("# USB identity %s: %s\n", usb_id, s->usb_id.about);
 	printf("# QEMU arguments (the guest also needs a USB controller, "
 	       "e.g. -device qemu-xhci)%s:\n",
 	       s->listen ? "" :
@@ -362,6 +366,7 @@ static int serve_run(struct serve *s)
 	guint sig_int, sig_term;
 
 	ccid_config_init(&cfg);
+	agent_usb_id_apply(&s->usb_id, &cfg);
 	cfg.n_slots = (uint8_t)s->n_slots;
 	cfg.max_busy_slots = (uint8_t)s->n_slots;
 	s->bridge = ccid_bridge_new(&cfg, &bridge_cbs, s, &error);
@@ -431,6 +436,7 @@ int agent_cmd_serve(int argc, char **argv)
 	g_autofree char *listen_at = NULL;
 	g_autofree char *connect_to = NULL;
 	g_autofree char *control = NULL;
+	g_autofree char *usb_id = NULL;
 	gint slots = 1;
 	gboolean verbose = FALSE;
 	const GOptionEntry entries[] = {
@@ -457,6 +463,10 @@ int agent_cmd_serve(int argc, char **argv)
 		  "Control socket for 'ccid-agent ctl' (default: next to a "
 		  "unix --listen socket, X.sock -> X.ctl, else "
 		  "$XDG_RUNTIME_DIR/ccid-emu/ccid0.ctl)", "PATH" },
+		{ "usb-id", 0, 0, G_OPTION_ARG_STRING, &usb_id,
+		  "USB identity of the reader: scr335 (default; a VID:PID that "
+		  "stock libccid lists), ccid-emu (the project's own "
+		  "1209:CC1D), or VID:PID in hex", "ID" },
 		{ "verbose", 'v', 0, G_OPTION_ARG_NONE, &verbose,
 		  "Log usbredir and device model debug messages on stderr",
 		  NULL },
@@ -489,6 +499,8 @@ int agent_cmd_serve(int argc, char **argv)
 	if (listen_at != NULL && connect_to != NULL)
 		return agent_usage_error(argv[0], "--listen and --connect exclude "
 				   "each other");
+	if (!agent_usb_id_parse(usb_id, &s.usb_id, &error))
+		return agent_usage_error(argv[0], "%s", error->message);
 	if (!agent_card_spec_parse(card != NULL ? card : "virtual", &s.spec,
 				   &error) ||
 	    (certs != NULL && !agent_card_spec_set_nicknames(&s.spec, certs,

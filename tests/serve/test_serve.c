@@ -362,15 +362,23 @@ static int tcp_connect(guint16 port)
 	return fd;
 }
 
-/* Attaches the fake QEMU to @fd and checks the reader it is offered. */
-static void guest_attach(struct fake_qemu *g, int fd)
+/* Attaches the fake QEMU to @fd and checks the reader it is offered:
+ * @vid:@pid at full speed. */
+static void guest_attach_id(struct fake_qemu *g, int fd, uint16_t vid,
+			    uint16_t pid)
 {
 	fake_qemu_init(g, fd);
 	ck_assert_msg(fake_qemu_spin(g, fake_qemu_is_connected, NULL, 5000),
 		      "no device_connect from the agent");
-	ck_assert_uint_eq(g->conn.vendor_id, 0x1209);
-	ck_assert_uint_eq(g->conn.product_id, 0xCC1D);
+	ck_assert_uint_eq(g->conn.vendor_id, vid);
+	ck_assert_uint_eq(g->conn.product_id, pid);
 	ck_assert_int_eq(g->conn.speed, usb_redir_speed_full);
+}
+
+/* Same, with the default identity: a VID:PID stock libccid lists. */
+static void guest_attach(struct fake_qemu *g, int fd)
+{
+	guest_attach_id(g, fd, CCID_EMU_DEFAULT_VID, CCID_EMU_DEFAULT_PID);
 }
 
 /* Waits for interrupt packet number @n (1-based) and returns its slot
@@ -705,6 +713,14 @@ static const struct {
 	{ { "--card", "smartie", NULL }, 2, "unknown card 'smartie'" },
 	{ { "--card", "loopback", "extra", NULL }, 2,
 	  "unexpected argument 'extra'" },
+	/* --usb-id: names the value and both accepted forms */
+	{ { "--usb-id", "gemalto", NULL }, 2,
+	  "--usb-id 'gemalto' is neither VID:PID" },
+	{ { "--usb-id", "04e6:51155", NULL }, 2, "scr335 (default), ccid-emu" },
+	{ { "--usb-id", "04e6-5115", NULL }, 2, "e.g. 04e6:5115" },
+	{ { "--usb-id", "xyz:5115", NULL }, 2, "--usb-id 'xyz:5115'" },
+	{ { "--usb-id", "0000:5115", NULL }, 2, "vendor ID 0000 is not" },
+	{ { "--usb-id", "", NULL }, 2, "--usb-id '' is neither" },
 	{ { "--card", "virtual:/nonexistent/ccid-emu-db", "--listen",
 	    "unix:@DIR@/v.sock", NULL }, 1, "/nonexistent/ccid-emu-db" },
 };
@@ -742,6 +758,52 @@ START_TEST(test_startup_errors)
 	}
 	/* A bad NSS database fails before any socket appears. */
 	ck_assert(!g_file_test(vsock, G_FILE_TEST_EXISTS));
+}
+END_TEST
+
+/* --usb-id: the project's own ID by name, and any VID:PID, reach QEMU's
+ * device_connect; the identity line names what the guest will need. */
+static const struct {
+	const char *arg;
+	uint16_t vid, pid;
+	const char *line;
+} usb_ids[] = {
+	{ "ccid-emu", 0x1209, 0xCC1D, "# USB identity 1209:CC1D (ccid-emu): " },
+	{ "0x1234:abcd", 0x1234, 0xABCD, "# USB identity 1234:ABCD: " },
+	{ "04E6:5115", 0x04E6, 0x5115, "# USB identity 04E6:5115 (scr335): " },
+	{ "SCR335", 0x04E6, 0x5115, "# USB identity 04E6:5115 (scr335): " },
+};
+
+START_TEST(test_usb_id)
+{
+	g_autofree char *name = g_strdup_printf("usbid%d", _i);
+	g_autofree char *dir = test_dir(name);
+	g_autofree char *sock = g_build_filename(dir, "qemu.sock", NULL);
+	g_autofree char *ctlp = g_build_filename(dir, "agent.ctl", NULL);
+	g_autofree char *connect = g_strdup_printf("unix:%s", sock);
+	const char *args[] = { "--card", "loopback", "--connect", connect,
+			       "--control", ctlp, "--usb-id", usb_ids[_i].arg,
+			       NULL };
+	static struct fake_qemu g;
+	struct agent a;
+	int lfd;
+
+	lfd = unix_listen(sock);
+	agent_start(&a, NULL, args);
+	ck_assert_msg(agent_wait_ready(&a, 10000), "%s", a.err->str);
+	ck_assert_msg(strstr(a.out->str, usb_ids[_i].line) != NULL,
+		      "'%s' not in: %s", usb_ids[_i].line, a.out->str);
+	guest_attach_id(&g, accept_within(lfd, 5000), usb_ids[_i].vid,
+			usb_ids[_i].pid);
+	ck_assert_int_eq(guest_configure(&g), 0x03);
+	fake_qemu_power_on(&g, 1);
+	guest_echo(&g, 2);
+	kill(a.pid, SIGTERM);
+	ck_assert(fake_qemu_spin(&g, fake_qemu_is_disconnected, NULL, 5000));
+	ck_assert_int_eq(agent_wait_exit(&a, 5000), 0);
+	fake_qemu_fini(&g);
+	close(lfd);
+	agent_stop(&a);
 }
 END_TEST
 
@@ -1075,6 +1137,7 @@ static Suite *serve_suite(void)
 	tcase_add_test(tc, test_second_serve_is_refused);
 	tcase_add_test(tc, test_startup_errors);
 	tcase_add_test(tc, test_connect_mode);
+	tcase_add_loop_test(tc, test_usb_id, 0, (int)G_N_ELEMENTS(usb_ids));
 	tcase_add_test(tc, test_listen_tcp);
 	tcase_add_test(tc, test_default_socket);
 	tcase_add_test(tc, test_control_protocol);
