@@ -37,10 +37,13 @@ void ccid_config_init(struct ccid_config *cfg)
 	cfg->n_slots = 1;
 	cfg->max_busy_slots = 1;
 	cfg->max_message_len = CCID_EMU_DEFAULT_MAX_MSG;
+	/* Parameters are the reader's business at the APDU level: it
+	 * negotiates them itself (0x40).  Not also 0x80 (PPS by the reader on
+	 * the host's parameters): CCID 1.1 §5.1 makes them alternatives, and
+	 * GnuPG's driver warns about "conflicting negotiation features". */
 	cfg->features = CCID_FEAT_AUTO_PARAM_ATR | CCID_FEAT_AUTO_VOLTAGE |
 			CCID_FEAT_AUTO_CLOCK | CCID_FEAT_AUTO_BAUD |
 			CCID_FEAT_AUTO_PPS_NEGOTIATION |
-			CCID_FEAT_AUTO_PPS_CURRENT |
 			CCID_FEAT_LEVEL_EXTENDED_APDU;
 	cfg->bulk_max_packet = 64;
 	/* Interrupt polling every 4 ms keeps card events well inside the
@@ -66,6 +69,9 @@ static const char *ccid_config_check(const struct ccid_config *cfg)
 	if (level != CCID_FEAT_LEVEL_SHORT_APDU &&
 	    level != CCID_FEAT_LEVEL_EXTENDED_APDU)
 		return "features must select exactly one of the short or extended APDU levels";
+	if ((cfg->features & CCID_FEAT_AUTO_PPS_NEGOTIATION) &&
+	    (cfg->features & CCID_FEAT_AUTO_PPS_CURRENT))
+		return "features: automatic parameter negotiation (0x40) and automatic PPS on the current parameters (0x80) exclude each other";
 	if (cfg->bulk_max_packet != 8 && cfg->bulk_max_packet != 16 &&
 	    cfg->bulk_max_packet != 32 && cfg->bulk_max_packet != 64)
 		return "bulk_max_packet must be 8, 16, 32 or 64";

@@ -120,3 +120,38 @@ char *agent_usb_id_describe(const struct agent_usb_id *id)
 				       id->product_id, id->name);
 	return g_strdup_printf("%04X:%04X", id->vendor_id, id->product_id);
 }
+
+char *agent_usb_serial_for(const char *seed)
+{
+	g_autofree char *sum = g_compute_checksum_for_string(G_CHECKSUM_SHA256,
+							      seed, -1);
+
+	sum[8] = '\0';
+	return g_ascii_strup(sum, -1);
+}
+
+gboolean agent_usb_serial_check(const char *serial, GError **error)
+{
+	size_t len = strlen(serial);
+
+	for (size_t i = 0; i < len; i++) {
+		unsigned char c = (unsigned char)serial[i];
+
+		if (c < 0x21 || c > 0x7E || c == ',') {
+			g_set_error(error, G_OPTION_ERROR, G_OPTION_ERROR_BAD_VALUE,
+				    "--serial '%s': character %zu is not "
+				    "allowed; use 1-32 printable ASCII "
+				    "characters without spaces or commas",
+				    serial, i + 1);
+			return FALSE;
+		}
+	}
+	if (len == 0 || len > 32) {
+		g_set_error(error, G_OPTION_ERROR, G_OPTION_ERROR_BAD_VALUE,
+			    "--serial '%s': %zu characters; use 1-32 printable "
+			    "ASCII characters without spaces or commas",
+			    serial, len);
+		return FALSE;
+	}
+	return TRUE;
+}

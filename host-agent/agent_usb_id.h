@@ -35,6 +35,17 @@ void agent_usb_id_apply(const struct agent_usb_id *id, struct ccid_config *cfg);
 /* "scr335 (default), ccid-emu": the preset names, for help texts. */
 const char *agent_usb_id_names(void);
 
+/* A serial number string for a reader, stable for the same @seed (e.g.
+ * the address it is served on): 8 uppercase hex digits of SHA-256(@seed).
+ * Two readers of one VID:PID need different serials: GnuPG's CCID driver
+ * names readers VID:PID:SERIAL, and Windows keys a device instance on the
+ * serial.  Free with g_free(). */
+char *agent_usb_serial_for(const char *seed);
+
+/* Checks a `--serial` value: 1-32 characters 0x21-0x7E other than ','
+ * (what USB hosts, Windows' device instance IDs among them, accept). */
+gboolean agent_usb_serial_check(const char *serial, GError **error);
+
 /* "04E6:5115 (scr335)" or "1234:ABCD"; free with g_free(). */
 char *agent_usb_id_describe(const struct agent_usb_id *id);
 

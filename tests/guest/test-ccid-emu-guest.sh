@@ -227,7 +227,7 @@ wait_detached() {    # wait_detached AGENT: its status says no QEMU
 	return 1
 }
 
-EXPECT1=(usb-enumerated usb-full-speed usb-ccid-interface readers atr-virtual atr-loopback
+EXPECT1=(usb-enumerated usb-full-speed usb-ccid-interface stock-plist readers atr-virtual atr-loopback
 	usb-claimed opensc-tool-atr opensc-atr-match apdu-virtual-select apdu-loopback-select
 	pkcs11-token pkcs11-objects pkcs11-certs pkcs11-cert1-subject pkcs11-cert2-subject
 	pkcs11-cert3-subject pkcs11-sign-0001 pkcs11-read-cert-0001 pkcs11-sign-0002
@@ -238,7 +238,7 @@ EXPECT1=(usb-enumerated usb-full-speed usb-ccid-interface readers atr-virtual at
 	virtual-apdu-after-replug virtual-pkcs11-after-replug virtual-sign-after-replug
 	loopback-removed-event loopback-absent-no-card loopback-pcsc-scan-removed
 	loopback-inserted-event loopback-pcsc-scan-inserted loopback-echo-after-replug)
-EXPECT2=restart-usb-enumerated,restart-readers,restart-atr-virtual,restart-atr-loopback
+EXPECT2=restart-usb-enumerated,stock-plist,restart-readers,restart-atr-virtual,restart-atr-loopback
 EXPECT2+=,restart-apdu-loopback,restart-delay-1s,restart-apdu-virtual,restart-pkcs11-token
 
 ROWS=()

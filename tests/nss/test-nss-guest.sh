@@ -121,7 +121,7 @@ hres() {    # hres NAME PASS|FAIL DETAIL...
 	return 0
 }
 
-EXPECT=(usb-enumerated reader atr apdu-select-ccc pkcs11-token pkcs11-objects
+EXPECT=(usb-enumerated stock-plist reader atr apdu-select-ccc pkcs11-token pkcs11-objects
 	pkcs11-one-cert pkcs11-cert-subject pkcs11-read-cert wrong-pin-refused
 	pkcs11-sign pkcs11-sign-again)
 

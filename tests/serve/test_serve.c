@@ -721,6 +721,10 @@ static const struct {
 	{ { "--usb-id", "xyz:5115", NULL }, 2, "--usb-id 'xyz:5115'" },
 	{ { "--usb-id", "0000:5115", NULL }, 2, "vendor ID 0000 is not" },
 	{ { "--usb-id", "", NULL }, 2, "--usb-id '' is neither" },
+	{ { "--serial", "A,B", NULL }, 2, "--serial 'A,B': character 2" },
+	{ { "--serial", "", NULL }, 2, "--serial '': 0 characters" },
+	{ { "--serial", "0123456789abcdef0123456789abcdef0", NULL }, 2,
+	  "33 characters; use 1-32" },
 	{ { "--card", "virtual:/nonexistent/ccid-emu-db", "--listen",
 	    "unix:@DIR@/v.sock", NULL }, 1, "/nonexistent/ccid-emu-db" },
 };
@@ -768,16 +772,40 @@ static const struct {
 	uint16_t vid, pid;
 	const char *line;
 } usb_ids[] = {
-	{ "ccid-emu", 0x1209, 0xCC1D, "# USB identity 1209:CC1D (ccid-emu): " },
-	{ "0x1234:abcd", 0x1234, 0xABCD, "# USB identity 1234:ABCD: " },
-	{ "04E6:5115", 0x04E6, 0x5115, "# USB identity 04E6:5115 (scr335): " },
-	{ "SCR335", 0x04E6, 0x5115, "# USB identity 04E6:5115 (scr335): " },
+	{ "ccid-emu", 0x1209, 0xCC1D, "# USB identity 1209:CC1D (ccid-emu), serial " },
+	{ "0x1234:abcd", 0x1234, 0xABCD, "# USB identity 1234:ABCD, serial " },
+	{ "04E6:5115", 0x04E6, 0x5115, "# USB identity 04E6:5115 (scr335), serial " },
+	{ "SCR335", 0x04E6, 0x5115, "# USB identity 04E6:5115 (scr335), serial " },
 };
+
+/* The serial number string (USB string 3, UTF-16LE) the guest reads. */
+static char *guest_serial(struct fake_qemu *g)
+{
+	struct fake_qemu_reply *r;
+	uint8_t iserial;
+	GString *out = g_string_new(NULL);
+
+	r = fake_qemu_control_in(g, 0x80, 0x06, 0x0100, 0, 18);
+	ck_assert_int_eq(r->len, 18);
+	iserial = r->data[16];
+	ck_assert_uint_ne(iserial, 0);
+	r = fake_qemu_control_in(g, 0x80, 0x06, (uint16_t)(0x0300 | iserial),
+				 0x0409, 255);
+	ck_assert_int_ge(r->len, 2);
+	for (int i = 2; i + 1 < r->len; i += 2)
+		g_string_append_c(out, (char)r->data[i]);
+	return g_string_free(out, FALSE);
+}
 
 START_TEST(test_usb_id)
 {
-	g_autofree char *name = g_strdup_printf("usbid%d", _i);
-	g_autofree char *dir = test_dir(name);
+	/* One address for all: Check forks each loop iteration, so the
+	 * serial of the last run is read back from a file. */
+	g_autofree char *dir = test_dir("usbid");
+	g_autofree char *serial_file = g_build_filename(dir, "..", "usbid.serial", NULL);
+	g_autofree char *serial = NULL;
+	char last_serial[16] = "";
+	g_autofree char *prev = NULL;
 	g_autofree char *sock = g_build_filename(dir, "qemu.sock", NULL);
 	g_autofree char *ctlp = g_build_filename(dir, "agent.ctl", NULL);
 	g_autofree char *connect = g_strdup_printf("unix:%s", sock);
@@ -788,6 +816,9 @@ START_TEST(test_usb_id)
 	struct agent a;
 	int lfd;
 
+	if (g_file_get_contents(serial_file, &prev, NULL, NULL))
+		g_strlcpy(last_serial, prev, sizeof(last_serial));
+	unlink(sock);
 	lfd = unix_listen(sock);
 	agent_start(&a, NULL, args);
 	ck_assert_msg(agent_wait_ready(&a, 10000), "%s", a.err->str);
@@ -795,11 +826,49 @@ START_TEST(test_usb_id)
 		      "'%s' not in: %s", usb_ids[_i].line, a.out->str);
 	guest_attach_id(&g, accept_within(lfd, 5000), usb_ids[_i].vid,
 			usb_ids[_i].pid);
+	/* Without --serial: 8 hex digits of the address's hash, the same
+	 * for every run on that address, different for another address. */
+	serial = guest_serial(&g);
+	ck_assert_uint_eq(strlen(serial), 8);
+	ck_assert_msg(strstr(a.out->str, serial) != NULL, "serial %s not in: %s",
+		      serial, a.out->str);
+	if (last_serial[0] != '\0')
+		ck_assert_str_eq(serial, last_serial);
 	ck_assert_int_eq(guest_configure(&g), 0x03);
 	fake_qemu_power_on(&g, 1);
 	guest_echo(&g, 2);
 	kill(a.pid, SIGTERM);
 	ck_assert(fake_qemu_spin(&g, fake_qemu_is_disconnected, NULL, 5000));
+	ck_assert_int_eq(agent_wait_exit(&a, 5000), 0);
+	ck_assert(g_file_set_contents(serial_file, serial, -1, NULL));
+	fake_qemu_fini(&g);
+	close(lfd);
+	agent_stop(&a);
+}
+END_TEST
+
+/* --serial: the guest reads exactly that string. */
+START_TEST(test_serial_option)
+{
+	g_autofree char *dir = test_dir("serial");
+	g_autofree char *sock = g_build_filename(dir, "qemu.sock", NULL);
+	g_autofree char *ctlp = g_build_filename(dir, "agent.ctl", NULL);
+	g_autofree char *connect = g_strdup_printf("unix:%s", sock);
+	const char *args[] = { "--card", "loopback", "--connect", connect,
+			       "--control", ctlp, "--serial", "VM1-reader_2",
+			       NULL };
+	g_autofree char *serial = NULL;
+	static struct fake_qemu g;
+	struct agent a;
+	int lfd;
+
+	lfd = unix_listen(sock);
+	agent_start(&a, NULL, args);
+	ck_assert_msg(agent_wait_ready(&a, 10000), "%s", a.err->str);
+	guest_attach(&g, accept_within(lfd, 5000));
+	serial = guest_serial(&g);
+	ck_assert_str_eq(serial, "VM1-reader_2");
+	kill(a.pid, SIGTERM);
 	ck_assert_int_eq(agent_wait_exit(&a, 5000), 0);
 	fake_qemu_fini(&g);
 	close(lfd);
@@ -1138,6 +1207,7 @@ static Suite *serve_suite(void)
 	tcase_add_test(tc, test_startup_errors);
 	tcase_add_test(tc, test_connect_mode);
 	tcase_add_loop_test(tc, test_usb_id, 0, (int)G_N_ELEMENTS(usb_ids));
+	tcase_add_test(tc, test_serial_option);
 	tcase_add_test(tc, test_listen_tcp);
 	tcase_add_test(tc, test_default_socket);
 	tcase_add_test(tc, test_control_protocol);

@@ -767,6 +767,10 @@ BAD(feat_both, "features", cfg->features = CCID_FEAT_LEVEL_SHORT_APDU |
 BAD(feat_tpdu, "features", cfg->features = CCID_FEAT_LEVEL_TPDU)
 BAD(feat_tpdu_short, "features", cfg->features = CCID_FEAT_LEVEL_TPDU |
 						  CCID_FEAT_LEVEL_SHORT_APDU)
+/* CCID 1.1 §5.1: 0x40 (the reader negotiates) and 0x80 (the reader does
+ * PPS on the host's parameters) are alternatives. */
+BAD(feat_pps_both, "features", cfg->features |= CCID_FEAT_AUTO_PPS_NEGOTIATION |
+						 CCID_FEAT_AUTO_PPS_CURRENT)
 BAD(pkt0, "bulk_max_packet", cfg->bulk_max_packet = 0)
 BAD(pkt7, "bulk_max_packet", cfg->bulk_max_packet = 7)
 BAD(pkt48, "bulk_max_packet", cfg->bulk_max_packet = 48)
@@ -789,6 +793,7 @@ static const struct bad_cfg bad_cfgs[] = {
 	{ "features", bad_feat_both },
 	{ "features", bad_feat_tpdu },
 	{ "features", bad_feat_tpdu_short },
+	{ "features", bad_feat_pps_both },
 	{ "bulk_max_packet", bad_pkt0 },
 	{ "bulk_max_packet", bad_pkt7 },
 	{ "bulk_max_packet", bad_pkt48 },
