@@ -685,10 +685,18 @@ int fz_bulk_pull(struct fz_dev *fd, size_t cap)
 			fz_check_reply(fd);
 		}
 	}
-	if (c->in_msg)
+	if (c->in_msg) {
 		FZ_CHECK((size_t)ret == cap, "short bulk-IN transfer (%d of cap %zu) "
 			 "in the middle of a message (%u of %u bytes)", ret, cap,
 			 c->got, c->total);
+		/* A cap that is not a whole number of packets ends the
+		 * transfer with a short packet: the host takes the message as
+		 * over, and the device drops its rest (ccid_bulk_in.c). */
+		if (cap % packet != 0) {
+			c->in_msg = false;
+			c->n_cut++;
+		}
+	}
 	return ret;
 }
 

@@ -72,6 +72,7 @@ trap cleanup EXIT
 
 EXPECT=usb-enumerated,stock-plist,no-pcscd,scd-reader-list,scd-loopback-atr,scd-apdu-short
 EXPECT+=,scd-apdu-ext-echo,scd-apdu-ext-pattern,scd-time-extension,scd-virtual-t0-refused,scd-loopback-after-t0
+EXPECT+=,scd-after-long-answer
 
 FAILED=0
 for C in "${CONTROLLERS[@]}"; do

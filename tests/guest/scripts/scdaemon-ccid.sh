@@ -199,14 +199,16 @@ else
 fi
 
 # --- last: past scdaemon's buffer ---------------------------------------------
+# A 4000-byte answer does not fit the 2065 bytes scdaemon's driver reads:
+# its transfer ends with a short packet and the reader drops the rest of
+# that message, so the next session finds the reader in step.
 printf 'reader-port %s\n' "$LR" >$GH/scdaemon.conf
-# Past scdaemon's buffer: what its driver does with a 4000-byte answer
-# (a note, not a result: the limit is scdaemon's).
 scd_run ext-4000 'SERIALNO undefined' 'APDU --exlen=8192 80020000000FA0'
-grep -a -v '  b[A-Z]\|dwLength\|bSlot\|bSeq\|chan_6\|\[0[0-9]' /tmp/ext-4000.scdlog | tail -n 30
-note "scdaemon, PATTERN of 4000 bytes: $(grep -a '^ERR\|^OK' /tmp/ext-4000.out | tr '\n' ' ') $(grep -a 'ccid-driver.*\(rror\|too\|short\|overflow\)' /tmp/ext-4000.scdlog | head -n 3 | tr '\n' ' ')"
-
-# Whether the loopback reader still answers a new scdaemon session.
-scd_run after-4000 'SERIALNO undefined' 'APDU 00A4040000'
-note "scdaemon after that, SELECT: $(grep -a '^ERR\|^OK' /tmp/after-4000.out | tr '\n' ' ') answers: $(scd_data after-4000 | tr '\n' '|')"
-grep -a 'ccid-driver' /tmp/after-4000.scdlog | grep -a -v '  b[A-Z]\|dwLength\|bSlot\|\[0[0-9]\|  dw\|     ' | head -n 40
+note "scdaemon, PATTERN of 4000 bytes: $(grep -a '^ERR\|^OK' /tmp/ext-4000.out | tr '\n' ' ') answer $(scd_answer ext-4000 1 | wc -w) bytes"
+scd_run after-4000 'SERIALNO undefined' 'APDU 00A4040000' 'APDU 8001000005414243444500'
+if scd_ok after-4000 && [ "$(scd_answer after-4000 1)" = " 90 00" ] &&
+	[ "$(scd_answer after-4000 2)" = " 41 42 43 44 45 90 00" ]; then
+	pass scd-after-long-answer "after an answer longer than scdaemon's buffer, a new session gets SELECT 9000 and ECHO"
+else
+	fail scd-after-long-answer "$(grep -a '^ERR' /tmp/after-4000.out) $(grep -a 'ccid-driver: \(unexpected\|bulk-in\)' /tmp/after-4000.scdlog | head -n 3 | tr '\n' ' ')"
+fi
