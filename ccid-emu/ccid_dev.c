@@ -33,7 +33,9 @@ void ccid_config_init(struct ccid_config *cfg)
 	cfg->manufacturer = "ccid-emu";
 	cfg->product = "ccid-emu Virtual Reader";
 	cfg->serial = "0001";
-	cfg->interface = "ccid-emu Virtual Reader";
+	/* pcscd adds it to the reader name in brackets: kept short so the
+	 * name fits the 64 characters of a PKCS#11 slot description. */
+	cfg->interface = "ccid-emu";
 	cfg->n_slots = 1;
 	cfg->max_busy_slots = 1;
 	cfg->max_message_len = CCID_EMU_DEFAULT_MAX_MSG;

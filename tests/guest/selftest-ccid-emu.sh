@@ -37,14 +37,9 @@ while (($#)); do
 	shift
 done
 
-if [[ -z $AGENT ]]; then
-	for cand in "$SRC"/build*/host-agent/ccid-agent; do
-		[[ -x $cand ]] && AGENT=$cand && break
-	done
-fi
-[[ -n $AGENT ]] || AGENT=$(command -v ccid-agent || true)
-[[ -n $AGENT && -x $AGENT ]] || die "no ccid-agent: build the project or pass --agent"
-
+# shellcheck source=host-lib.sh
+. "$HERE/host-lib.sh"
+hl_find_agent "$SRC" || die "no ccid-agent: build the project or pass --agent"
 "$HERE/build-guest.sh" || die "build-guest.sh failed"
 
 if [[ -n $KEEP ]]; then

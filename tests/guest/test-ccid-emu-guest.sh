@@ -67,34 +67,18 @@ while (($#)); do
 done
 [[ $CARD == default || $CARD == nssdb ]] || die "--card: '$CARD' is not default or nssdb"
 
-if [[ -z $AGENT ]]; then
-	for cand in "$SRC"/build*/host-agent/ccid-agent; do
-		[[ -x $cand ]] && AGENT=$cand && break
-	done
-fi
-[[ -n $AGENT ]] || AGENT=$(command -v ccid-agent || true)
-[[ -n $AGENT && -x $AGENT ]] || die "no ccid-agent: build the project or pass --agent"
+# shellcheck source=host-lib.sh
+. "$HERE/host-lib.sh"
+hl_find_agent "$SRC" || die "no ccid-agent: build the project or pass --agent"
 for tool in openssl certutil basenc; do
 	command -v $tool >/dev/null || die "$tool not found on the host"
 done
 
 "$HERE/build-guest.sh" || die "build-guest.sh failed"
 
-if [[ -n $KEEP ]]; then
-	mkdir -p "$KEEP"
-	WORK=$(cd "$KEEP" && pwd)
-else
-	WORK=$(mktemp -d "${TMPDIR:-/tmp}/ccid-emu-guest.XXXXXX")
-fi
-export HL_DIR=$WORK
-# shellcheck source=host-lib.sh
-. "$HERE/host-lib.sh"
-
-# Never the user's own card database or runtime directory.
-export XDG_DATA_HOME=$WORK/xdg-data XDG_RUNTIME_DIR=$WORK/xdg-run
-mkdir -p "$XDG_DATA_HOME"
-mkdir -p "$XDG_RUNTIME_DIR"
-chmod 700 "$XDG_RUNTIME_DIR"
+# The work directory; XDG_DATA_HOME and XDG_RUNTIME_DIR inside it: never
+# the user's own card database or runtime directory.
+hl_work "$KEEP" ccid-emu-guest
 
 AGENTS=()
 cleanup() {

@@ -38,28 +38,11 @@ while (($#)); do
 	shift
 done
 
-if [[ -z $AGENT ]]; then
-	for cand in "$SRC"/build*/host-agent/ccid-agent; do
-		[[ -x $cand ]] && AGENT=$cand && break
-	done
-fi
-[[ -n $AGENT ]] || AGENT=$(command -v ccid-agent || true)
-[[ -n $AGENT && -x $AGENT ]] || die "no ccid-agent: build the project or pass --agent"
-
-"$HERE/build-guest.sh" || die "build-guest.sh failed"
-
-if [[ -n $KEEP ]]; then
-	mkdir -p "$KEEP"
-	WORK=$(cd "$KEEP" && pwd)
-else
-	WORK=$(mktemp -d "${TMPDIR:-/tmp}/ccid-emu-scdaemon.XXXXXX")
-fi
-export HL_DIR=$WORK
 # shellcheck source=host-lib.sh
 . "$HERE/host-lib.sh"
-export XDG_DATA_HOME=$WORK/xdg-data XDG_RUNTIME_DIR=$WORK/xdg-run
-mkdir -p "$XDG_DATA_HOME" "$XDG_RUNTIME_DIR"
-chmod 700 "$XDG_RUNTIME_DIR"
+hl_find_agent "$SRC" || die "no ccid-agent: build the project or pass --agent"
+"$HERE/build-guest.sh" || die "build-guest.sh failed"
+hl_work "$KEEP" ccid-emu-scdaemon
 
 AGENTS=()
 cleanup() {
