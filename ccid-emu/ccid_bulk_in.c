@@ -147,6 +147,20 @@ int ccid_dev_bulk_in_pull(ccid_dev *dev, uint8_t *buf, size_t cap)
 		n += p;
 	}
 	dev->tx_off += n;
+	if (dev->tx_off < total && cap % dev->cfg.bulk_max_packet != 0) {
+		/* A transfer whose size is not a whole number of packets ends
+		 * with a short packet, and a short packet tells the host the
+		 * message is over (USB 2.0 §5.8.3): its buffer was too small
+		 * (GnuPG's CCID driver reads 2065 bytes at most) and it has
+		 * given up on the rest.  Keeping the rest would hand it to the
+		 * next read as a stray message and desynchronise every later
+		 * answer; drop it instead.  Real hardware would babble here. */
+		ccid_dev_log(dev, "bulk-IN transfer of %zu bytes ends inside a "
+			     "%u-byte message: the rest (%u bytes) is dropped",
+			     cap, total, total - dev->tx_off);
+		ccid_txq_pop(dev);
+		return (int)n;
+	}
 	if (dev->tx_off == total) {
 		/* The host's transfer was filled exactly and the message
 		 * ends on a packet boundary: it cannot know the message is

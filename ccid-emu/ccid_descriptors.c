@@ -172,7 +172,7 @@ static void ccid_config_desc_build(ccid_dev *dev)
 	p[5] = CCID_INTERFACE_CLASS;
 	p[6] = 0;                               /* bInterfaceSubClass */
 	p[7] = 0;                               /* bInterfaceProtocol: CCID */
-	p[8] = 0;                               /* iInterface */
+	p[8] = dev->str_len[4] ? 4 : 0;         /* iInterface */
 	p += USB_DT_INTERFACE_LEN;
 
 	p = ccid_class_desc_build(dev, p);
@@ -200,6 +200,9 @@ int ccid_descriptors_build(ccid_dev *dev, const char **err)
 			      err) < 0 ||
 	    ccid_string_build(dev, 3, dev->cfg.serial,
 			      "serial is not valid UTF-8 of at most 126 UTF-16 units",
+			      err) < 0 ||
+	    ccid_string_build(dev, 4, dev->cfg.interface,
+			      "interface is not valid UTF-8 of at most 126 UTF-16 units",
 			      err) < 0)
 		return -1;
 	ccid_device_desc_build(dev);

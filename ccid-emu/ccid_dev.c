@@ -24,22 +24,28 @@
 void ccid_config_init(struct ccid_config *cfg)
 {
 	memset(cfg, 0, sizeof(*cfg));
-	/* 0x1209 is the pid.codes open-source vendor ID; 0xCC1D is the
-	 * product ID this project uses.  Not another vendor's ID: libccid
-	 * keys quirks by VID:PID, and none must apply to us. */
-	cfg->vendor_id = 0x1209;
-	cfg->product_id = 0xCC1D;
-	cfg->bcd_device = 0x0100;
+	/* A VID:PID in stock libccid's reader list: pcscd only drives listed
+	 * IDs.  The strings say what the reader really is, so lsusb and the
+	 * guest's pcscd reader name show "ccid-emu". */
+	cfg->vendor_id = CCID_EMU_DEFAULT_VID;
+	cfg->product_id = CCID_EMU_DEFAULT_PID;
+	cfg->bcd_device = CCID_EMU_DEFAULT_BCD;
 	cfg->manufacturer = "ccid-emu";
 	cfg->product = "ccid-emu Virtual Reader";
 	cfg->serial = "0001";
+	/* pcscd adds it to the reader name in brackets: kept short so the
+	 * name fits the 64 characters of a PKCS#11 slot description. */
+	cfg->interface = "ccid-emu";
 	cfg->n_slots = 1;
 	cfg->max_busy_slots = 1;
 	cfg->max_message_len = CCID_EMU_DEFAULT_MAX_MSG;
+	/* Parameters are the reader's business at the APDU level: it
+	 * negotiates them itself (0x40).  Not also 0x80 (PPS by the reader on
+	 * the host's parameters): CCID 1.1 §5.1 makes them alternatives, and
+	 * GnuPG's driver warns about "conflicting negotiation features". */
 	cfg->features = CCID_FEAT_AUTO_PARAM_ATR | CCID_FEAT_AUTO_VOLTAGE |
 			CCID_FEAT_AUTO_CLOCK | CCID_FEAT_AUTO_BAUD |
 			CCID_FEAT_AUTO_PPS_NEGOTIATION |
-			CCID_FEAT_AUTO_PPS_CURRENT |
 			CCID_FEAT_LEVEL_EXTENDED_APDU;
 	cfg->bulk_max_packet = 64;
 	/* Interrupt polling every 4 ms keeps card events well inside the
@@ -65,6 +71,9 @@ static const char *ccid_config_check(const struct ccid_config *cfg)
 	if (level != CCID_FEAT_LEVEL_SHORT_APDU &&
 	    level != CCID_FEAT_LEVEL_EXTENDED_APDU)
 		return "features must select exactly one of the short or extended APDU levels";
+	if ((cfg->features & CCID_FEAT_AUTO_PPS_NEGOTIATION) &&
+	    (cfg->features & CCID_FEAT_AUTO_PPS_CURRENT))
+		return "features: automatic parameter negotiation (0x40) and automatic PPS on the current parameters (0x80) exclude each other";
 	if (cfg->bulk_max_packet != 8 && cfg->bulk_max_packet != 16 &&
 	    cfg->bulk_max_packet != 32 && cfg->bulk_max_packet != 64)
 		return "bulk_max_packet must be 8, 16, 32 or 64";
@@ -138,6 +147,7 @@ ccid_dev *ccid_dev_new(const struct ccid_config *cfg,
 	/* The strings now live in the descriptors; never keep the caller's
 	 * pointers. */
 	dev->cfg.manufacturer = dev->cfg.product = dev->cfg.serial = NULL;
+	dev->cfg.interface = NULL;
 
 	dev->rx_buf = malloc(cfg->max_message_len);
 	if (!dev->rx_buf) {

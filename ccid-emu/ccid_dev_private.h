@@ -14,7 +14,7 @@
 
 /* USB caps a string descriptor at 255 bytes: 2 header + 126 UTF-16 units. */
 #define CCID_STRING_MAX_UNITS   126u
-#define CCID_STRING_COUNT       4u  /* index 0 = LANGID table, 1..3 strings */
+#define CCID_STRING_COUNT       5u  /* index 0 = LANGID table, 1..4 strings */
 #define CCID_CONFIG_DESC_LEN \
 	(USB_DT_CONFIG_LEN + USB_DT_INTERFACE_LEN + CCID_CLASS_DESC_LEN + \
 	 3u * USB_DT_ENDPOINT_LEN)

@@ -11,6 +11,7 @@
 #include "agent_commands.h"
 #include "agent_host.h"
 #include "agent_transport.h"
+#include "agent_usb_id.h"
 
 #include <ccid-emu/ccid_emu.h>
 #include <ccid_card_loopback.h>
@@ -22,6 +23,7 @@ struct selftest {
 	agent_transport *t;
 	agent_host *h;
 	struct agent_card_spec spec;
+	struct agent_usb_id usb_id;
 	unsigned n_slots;
 	guint n_ok, n_fail;
 };
@@ -89,6 +91,14 @@ static gboolean step_device_descriptor(struct selftest *st)
 		       "bNumConfigurations %u", d->len,
 		       d->len > 0 ? d->data[0] : 0, d->len > 1 ? d->data[1] : 0,
 		       d->len > 17 ? d->data[17] : 0);
+		return FALSE;
+	}
+	if (le16(d->data + 8) != st->usb_id.vendor_id ||
+	    le16(d->data + 10) != st->usb_id.product_id) {
+		report(st, FALSE, "GET_DESCRIPTOR(device)",
+		       "%04x:%04x, expected the --usb-id %04x:%04x",
+		       le16(d->data + 8), le16(d->data + 10),
+		       st->usb_id.vendor_id, st->usb_id.product_id);
 		return FALSE;
 	}
 	report(st, TRUE, "GET_DESCRIPTOR(device)",
@@ -658,6 +668,7 @@ static int run(struct selftest *st)
 	gint64 t0;
 
 	ccid_config_init(&cfg);
+	agent_usb_id_apply(&st->usb_id, &cfg);
 	cfg.n_slots = (uint8_t)st->n_slots;
 	cfg.max_busy_slots = (uint8_t)st->n_slots;
 	if (agent_transport_create_dev(st->t, &cfg, &error) == NULL) {
@@ -699,6 +710,7 @@ int agent_cmd_selftest(int argc, char **argv)
 {
 	g_autofree char *card = NULL;
 	g_autofree char *certs = NULL;
+	g_autofree char *usb_id = NULL;
 	gint slots = 1;
 	gboolean verbose = FALSE;
 	const GOptionEntry entries[] = {
@@ -713,6 +725,9 @@ int agent_cmd_selftest(int argc, char **argv)
 		{ "certs", 0, 0, G_OPTION_ARG_STRING, &certs,
 		  "Nicknames of the virtual card's three certificates",
 		  "ID,SIGN,ENC" },
+		{ "usb-id", 0, 0, G_OPTION_ARG_STRING, &usb_id,
+		  "USB identity of the reader: scr335 (default), ccid-emu, "
+		  "or VID:PID in hex", "ID" },
 		{ "verbose", 'v', 0, G_OPTION_ARG_NONE, &verbose,
 		  "Print the device model's debug log on stderr", NULL },
 		{ NULL }
@@ -741,6 +756,8 @@ int agent_cmd_selftest(int argc, char **argv)
 			CCID_EMU_MAX_SLOTS, slots);
 		return AGENT_EXIT_USAGE;
 	}
+	if (!agent_usb_id_parse(usb_id, &st.usb_id, &error))
+		return agent_usage_error(argv[0], "%s", error->message);
 	if (!agent_card_spec_parse(card != NULL ? card : "virtual", &st.spec,
 				   &error) ||
 	    (certs != NULL && !agent_card_spec_set_nicknames(&st.spec, certs,

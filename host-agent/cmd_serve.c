@@ -15,6 +15,7 @@
 #include "agent_control.h"
 #include "agent_json.h"
 #include "agent_launch.h"
+#include "agent_usb_id.h"
 
 #include <ccid-emu/ccid_emu.h>
 #include <ccid_bridge.h>
@@ -32,6 +33,8 @@ struct serve {
 	GMainLoop *loop;
 	gboolean verbose;
 	struct agent_card_spec spec;
+	struct agent_usb_id usb_id;
+	char *serial;
 	unsigned n_slots;
 	struct ccid_bridge_addr addr;
 	gboolean listen;
@@ -302,11 +305,14 @@ static void print_config(struct serve *s)
 	g_autofree char *qemu = agent_launch_qemu_line(&la);
 	g_autofree char *xml = agent_launch_libvirt_xml(&la);
 	g_autofree char *ctl = shell_word(s->control_path);
+	g_autofree char *usb_id = agent_usb_id_describe(&s->usb_id);
 
 	printf("# ccid-agent serve: %s card%s in %u slot%s, %s %s\n",
 	       agent_card_kind_name(s->spec.kind), s->n_slots == 1 ? "" : "s",
 	       s->n_slots, s->n_slots == 1 ? "" : "s",
 	       s->listen ? "listening on" : "connecting to", s->addr_text);
+	printf("# USB identity %s, serial %s: %s\n", usb_id, s->serial,
+	       s->usb_id.about);
 	printf("# QEMU arguments (the guest also needs a USB controller, "
 	       "e.g. -device qemu-xhci)%s:\n",
 	       s->listen ? "" :
@@ -362,6 +368,8 @@ static int serve_run(struct serve *s)
 	guint sig_int, sig_term;
 
 	ccid_config_init(&cfg);
+	agent_usb_id_apply(&s->usb_id, &cfg);
+	cfg.serial = s->serial;
 	cfg.n_slots = (uint8_t)s->n_slots;
 	cfg.max_busy_slots = (uint8_t)s->n_slots;
 	s->bridge = ccid_bridge_new(&cfg, &bridge_cbs, s, &error);
@@ -421,6 +429,7 @@ static void serve_clear(struct serve *s)
 	ccid_bridge_addr_clear(&s->addr);
 	agent_card_spec_clear(&s->spec);
 	g_clear_pointer(&s->addr_text, g_free);
+	g_clear_pointer(&s->serial, g_free);
 	g_clear_pointer(&s->control_path, g_free);
 }
 
@@ -431,6 +440,8 @@ int agent_cmd_serve(int argc, char **argv)
 	g_autofree char *listen_at = NULL;
 	g_autofree char *connect_to = NULL;
 	g_autofree char *control = NULL;
+	g_autofree char *usb_id = NULL;
+	g_autofree char *serial = NULL;
 	gint slots = 1;
 	gboolean verbose = FALSE;
 	const GOptionEntry entries[] = {
@@ -458,6 +469,14 @@ int agent_cmd_serve(int argc, char **argv)
 		  "Control socket for 'ccid-agent ctl' (default: next to a "
 		  "unix --listen socket, X.sock -> X.ctl, else "
 		  "$XDG_RUNTIME_DIR/ccid-emu/ccid0.ctl)", "PATH" },
+		{ "usb-id", 0, 0, G_OPTION_ARG_STRING, &usb_id,
+		  "USB identity of the reader: scr335 (default; a VID:PID that "
+		  "stock libccid lists), ccid-emu (the project's own "
+		  "1209:CC1D), or VID:PID in hex", "ID" },
+		{ "serial", 0, 0, G_OPTION_ARG_STRING, &serial,
+		  "USB serial number string (default: derived from the "
+		  "address, so each reader has its own and keeps it across "
+		  "restarts)", "SERIAL" },
 		{ "verbose", 'v', 0, G_OPTION_ARG_NONE, &verbose,
 		  "Log usbredir and device model debug messages on stderr",
 		  NULL },
@@ -490,6 +509,9 @@ int agent_cmd_serve(int argc, char **argv)
 	if (listen_at != NULL && connect_to != NULL)
 		return agent_usage_error(argv[0], "--listen and --connect exclude "
 				   "each other");
+	if (!agent_usb_id_parse(usb_id, &s.usb_id, &error) ||
+	    (serial != NULL && !agent_usb_serial_check(serial, &error)))
+		return agent_usage_error(argv[0], "%s", error->message);
 	if (!agent_card_spec_parse(card != NULL ? card : "virtual", &s.spec,
 				   &error) ||
 	    (certs != NULL && !agent_card_spec_set_nicknames(&s.spec, certs,
@@ -523,6 +545,8 @@ int agent_cmd_serve(int argc, char **argv)
 		return agent_usage_error(argv[0], "bad address: %s", error->message);
 	}
 	s.addr_text = addr_text(&s.addr);
+	s.serial = serial != NULL ? g_strdup(serial) :
+		   agent_usb_serial_for(s.addr_text);
 	s.control_path = control != NULL ? g_strdup(control) :
 			 control_path_for(&s.addr, s.listen);
 	if (s.addr.kind == CCID_ADDR_UNIX &&

@@ -2,7 +2,7 @@
 # SPDX-License-Identifier: LGPL-2.1-or-later
 """Count the results of one `meson test` run from its JSON log(s).
 
-Usage: testlog-count.py LOG.json...
+Usage: testlog-count.py [--strict-skips ALLOWLIST] LOG.json...
 
 meson writes one JSON object per test, one per line, each with a "result"
 field.  Prints "PASSED FAILED SKIPPED" on the first line, then one line per
@@ -12,6 +12,12 @@ to MAX_WHY lines of why, indented with "    why: ": Check's failure lines
 printed.  CI often shows only the tail of a run, where the summary is.  A
 missing log counts as no test: the caller decides what an exit status
 without results means.
+
+With --strict-skips (what ./bootstrap does under CI=true) a skipped test
+counts as failed, with the reason it printed, unless ALLOWLIST names it:
+a test that cannot run proves nothing, and "0 failed" must not hide it.
+ALLOWLIST has one test a line, "suite / name: why it may skip", '#'
+comments; the project part of meson's name is left out.
 """
 import json
 import re
@@ -39,7 +45,36 @@ PASS = {"OK", "EXPECTEDFAIL"}
 SKIP = {"SKIP"}
 
 
-def main(paths):
+def read_allowlist(path):
+    """{"suite / name": reason}; a line without a reason is an error."""
+    allowed = {}
+    with open(path, encoding="utf-8") as f:
+        for lineno, line in enumerate(f, 1):
+            line = line.split("#", 1)[0].strip()
+            if not line:
+                continue
+            name, sep, reason = line.partition(":")
+            if not sep or not reason.strip() or " / " not in name:
+                sys.exit(f"{path}:{lineno}: want 'suite / name: reason', "
+                         f"got {line!r}")
+            allowed[name.strip()] = reason.strip()
+    return allowed
+
+
+def short_name(name):
+    """'project:suite / name' -> 'suite / name'."""
+    head, sep, tail = name.partition(" / ")
+    return head.rsplit(":", 1)[-1] + sep + tail
+
+
+def main(argv):
+    allowed = None
+    if argv[:1] == ["--strict-skips"]:
+        if len(argv) < 2:
+            sys.exit("--strict-skips needs the allow-list file")
+        allowed = read_allowlist(argv[1])
+        argv = argv[2:]
+    paths = argv
     passed = failed = skipped = 0
     bad = []
     for path in paths:
@@ -62,8 +97,15 @@ def main(paths):
                     continue
                 if result in PASS:
                     passed += 1
-                elif result in SKIP:
+                elif result in SKIP and (allowed is None or
+                                         short_name(entry.get("name", "?"))
+                                         in allowed):
                     skipped += 1
+                elif result in SKIP:
+                    failed += 1
+                    bad.append(f"{entry.get('name', '?')} SKIP (not on the "
+                               f"allow-list: a test that cannot run fails)")
+                    bad.extend(why_lines(entry.get("stdout")))
                 else:
                     failed += 1
                     # meson's name already carries "project:suite / ".

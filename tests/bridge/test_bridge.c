@@ -132,9 +132,9 @@ START_TEST(test_handshake_order_and_identity)
 	ck_assert_int_lt(i_if, i_conn);
 	ck_assert_int_lt(i_ep, i_conn);
 	ck_assert_int_eq(g.conn.speed, usb_redir_speed_full);
-	ck_assert_uint_eq(g.conn.vendor_id, 0x1209);
-	ck_assert_uint_eq(g.conn.product_id, 0xCC1D);
-	ck_assert_uint_eq(g.conn.device_version_bcd, 0x0100);
+	ck_assert_uint_eq(g.conn.vendor_id, CCID_EMU_DEFAULT_VID);
+	ck_assert_uint_eq(g.conn.product_id, CCID_EMU_DEFAULT_PID);
+	ck_assert_uint_eq(g.conn.device_version_bcd, CCID_EMU_DEFAULT_BCD);
 	/* Endpoint table: index = (ep & 0x80) >> 3 | ep number. */
 	ck_assert_int_eq(g.ep.type[0], usb_redir_type_control);
 	ck_assert_int_eq(g.ep.type[16], usb_redir_type_control);

@@ -229,10 +229,14 @@ bool fz_config_documented_valid(const struct ccid_config *cfg)
 	       !(cfg->features & ~FZ_FEATURES_KNOWN) &&
 	       (level == CCID_FEAT_LEVEL_SHORT_APDU ||
 		level == CCID_FEAT_LEVEL_EXTENDED_APDU) &&
+	       /* CCID 1.1 §5.1: the two automatic PPS modes are alternatives */
+	       (cfg->features & (CCID_FEAT_AUTO_PPS_NEGOTIATION |
+				 CCID_FEAT_AUTO_PPS_CURRENT)) !=
+		       (CCID_FEAT_AUTO_PPS_NEGOTIATION | CCID_FEAT_AUTO_PPS_CURRENT) &&
 	       (cfg->bulk_max_packet == 8 || cfg->bulk_max_packet == 16 ||
 		cfg->bulk_max_packet == 32 || cfg->bulk_max_packet == 64) &&
 	       fz_string_valid(cfg->manufacturer) && fz_string_valid(cfg->product) &&
-	       fz_string_valid(cfg->serial) &&
+	       fz_string_valid(cfg->serial) && fz_string_valid(cfg->interface) &&
 	       cfg->intr_interval_ms >= 1 &&
 	       cfg->time_extension_ms >= 10 && cfg->time_extension_ms <= 60000;
 }
@@ -681,10 +685,18 @@ int fz_bulk_pull(struct fz_dev *fd, size_t cap)
 			fz_check_reply(fd);
 		}
 	}
-	if (c->in_msg)
+	if (c->in_msg) {
 		FZ_CHECK((size_t)ret == cap, "short bulk-IN transfer (%d of cap %zu) "
 			 "in the middle of a message (%u of %u bytes)", ret, cap,
 			 c->got, c->total);
+		/* A cap that is not a whole number of packets ends the
+		 * transfer with a short packet: the host takes the message as
+		 * over, and the device drops its rest (ccid_bulk_in.c). */
+		if (cap % packet != 0) {
+			c->in_msg = false;
+			c->n_cut++;
+		}
+	}
 	return ret;
 }
 

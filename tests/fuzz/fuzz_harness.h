@@ -85,6 +85,7 @@ struct fz_checker {
 	bool in_msg;
 	bool zlp_due;          /* the next pull must return 0 */
 	unsigned n_replies;
+	unsigned n_cut;        /* messages cut short by a transfer that ended them */
 	/* Wake-up bookkeeping: a pull that found nothing makes the endpoint
 	 * "known empty"; data may only show up again after a wake-up. */
 	bool bulk_known_empty, bulk_woken;

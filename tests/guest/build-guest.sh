@@ -305,6 +305,14 @@ printf 'nogroup:x:65534:\n' >>"$ROOT/etc/group"
 printf 'include /etc/ld.so.conf.d/*.conf\n' >"$ROOT/etc/ld.so.conf"
 "$LDCONFIG" -r "$ROOT"
 
+# libccid's reader list as the package ships it, straight from the .deb:
+# guest tests check that the list they ran with is this one (no edit).
+dpkg-deb --fsys-tarfile "$OUT/debs/${DEB_OF[libccid]}" |
+	tar -xO ./etc/libccid_Info.plist | sha256sum | cut -d' ' -f1 \
+	>"$ROOT/etc/ccid-guest/libccid-plist.sha256"
+[[ -s $ROOT/etc/ccid-guest/libccid-plist.sha256 ]] ||
+	die "libccid's package has no ./etc/libccid_Info.plist"
+
 cat >"$ROOT/etc/ccid-guest/build" <<EOF
 KERNEL_VERSION=$KERNEL_VERSION
 PACKAGES="$(for p in "${PACKAGES[@]}"; do printf '%s ' "${DEB_OF[$p]%.deb}"; done)"

@@ -9,6 +9,39 @@
 # Every function reports on stdout as "host: ..." and returns non-zero on
 # failure; none exits the calling script.
 
+# --- the test's setting ---------------------------------------------------------------
+
+# hl_find_agent SRC: unless AGENT names one already, the first
+# SRC/build*/host-agent/ccid-agent, else ccid-agent on PATH; returns 1
+# when there is none.
+hl_find_agent() {
+	local cand
+	if [[ -z ${AGENT:-} ]]; then
+		for cand in "$1"/build*/host-agent/ccid-agent; do
+			[[ -x $cand ]] && AGENT=$cand && break
+		done
+	fi
+	[[ -n ${AGENT:-} ]] || AGENT=$(command -v ccid-agent || true)
+	[[ -n $AGENT && -x $AGENT ]]
+}
+
+# hl_work KEEP PREFIX: sets WORK to KEEP (created) when given, else to a
+# new directory ${TMPDIR:-/tmp}/PREFIX.XXXXXX; HL_DIR to WORK; and
+# XDG_DATA_HOME and XDG_RUNTIME_DIR to directories inside it, so a test
+# never touches the user's own card databases or sockets.
+hl_work() {
+	if [[ -n $1 ]]; then
+		mkdir -p "$1"
+		WORK=$(cd "$1" && pwd)
+	else
+		WORK=$(mktemp -d "${TMPDIR:-/tmp}/$2.XXXXXX")
+	fi
+	export HL_DIR=$WORK
+	export XDG_DATA_HOME=$WORK/xdg-data XDG_RUNTIME_DIR=$WORK/xdg-run
+	mkdir -p "$XDG_DATA_HOME" "$XDG_RUNTIME_DIR"
+	chmod 700 "$XDG_RUNTIME_DIR"
+}
+
 # --- ccid-agent serve ---------------------------------------------------------------
 # AGENT must name the ccid-agent binary.  Each agent has a name; its files
 # live in $HL_DIR/agent-NAME.{out,log,pid} and its sockets are the

@@ -1,12 +1,12 @@
 #!/bin/bash
 # SPDX-License-Identifier: LGPL-2.1-or-later
 #
-# ccid-emu's reader in a real guest: starts `ccid-agent serve -c loopback`
-# on a unix socket, boots the test guest behind each USB host controller
-# with a usb-redir device on that socket, and runs
-# scripts/ccid-emu-loopback.sh (stock pcscd + libccid ignore 1209:CC1D;
-# with it listed, short and 64 KiB extended APDUs are checked byte by
-# byte and round trips timed).
+# ccid-emu's reader under the project's own USB ID in a real guest: starts
+# `ccid-agent serve -c loopback --usb-id ccid-emu` on a unix socket, boots
+# the test guest behind each USB host controller with a usb-redir device
+# on that socket, and runs scripts/ccid-emu-loopback.sh (stock pcscd +
+# libccid ignore 1209:CC1D; after the documented one-line edit, short and
+# 64 KiB extended APDUs are checked byte by byte and round trips timed).
 #
 # Usage: selftest-ccid-emu.sh [--agent PATH] [--controllers "xhci ehci uhci"]
 #                             [--quiet] [--keep DIR]
@@ -37,14 +37,9 @@ while (($#)); do
 	shift
 done
 
-if [[ -z $AGENT ]]; then
-	for cand in "$SRC"/build*/host-agent/ccid-agent; do
-		[[ -x $cand ]] && AGENT=$cand && break
-	done
-fi
-[[ -n $AGENT ]] || AGENT=$(command -v ccid-agent || true)
-[[ -n $AGENT && -x $AGENT ]] || die "no ccid-agent: build the project or pass --agent"
-
+# shellcheck source=host-lib.sh
+. "$HERE/host-lib.sh"
+hl_find_agent "$SRC" || die "no ccid-agent: build the project or pass --agent"
 "$HERE/build-guest.sh" || die "build-guest.sh failed"
 
 if [[ -n $KEEP ]]; then
@@ -64,7 +59,7 @@ cleanup() {
 }
 trap cleanup EXIT
 
-"$AGENT" serve -c loopback -l "unix:$SOCK" >"$WORK/agent.out" 2>"$WORK/agent.log" &
+"$AGENT" serve -c loopback --usb-id ccid-emu -l "unix:$SOCK" >"$WORK/agent.out" 2>"$WORK/agent.log" &
 AGENT_PID=$!
 for _ in $(seq 50); do
 	[[ -S $SOCK ]] && break
@@ -73,7 +68,7 @@ for _ in $(seq 50); do
 done
 [[ -S $SOCK ]] || die "ccid-agent did not create $SOCK"
 
-EXPECT=usb-enumerated,usb-endpoints,stock-ignored,reader,atr,atr-historical,usb-claimed,opensc-atr
+EXPECT=usb-enumerated,usb-endpoints,own-id-edit,stock-ignored,reader,atr,atr-historical,usb-claimed,opensc-atr
 EXPECT+=,tool-detects-mismatch,apdu-select,apdu-unknown-ins,apdu-unknown-cla,echo-short-0,echo-short-255
 EXPECT+=,pattern-short-256,pattern-ext-257,echo-ext-256,pattern-ext-4096,echo-ext-4096
 EXPECT+=,zlp-resp-64,zlp-resp-256,zlp-resp-4096,zlp-cmd-64,zlp-cmd-4096,pattern-ext-65536,echo-ext-65535,bench-echo0,bench-pattern64k,own-bundle-refused

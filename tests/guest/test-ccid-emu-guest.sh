@@ -67,34 +67,18 @@ while (($#)); do
 done
 [[ $CARD == default || $CARD == nssdb ]] || die "--card: '$CARD' is not default or nssdb"
 
-if [[ -z $AGENT ]]; then
-	for cand in "$SRC"/build*/host-agent/ccid-agent; do
-		[[ -x $cand ]] && AGENT=$cand && break
-	done
-fi
-[[ -n $AGENT ]] || AGENT=$(command -v ccid-agent || true)
-[[ -n $AGENT && -x $AGENT ]] || die "no ccid-agent: build the project or pass --agent"
+# shellcheck source=host-lib.sh
+. "$HERE/host-lib.sh"
+hl_find_agent "$SRC" || die "no ccid-agent: build the project or pass --agent"
 for tool in openssl certutil basenc; do
 	command -v $tool >/dev/null || die "$tool not found on the host"
 done
 
 "$HERE/build-guest.sh" || die "build-guest.sh failed"
 
-if [[ -n $KEEP ]]; then
-	mkdir -p "$KEEP"
-	WORK=$(cd "$KEEP" && pwd)
-else
-	WORK=$(mktemp -d "${TMPDIR:-/tmp}/ccid-emu-guest.XXXXXX")
-fi
-export HL_DIR=$WORK
-# shellcheck source=host-lib.sh
-. "$HERE/host-lib.sh"
-
-# Never the user's own card database or runtime directory.
-export XDG_DATA_HOME=$WORK/xdg-data XDG_RUNTIME_DIR=$WORK/xdg-run
-mkdir -p "$XDG_DATA_HOME"
-mkdir -p "$XDG_RUNTIME_DIR"
-chmod 700 "$XDG_RUNTIME_DIR"
+# The work directory; XDG_DATA_HOME and XDG_RUNTIME_DIR inside it: never
+# the user's own card database or runtime directory.
+hl_work "$KEEP" ccid-emu-guest
 
 AGENTS=()
 cleanup() {
@@ -227,7 +211,7 @@ wait_detached() {    # wait_detached AGENT: its status says no QEMU
 	return 1
 }
 
-EXPECT1=(usb-enumerated usb-full-speed usb-ccid-interface readers atr-virtual atr-loopback
+EXPECT1=(usb-enumerated usb-full-speed usb-ccid-interface stock-plist readers atr-virtual atr-loopback
 	usb-claimed opensc-tool-atr opensc-atr-match apdu-virtual-select apdu-loopback-select
 	pkcs11-token pkcs11-objects pkcs11-certs pkcs11-cert1-subject pkcs11-cert2-subject
 	pkcs11-cert3-subject pkcs11-sign-0001 pkcs11-read-cert-0001 pkcs11-sign-0002
@@ -238,7 +222,7 @@ EXPECT1=(usb-enumerated usb-full-speed usb-ccid-interface readers atr-virtual at
 	virtual-apdu-after-replug virtual-pkcs11-after-replug virtual-sign-after-replug
 	loopback-removed-event loopback-absent-no-card loopback-pcsc-scan-removed
 	loopback-inserted-event loopback-pcsc-scan-inserted loopback-echo-after-replug)
-EXPECT2=restart-usb-enumerated,restart-readers,restart-atr-virtual,restart-atr-loopback
+EXPECT2=restart-usb-enumerated,stock-plist,restart-readers,restart-atr-virtual,restart-atr-loopback
 EXPECT2+=,restart-apdu-loopback,restart-delay-1s,restart-apdu-virtual,restart-pkcs11-token
 
 ROWS=()

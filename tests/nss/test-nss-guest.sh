@@ -67,30 +67,13 @@ command -v "${QEMU:-qemu-system-x86_64}" >/dev/null || skip "no qemu-system-x86_
 for tool in softhsm2-util pkcs11-tool modutil certutil openssl basenc; do
 	command -v $tool >/dev/null || skip "$tool not found on the host"
 done
-if [[ -z $AGENT ]]; then
-	for cand in "$SRC"/build*/host-agent/ccid-agent; do
-		[[ -x $cand ]] && AGENT=$cand && break
-	done
-fi
-[[ -n $AGENT ]] || AGENT=$(command -v ccid-agent || true)
-[[ -n $AGENT && -x $AGENT ]] || die "no ccid-agent: build the project or pass --agent"
-
-"$GUEST/build-guest.sh" || die "build-guest.sh failed"
-
-if [[ -n $KEEP ]]; then
-	mkdir -p "$KEEP"
-	WORK=$(cd "$KEEP" && pwd)
-else
-	WORK=$(mktemp -d "${TMPDIR:-/tmp}/ccid-nss-guest.XXXXXX")
-fi
-export HL_DIR=$WORK
 # shellcheck source=../guest/host-lib.sh
 . "$GUEST/host-lib.sh"
+hl_find_agent "$SRC" || die "no ccid-agent: build the project or pass --agent"
+"$GUEST/build-guest.sh" || die "build-guest.sh failed"
 
 # Never the user's data, runtime directory or softhsm2 tokens.
-export XDG_DATA_HOME=$WORK/xdg-data XDG_RUNTIME_DIR=$WORK/xdg-run
-mkdir -p "$XDG_DATA_HOME" "$XDG_RUNTIME_DIR"
-chmod 700 "$XDG_RUNTIME_DIR"
+hl_work "$KEEP" ccid-nss-guest
 
 AGENTS=()
 cleanup() {
@@ -121,7 +104,7 @@ hres() {    # hres NAME PASS|FAIL DETAIL...
 	return 0
 }
 
-EXPECT=(usb-enumerated reader atr apdu-select-ccc pkcs11-token pkcs11-objects
+EXPECT=(usb-enumerated stock-plist reader atr apdu-select-ccc pkcs11-token pkcs11-objects
 	pkcs11-one-cert pkcs11-cert-subject pkcs11-read-cert wrong-pin-refused
 	pkcs11-sign pkcs11-sign-again)
 

@@ -8,6 +8,7 @@
 #include "fake_qemu.h"
 #include "nss_fixture.h"
 
+#include <ccid-emu/ccid_emu.h>
 #include <ccid-emu/ccid_proto.h>
 #include <check.h>
 #include <errno.h>
@@ -97,7 +98,7 @@ START_TEST(test_serve_nss)
 
 	fake_qemu_init(&g, unix_connect(sock));
 	ck_assert(fake_qemu_spin(&g, fake_qemu_is_connected, NULL, 5000));
-	ck_assert_uint_eq(g.conn.vendor_id, 0x1209);
+	ck_assert_uint_eq(g.conn.vendor_id, CCID_EMU_DEFAULT_VID);
 	fake_qemu_set_configuration(&g, 1);
 	fake_qemu_start_interrupt(&g);
 	ck_assert(fake_qemu_spin(&g, fake_qemu_intr_n, GUINT_TO_POINTER(1),

@@ -227,7 +227,7 @@ wait_file_line() {    # wait_file_line FILE REGEX SECONDS
 	return 1
 }
 
-EXPECT=(usb-enumerated reader atr opensc-atr apdus-run apdus-same apdu-ext-65535 crosstalk
+EXPECT=(usb-enumerated stock-plist reader atr opensc-atr apdus-run apdus-same apdu-ext-65535 crosstalk
 	unpower lock-wait-fail lock-recover lock-after-apdus lock-after-same
 	kill-apdu-error kill-card-removed kill-pcsc-scan-removed vicc-back-inserted
 	vicc-back-pcsc-scan vicc-back-atr vicc-back-apdus vicc-back-same)

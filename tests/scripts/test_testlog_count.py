@@ -14,14 +14,14 @@ import tempfile
 SCRIPT = sys.argv[1]
 
 
-def run(entries, raw_tail=""):
+def run(entries, raw_tail="", args=()):
     with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as f:
         for e in entries:
             f.write(json.dumps(e) + "\n")
         f.write(raw_tail)
         path = f.name
     try:
-        out = subprocess.run([sys.executable, SCRIPT, path], check=True,
+        out = subprocess.run([sys.executable, SCRIPT, *args, path], check=True,
                              capture_output=True, text=True).stdout
     finally:
         os.unlink(path)
@@ -68,3 +68,30 @@ expect(lines[0], "1 1 0", "torn line counted as a failure")
 out = subprocess.run([sys.executable, SCRIPT, "/nonexistent/log.json"],
                      check=True, capture_output=True, text=True).stdout
 expect(out, "0 0 0\n", "missing log")
+
+# --strict-skips: a skip fails, with what the test said, unless the
+# allow-list names it (with a reason).
+with tempfile.NamedTemporaryFile("w", suffix=".txt", delete=False) as al:
+    al.write("# tests that may skip\n"
+             "unit / allowed: needs a GPU, which CI has not  # comment\n")
+    allow = al.name
+skips = [
+    {"name": "p:unit / allowed", "result": "SKIP", "stdout": "no GPU\n"},
+    {"name": "p:guest / nss card", "result": "SKIP",
+     "stdout": "test-nss-guest: no qemu-system-x86_64: skipped\n"},
+    {"name": "p:unit / ok", "result": "OK", "stdout": ""},
+]
+lines = run(skips, args=("--strict-skips", allow))
+expect(lines, [
+    "1 1 1",
+    "p:guest / nss card SKIP (not on the allow-list: a test that cannot run fails)",
+    "    why: test-nss-guest: no qemu-system-x86_64: skipped",
+], "strict: unlisted skip fails, listed skip counts as skipped")
+expect(run(skips)[0], "1 0 2", "not strict: skips are skips")
+with open(allow, "w") as al:
+    al.write("unit / allowed\n")
+bad = subprocess.run([sys.executable, SCRIPT, "--strict-skips", allow,
+                      "/nonexistent/log.json"], capture_output=True, text=True)
+os.unlink(allow)
+expect((bad.returncode != 0, "want 'suite / name: reason'" in bad.stderr),
+       (True, True), "allow-list entry without a reason refused")

@@ -362,15 +362,23 @@ static int tcp_connect(guint16 port)
 	return fd;
 }
 
-/* Attaches the fake QEMU to @fd and checks the reader it is offered. */
-static void guest_attach(struct fake_qemu *g, int fd)
+/* Attaches the fake QEMU to @fd and checks the reader it is offered:
+ * @vid:@pid at full speed. */
+static void guest_attach_id(struct fake_qemu *g, int fd, uint16_t vid,
+			    uint16_t pid)
 {
 	fake_qemu_init(g, fd);
 	ck_assert_msg(fake_qemu_spin(g, fake_qemu_is_connected, NULL, 5000),
 		      "no device_connect from the agent");
-	ck_assert_uint_eq(g->conn.vendor_id, 0x1209);
-	ck_assert_uint_eq(g->conn.product_id, 0xCC1D);
+	ck_assert_uint_eq(g->conn.vendor_id, vid);
+	ck_assert_uint_eq(g->conn.product_id, pid);
 	ck_assert_int_eq(g->conn.speed, usb_redir_speed_full);
+}
+
+/* Same, with the default identity: a VID:PID stock libccid lists. */
+static void guest_attach(struct fake_qemu *g, int fd)
+{
+	guest_attach_id(g, fd, CCID_EMU_DEFAULT_VID, CCID_EMU_DEFAULT_PID);
 }
 
 /* Waits for interrupt packet number @n (1-based) and returns its slot
@@ -705,6 +713,18 @@ static const struct {
 	{ { "--card", "smartie", NULL }, 2, "unknown card 'smartie'" },
 	{ { "--card", "loopback", "extra", NULL }, 2,
 	  "unexpected argument 'extra'" },
+	/* --usb-id: names the value and both accepted forms */
+	{ { "--usb-id", "gemalto", NULL }, 2,
+	  "--usb-id 'gemalto' is neither VID:PID" },
+	{ { "--usb-id", "04e6:51155", NULL }, 2, "scr335 (default), ccid-emu" },
+	{ { "--usb-id", "04e6-5115", NULL }, 2, "e.g. 04e6:5115" },
+	{ { "--usb-id", "xyz:5115", NULL }, 2, "--usb-id 'xyz:5115'" },
+	{ { "--usb-id", "0000:5115", NULL }, 2, "vendor ID 0000 is not" },
+	{ { "--usb-id", "", NULL }, 2, "--usb-id '' is neither" },
+	{ { "--serial", "A,B", NULL }, 2, "--serial 'A,B': character 2" },
+	{ { "--serial", "", NULL }, 2, "--serial '': 0 characters" },
+	{ { "--serial", "0123456789abcdef0123456789abcdef0", NULL }, 2,
+	  "33 characters; use 1-32" },
 	{ { "--card", "virtual:/nonexistent/ccid-emu-db", "--listen",
 	    "unix:@DIR@/v.sock", NULL }, 1, "/nonexistent/ccid-emu-db" },
 };
@@ -742,6 +762,117 @@ START_TEST(test_startup_errors)
 	}
 	/* A bad NSS database fails before any socket appears. */
 	ck_assert(!g_file_test(vsock, G_FILE_TEST_EXISTS));
+}
+END_TEST
+
+/* --usb-id: the project's own ID by name, and any VID:PID, reach QEMU's
+ * device_connect; the identity line names what the guest will need. */
+static const struct {
+	const char *arg;
+	uint16_t vid, pid;
+	const char *line;
+} usb_ids[] = {
+	{ "ccid-emu", 0x1209, 0xCC1D, "# USB identity 1209:CC1D (ccid-emu), serial " },
+	{ "0x1234:abcd", 0x1234, 0xABCD, "# USB identity 1234:ABCD, serial " },
+	{ "04E6:5115", 0x04E6, 0x5115, "# USB identity 04E6:5115 (scr335), serial " },
+	{ "SCR335", 0x04E6, 0x5115, "# USB identity 04E6:5115 (scr335), serial " },
+};
+
+/* The serial number string (USB string 3, UTF-16LE) the guest reads. */
+static char *guest_serial(struct fake_qemu *g)
+{
+	struct fake_qemu_reply *r;
+	uint8_t iserial;
+	GString *out = g_string_new(NULL);
+
+	r = fake_qemu_control_in(g, 0x80, 0x06, 0x0100, 0, 18);
+	ck_assert_int_eq(r->len, 18);
+	iserial = r->data[16];
+	ck_assert_uint_ne(iserial, 0);
+	r = fake_qemu_control_in(g, 0x80, 0x06, (uint16_t)(0x0300 | iserial),
+				 0x0409, 255);
+	ck_assert_int_ge(r->len, 2);
+	for (int i = 2; i + 1 < r->len; i += 2)
+		g_string_append_c(out, (char)r->data[i]);
+	return g_string_free(out, FALSE);
+}
+
+START_TEST(test_usb_id)
+{
+	/* One address for all: Check forks each loop iteration, so the
+	 * serial of the last run is read back from a file. */
+	g_autofree char *dir = test_dir("usbid");
+	g_autofree char *serial_file = g_build_filename(dir, "..", "usbid.serial", NULL);
+	g_autofree char *serial = NULL;
+	char last_serial[16] = "";
+	g_autofree char *prev = NULL;
+	g_autofree char *sock = g_build_filename(dir, "qemu.sock", NULL);
+	g_autofree char *ctlp = g_build_filename(dir, "agent.ctl", NULL);
+	g_autofree char *connect = g_strdup_printf("unix:%s", sock);
+	const char *args[] = { "--card", "loopback", "--connect", connect,
+			       "--control", ctlp, "--usb-id", usb_ids[_i].arg,
+			       NULL };
+	static struct fake_qemu g;
+	struct agent a;
+	int lfd;
+
+	if (g_file_get_contents(serial_file, &prev, NULL, NULL))
+		g_strlcpy(last_serial, prev, sizeof(last_serial));
+	unlink(sock);
+	lfd = unix_listen(sock);
+	agent_start(&a, NULL, args);
+	ck_assert_msg(agent_wait_ready(&a, 10000), "%s", a.err->str);
+	ck_assert_msg(strstr(a.out->str, usb_ids[_i].line) != NULL,
+		      "'%s' not in: %s", usb_ids[_i].line, a.out->str);
+	guest_attach_id(&g, accept_within(lfd, 5000), usb_ids[_i].vid,
+			usb_ids[_i].pid);
+	/* Without --serial: 8 hex digits of the address's hash, the same
+	 * for every run on that address, different for another address. */
+	serial = guest_serial(&g);
+	ck_assert_uint_eq(strlen(serial), 8);
+	ck_assert_msg(strstr(a.out->str, serial) != NULL, "serial %s not in: %s",
+		      serial, a.out->str);
+	if (last_serial[0] != '\0')
+		ck_assert_str_eq(serial, last_serial);
+	ck_assert_int_eq(guest_configure(&g), 0x03);
+	fake_qemu_power_on(&g, 1);
+	guest_echo(&g, 2);
+	kill(a.pid, SIGTERM);
+	ck_assert(fake_qemu_spin(&g, fake_qemu_is_disconnected, NULL, 5000));
+	ck_assert_int_eq(agent_wait_exit(&a, 5000), 0);
+	ck_assert(g_file_set_contents(serial_file, serial, -1, NULL));
+	fake_qemu_fini(&g);
+	close(lfd);
+	agent_stop(&a);
+}
+END_TEST
+
+/* --serial: the guest reads exactly that string. */
+START_TEST(test_serial_option)
+{
+	g_autofree char *dir = test_dir("serial");
+	g_autofree char *sock = g_build_filename(dir, "qemu.sock", NULL);
+	g_autofree char *ctlp = g_build_filename(dir, "agent.ctl", NULL);
+	g_autofree char *connect = g_strdup_printf("unix:%s", sock);
+	const char *args[] = { "--card", "loopback", "--connect", connect,
+			       "--control", ctlp, "--serial", "VM1-reader_2",
+			       NULL };
+	g_autofree char *serial = NULL;
+	static struct fake_qemu g;
+	struct agent a;
+	int lfd;
+
+	lfd = unix_listen(sock);
+	agent_start(&a, NULL, args);
+	ck_assert_msg(agent_wait_ready(&a, 10000), "%s", a.err->str);
+	guest_attach(&g, accept_within(lfd, 5000));
+	serial = guest_serial(&g);
+	ck_assert_str_eq(serial, "VM1-reader_2");
+	kill(a.pid, SIGTERM);
+	ck_assert_int_eq(agent_wait_exit(&a, 5000), 0);
+	fake_qemu_fini(&g);
+	close(lfd);
+	agent_stop(&a);
 }
 END_TEST
 
@@ -1075,6 +1206,8 @@ static Suite *serve_suite(void)
 	tcase_add_test(tc, test_second_serve_is_refused);
 	tcase_add_test(tc, test_startup_errors);
 	tcase_add_test(tc, test_connect_mode);
+	tcase_add_loop_test(tc, test_usb_id, 0, (int)G_N_ELEMENTS(usb_ids));
+	tcase_add_test(tc, test_serial_option);
 	tcase_add_test(tc, test_listen_tcp);
 	tcase_add_test(tc, test_default_socket);
 	tcase_add_test(tc, test_control_protocol);

@@ -242,6 +242,7 @@ void h_config_default(struct ccid_config *cfg)
 	cfg->manufacturer = "ccid-emu tests";
 	cfg->product = "Fake Reader";
 	cfg->serial = "0001";
+	cfg->interface = NULL;  /* the descriptor tables expect iInterface 0 */
 	cfg->n_slots = 1;
 	cfg->max_busy_slots = 1;
 	cfg->max_message_len = CCID_EMU_DEFAULT_MAX_MSG;

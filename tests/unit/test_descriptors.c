@@ -31,6 +31,7 @@ static void config_b(struct ccid_config *cfg)
 	cfg->manufacturer = "ACME \xF0\x9F\x94\x91";     /* "ACME " U+1F511 */
 	cfg->product = "Gr\xC3\xBC\xC3\x9F" "e \xE2\x82\xAC Reader"; /* Grüße € Reader */
 	cfg->serial = "SN-0001";
+	cfg->interface = "CCID";
 	cfg->n_slots = 4;
 	cfg->max_busy_slots = 2;
 	cfg->max_message_len = 271;
@@ -211,7 +212,7 @@ static const uint8_t cfg_desc_b[] = {
 	0x0B,                   /* bInterfaceClass: Smart Card */
 	0x00,                   /* bInterfaceSubClass */
 	0x00,                   /* bInterfaceProtocol */
-	0x00,                   /* iInterface */
+	0x04,                   /* iInterface: string 4, "CCID" */
 	/* Smart Card Device Class descriptor */
 	0x36,                   /*  0 bLength: 54 */
 	0x21,                   /*  1 bDescriptorType */
@@ -360,13 +361,16 @@ START_TEST(test_config_init_defaults)
 	size_t len = 0;
 	uint8_t buf[256];
 	uint32_t level;
-	const char *strs[3];
-	const uint8_t *idx;
+	const char *strs[4];
+	uint8_t idx[4];
 
 	memset(&cfg, 0x5A, sizeof(cfg));
 	ccid_config_init(&cfg);
-	ck_assert_uint_eq(cfg.vendor_id, 0x1209);
-	ck_assert_uint_eq(cfg.product_id, 0xCC1D);
+	/* SCM Microsystems SCR 335, listed by stock libccid, at a bcdDevice
+	 * past GnuPG's SCR 335 firmware quirk (< 5.14). */
+	ck_assert_uint_eq(cfg.vendor_id, 0x04E6);
+	ck_assert_uint_eq(cfg.product_id, 0x5115);
+	ck_assert_uint_ge(cfg.bcd_device, 0x0514);
 	ck_assert_uint_eq(cfg.n_slots, 1);
 	ck_assert_uint_ge(cfg.max_busy_slots, 1);
 	ck_assert_uint_le(cfg.max_busy_slots, cfg.n_slots);
@@ -379,23 +383,29 @@ START_TEST(test_config_init_defaults)
 	ck_assert_uint_eq(cfg.time_extension_ms, 500);
 	ck_assert_ptr_nonnull(cfg.manufacturer);
 	ck_assert_ptr_nonnull(cfg.product);
-	ck_assert(strstr(cfg.product, "ccid-emu") || strstr(cfg.manufacturer, "ccid-emu"));
+	/* The strings name the project: lsusb shows them, and pcscd appends
+	 * the interface string to the reader name. */
+	ck_assert(strstr(cfg.product, "ccid-emu") && strstr(cfg.manufacturer, "ccid-emu"));
+	ck_assert_ptr_nonnull(cfg.interface);
+	ck_assert(strstr(cfg.interface, "ccid-emu") != NULL);
 
 	h = h_new(&cfg, true);
 	d = ccid_dev_device_descriptor(h->dev, &len);
 	ck_assert_uint_eq(len, 18);
-	ck_assert_uint_eq(d[8], 0x09);          /* idVendor 0x1209 */
-	ck_assert_uint_eq(d[9], 0x12);
-	ck_assert_uint_eq(d[10], 0x1D);         /* idProduct 0xCC1D */
-	ck_assert_uint_eq(d[11], 0xCC);
+	ck_assert_uint_eq(d[8], 0xE6);          /* idVendor 0x04E6 */
+	ck_assert_uint_eq(d[9], 0x04);
+	ck_assert_uint_eq(d[10], 0x15);         /* idProduct 0x5115 */
+	ck_assert_uint_eq(d[11], 0x51);
 	ck_assert_uint_eq(d[12], cfg.bcd_device & 0xFF);
 	ck_assert_uint_eq(d[13], cfg.bcd_device >> 8);
 	/* every present string is reachable and decodes to the config's */
 	strs[0] = cfg.manufacturer;
 	strs[1] = cfg.product;
 	strs[2] = cfg.serial;
-	idx = d + 14;
-	for (unsigned i = 0; i < 3; i++) {
+	strs[3] = cfg.interface;
+	memcpy(idx, d + 14, 3);
+	idx[3] = ccid_dev_config_descriptor(h->dev, &len)[9 + 8];  /* iInterface */
+	for (unsigned i = 0; i < 4; i++) {
 		int n;
 
 		if (!strs[i]) {
@@ -470,6 +480,8 @@ static const struct {
 	{ 3, BYTES(0x10, 0x03,          /* 16 bytes: "SN-0001" */
 		   0x53, 0x00, 0x4E, 0x00, 0x2D, 0x00, 0x30, 0x00,
 		   0x30, 0x00, 0x30, 0x00, 0x31, 0x00) },
+	{ 4, BYTES(0x0A, 0x03,          /* 10 bytes: "CCID" (iInterface) */
+		   0x43, 0x00, 0x43, 0x00, 0x49, 0x00, 0x44, 0x00) },
 };
 
 START_TEST(test_string_desc)
@@ -492,7 +504,7 @@ START_TEST(test_string_desc)
 			       "GET_DESCRIPTOR(STRING)");
 	}
 	/* Absent indices stall. */
-	for (unsigned idx = 4; idx < 256; idx += (idx < 16 ? 1 : 37)) {
+	for (unsigned idx = 5; idx < 256; idx += (idx < 16 ? 1 : 37)) {
 		n = h_control(h, 0x80, USB_REQ_GET_DESCRIPTOR,
 			      (uint16_t)(0x0300 | idx), 0x0409, 255, buf,
 			      sizeof(buf));
@@ -755,6 +767,10 @@ BAD(feat_both, "features", cfg->features = CCID_FEAT_LEVEL_SHORT_APDU |
 BAD(feat_tpdu, "features", cfg->features = CCID_FEAT_LEVEL_TPDU)
 BAD(feat_tpdu_short, "features", cfg->features = CCID_FEAT_LEVEL_TPDU |
 						  CCID_FEAT_LEVEL_SHORT_APDU)
+/* CCID 1.1 §5.1: 0x40 (the reader negotiates) and 0x80 (the reader does
+ * PPS on the host's parameters) are alternatives. */
+BAD(feat_pps_both, "features", cfg->features |= CCID_FEAT_AUTO_PPS_NEGOTIATION |
+						 CCID_FEAT_AUTO_PPS_CURRENT)
 BAD(pkt0, "bulk_max_packet", cfg->bulk_max_packet = 0)
 BAD(pkt7, "bulk_max_packet", cfg->bulk_max_packet = 7)
 BAD(pkt48, "bulk_max_packet", cfg->bulk_max_packet = 48)
@@ -777,6 +793,7 @@ static const struct bad_cfg bad_cfgs[] = {
 	{ "features", bad_feat_both },
 	{ "features", bad_feat_tpdu },
 	{ "features", bad_feat_tpdu_short },
+	{ "features", bad_feat_pps_both },
 	{ "bulk_max_packet", bad_pkt0 },
 	{ "bulk_max_packet", bad_pkt7 },
 	{ "bulk_max_packet", bad_pkt48 },

@@ -186,6 +186,63 @@ START_TEST(test_exact_multiple_in_big_request)
 }
 END_TEST
 
+/* A host buffer smaller than the reply and not a whole number of packets
+ * (GnuPG's driver reads 2065 bytes): the transfer ends with a short
+ * packet, so the host takes the message as over.  The rest of that reply
+ * is dropped; the next reply comes whole, as its own message. */
+START_TEST(test_short_buffer_cuts_message)
+{
+	struct harness *h = powered(NULL);
+	uint8_t *r = make_resp(h, 300);
+	uint8_t buf[512];
+	uint8_t cmd[CCID_HDR_LEN + 4] = { 0 };
+	static const uint8_t gss[] = { 0x65, 0, 0, 0, 0, 0, 0x26, 0, 0, 0 };
+
+	fake_card_set_resp(&h->cards[0], r, 300);
+	h_hdr(cmd, 0x6F, 4, 0, 0x25, 0, 0, 0);
+	h_send(h, cmd, sizeof(cmd));
+	h_send(h, gss, sizeof(gss));
+	/* 100 bytes of the 310-byte DataBlock: 64 + a short 36 */
+	ck_assert_int_eq(ccid_dev_bulk_in_pull(h->dev, buf, 100), 100);
+	h_assert_bytes(buf, CCID_HDR_LEN,
+		       BYTES(0x80, LE32(300), 0x00, 0x25, 0x00, 0x00, 0x00),
+		       "DataBlock header (dwLength 300)");
+	ck_assert(h_log_contains(h, "the rest (210 bytes) is dropped"));
+	/* next: the SlotStatus, not the DataBlock's remaining 210 bytes */
+	ck_assert_int_eq(ccid_dev_bulk_in_pull(h->dev, buf, 100), 10);
+	h_assert_bytes(buf, 10, BYTES(0x81, LE32(0), 0x00, 0x26, 0x00, 0x00, 0x00),
+		       "SlotStatus after the cut reply");
+	ck_assert_int_eq(ccid_dev_bulk_in_pull(h->dev, buf, 100), CCID_PULL_NONE);
+	/* the slot is free again: a new command is answered */
+	h_hdr(cmd, 0x6F, 4, 0, 0x27, 0, 0, 0);
+	h_send(h, cmd, sizeof(cmd));
+	ck_assert_int_eq(ccid_dev_bulk_in_pull(h->dev, buf, sizeof(buf)), 310);
+	ck_assert_uint_eq(buf[6], 0x27);
+	h_free(h);
+}
+END_TEST
+
+/* The same reply read in whole packets (128 bytes a transfer) is
+ * continued, not cut: 128 + 128 + 54. */
+START_TEST(test_packet_multiple_continues_message)
+{
+	struct harness *h = powered(NULL);
+	uint8_t *r = make_resp(h, 300);
+	uint8_t buf[512];
+	uint8_t cmd[CCID_HDR_LEN + 4] = { 0 };
+
+	fake_card_set_resp(&h->cards[0], r, 300);
+	h_hdr(cmd, 0x6F, 4, 0, 0x28, 0, 0, 0);
+	h_send(h, cmd, sizeof(cmd));
+	ck_assert_int_eq(ccid_dev_bulk_in_pull(h->dev, buf, 128), 128);
+	ck_assert_int_eq(ccid_dev_bulk_in_pull(h->dev, buf, 128), 128);
+	ck_assert_int_eq(ccid_dev_bulk_in_pull(h->dev, buf, 128), 54);
+	h_assert_bytes(buf + 52, 2, BYTES(0x90, 0x00), "SW at the end");
+	ck_assert_int_eq(ccid_dev_bulk_in_pull(h->dev, buf, 128), CCID_PULL_NONE);
+	h_free(h);
+}
+END_TEST
+
 /* Two queued replies never share a transfer. */
 START_TEST(test_no_mixing)
 {
@@ -638,6 +695,8 @@ static Suite *transfer_suite(void)
 	tcase_add_test(tc, test_exact_multiple_in_zlp);
 	tcase_add_test(tc, test_exact_multiple_in_big_request);
 	tcase_add_test(tc, test_no_mixing);
+	tcase_add_test(tc, test_short_buffer_cuts_message);
+	tcase_add_test(tc, test_packet_multiple_continues_message);
 	tcase_add_test(tc, test_packet_8);
 	suite_add_tcase(s, tc);
 

@@ -69,6 +69,8 @@ struct ccid_config {
 	const char *manufacturer;
 	const char *product;
 	const char *serial;
+	const char *interface;       /* iInterface: pcscd appends it to the
+	                              * reader name as " [interface]" */
 	uint8_t n_slots;             /* 1..CCID_EMU_MAX_SLOTS */
 	uint8_t max_busy_slots;      /* bMaxCCIDBusySlots, 1..n_slots */
 	uint32_t max_message_len;    /* dwMaxCCIDMessageLength, CCID_EMU_MIN_MAX_MSG..
@@ -85,9 +87,23 @@ struct ccid_config {
 	bool remote_wakeup;          /* advertise remote wake-up in bmAttributes */
 };
 
-/* Fills @cfg with the project's defaults: VID:PID 1209:CC1D, "ccid-emu"
- * strings, one slot, extended APDU level, 64-byte bulk packets, 4 ms
- * interrupt interval, time extension every 500 ms. */
+/* USB identities.  The default is one that stock libccid lists (SCM
+ * Microsystems SCR 335), so an unmodified Linux guest's pcscd drives the
+ * reader; libccid has no special case for it (docs/usb-identity.md).  The
+ * project's own pid.codes ID needs the guest's libccid list edited until
+ * libccid ships it. */
+#define CCID_EMU_DEFAULT_VID        0x04E6u
+#define CCID_EMU_DEFAULT_PID        0x5115u
+/* bcdDevice 5.20: GnuPG's CCID driver caps the T=1 IFSD of SCR 335 units
+ * older than 5.14 (a firmware bug); none of its quirks must apply. */
+#define CCID_EMU_DEFAULT_BCD        0x0520u
+#define CCID_EMU_OWN_VID            0x1209u
+#define CCID_EMU_OWN_PID            0xCC1Du
+
+/* Fills @cfg with the project's defaults: VID:PID CCID_EMU_DEFAULT_VID:PID,
+ * "ccid-emu" strings (manufacturer, product, interface), one slot, extended
+ * APDU level, 64-byte bulk packets, 4 ms interrupt interval, time extension
+ * every 500 ms. */
 void ccid_config_init(struct ccid_config *cfg);
 
 /* Endpoint addresses the generated descriptors use.  Fixed, so transports

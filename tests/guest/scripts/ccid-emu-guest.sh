@@ -15,8 +15,8 @@
 # Ends by asking the host to kill QEMU in the middle of a 10 s card
 # operation: this boot never reports DONE.
 
-VID=1209
-PID=cc1d
+VID=$CCID_VID
+PID=$CCID_PID
 T=ccid-guest-tool
 . /ccid-test/params
 
@@ -45,7 +45,7 @@ else
 fi
 
 # --- pcscd + libccid: two readers; which is which, by the card's ATR -------
-ccid_plist_add $VID $PID "ccid-emu Virtual CCID Reader"
+ccid_stock_list $VID $PID
 pcscd_start || { fail pcscd-start "pcscd did not start"; exit 1; }
 check_grep readers '^reader=.*ccid-emu.* 01 00' $T -t 20000 wait-reader 2 &&
 	metric boot_to_readers_ms "$(uptime_ms)" ms

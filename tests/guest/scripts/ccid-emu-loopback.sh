@@ -1,21 +1,23 @@
 # SPDX-License-Identifier: LGPL-2.1-or-later
 # shellcheck shell=sh
 #
-# Guest script: ccid-emu's reader (1209:CC1D) with the loopback card,
-# plugged in through usb-redir (`ccid-agent serve -c loopback`), driven by
-# the guest's stock pcscd + libccid.  Run by selftest-ccid-emu.sh.
+# Guest script: ccid-emu's reader under the project's own USB ID 1209:CC1D
+# (`ccid-agent serve -c loopback --usb-id ccid-emu`), with the loopback
+# card, plugged in through usb-redir and driven by the guest's pcscd +
+# libccid.  Run by selftest-ccid-emu.sh.  This is the one guest test of
+# the own-ID path; every other one runs the default ID on a stock guest.
 #
 # 1. The kernel enumerates 1209:CC1D with a CCID interface.
-# 2. With the VID:PID added to /etc/libccid_Info.plist, stock pcscd +
-#    libccid list it, and the loopback card answers short and extended
-#    APDUs, up to 64 KiB both ways, checked byte by byte; round trips are
-#    timed.
+# 2. After the one-line edit docs/usb-identity.md gives
+#    (ccid_plist_add_own_id runs it verbatim), pcscd + libccid list it,
+#    and the loopback card answers short and extended APDUs, up to 64 KiB
+#    both ways, checked byte by byte; round trips are timed.
 # 3. Without that entry (the stock list), they do not list it: its
-#    VID:PID is not in libccid's list (docs/guest-kit.md).
+#    VID:PID is not in libccid's list (docs/usb-identity.md).
 # 4. Nor with a driver bundle of its own naming 1209:CC1D and libccid.
 
-VID=1209
-PID=cc1d
+VID=$CCID_OWN_VID
+PID=$CCID_OWN_PID
 T=ccid-guest-tool
 
 if usb_wait $VID $PID 30; then
@@ -31,7 +33,8 @@ check_grep usb-endpoints 'ep_02 ep_81 ep_83' usb_describe $VID $PID
 # --- 2. with the VID:PID listed --------------------------------------------------
 stock_listed=0
 ccid_plist_has $VID $PID && stock_listed=1
-ccid_plist_add $VID $PID "ccid-emu Virtual CCID Reader"
+ccid_plist_add_own_id
+check own-id-edit ccid_plist_has $VID $PID
 pcscd_start
 check_grep reader '^reader=.*ccid-emu' $T -t 20000 wait-reader
 check_grep atr '^atr=3B' $T -t 20000 atr &&
@@ -79,7 +82,9 @@ check_grep bench-pattern64k '^bench ' $T -t 120000 bench 10 pattern:65536 &&
 # stock guest sees.
 pcscd_stop
 if [ $stock_listed -eq 1 ]; then
-	skip stock-ignored "this libccid already lists $VID:$PID"
+	# Then libccid has shipped the project's entry: update the docs
+	# and this test.
+	fail stock-ignored "this libccid already lists $VID:$PID"
 else
 	ccid_plist_remove $VID $PID
 	: >"$CCIDG_PCSCD_LOG"

@@ -6,8 +6,8 @@
 # killed in the middle of a 10 s card operation.  Both readers must come
 # back and answer: the agents kept running and serve the new QEMU.
 
-VID=1209
-PID=cc1d
+VID=$CCID_VID
+PID=$CCID_PID
 T=ccid-guest-tool
 . /ccid-test/params
 
@@ -18,7 +18,7 @@ else
 	fail restart-usb-enumerated "want 2 USB devices $VID:$PID after 30 s, have $(usb_find $VID $PID | wc -l)"
 	exit 1
 fi
-ccid_plist_add $VID $PID "ccid-emu Virtual CCID Reader"
+ccid_stock_list $VID $PID
 pcscd_start || { fail pcscd-start "pcscd did not start"; exit 1; }
 check_grep restart-readers '^reader=.*ccid-emu.* 01 00' $T -t 20000 wait-reader 2
 

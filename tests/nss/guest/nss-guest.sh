@@ -16,8 +16,8 @@
 # From the host (/ccid-test/params): VATR (the CAC ATR, hex), TOKEN_PIN,
 # CERT_CN (the certificate's CN).
 
-VID=1209
-PID=cc1d
+VID=$CCID_VID
+PID=$CCID_PID
 T=ccid-guest-tool
 . /ccid-test/params
 
@@ -30,7 +30,7 @@ else
 fi
 usb_describe $VID $PID
 
-ccid_plist_add $VID $PID "ccid-emu Virtual CCID Reader"
+ccid_stock_list $VID $PID
 pcscd_start || { fail pcscd-start "pcscd did not start"; exit 1; }
 check_grep reader '^reader=.*ccid-emu' $T -t 20000 wait-reader 1
 if check_grep atr "^atr=$VATR " $T -t 20000 find-reader "$VATR"; then

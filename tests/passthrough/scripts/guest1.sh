@@ -12,8 +12,8 @@
 # $PT_SESSIONS times (the host's runs A, B, C), then checks the reader is
 # the host's (guest 1's) again.
 
-VID=1209
-PID=cc1d
+VID=$CCID_VID
+PID=$CCID_PID
 T=ccid-guest-tool
 A=/opt/ccid-agent/bin/ccid-agent
 export LD_LIBRARY_PATH=/opt/ccid-agent/lib
@@ -39,7 +39,7 @@ if ! usb_wait $VID $PID 30; then
 	fail usb-enumerated "no USB device $VID:$PID after 30 s"
 	exit 1
 fi
-ccid_plist_add $VID $PID "ccid-emu Virtual CCID Reader"
+ccid_stock_list $VID $PID
 pcscd_start
 check_grep g1-atr '^atr=3B' $T -t 20000 atr
 check g1-pattern-65536 $T -t 20000 pattern 65536
@@ -55,7 +55,7 @@ if $T -t 60000 bench 20 pattern:65536 >/tmp/g1-bench64.log 2>&1; then
 fi
 
 # --- list-usb and the refusal while pcscd holds it --------------------------
-check_grep list-usb-reader '^1209:cc1d' $A list-usb
+check_grep list-usb-reader "^$VID:$PID" $A list-usb
 check_grep list-usb-held-pcscd 'pcscd \(pid [0-9]+\) has claimed' $A list-usb
 check_grep list-usb-json '"held": true' $A list-usb --json
 $A passthrough --device $VID:$PID -l tcp:0.0.0.0:7000 >/tmp/refused.out 2>/tmp/refused.log
@@ -79,7 +79,7 @@ else
 	exit 1
 fi
 check_grep list-usb-held-agent 'ccid-agent \(pid [0-9]+\) has claimed' $A list-usb
-$A passthrough --device 1209:cc1d -l tcp:0.0.0.0:7001 >/tmp/second.out 2>/tmp/second.log
+$A passthrough --device $VID:$PID -l tcp:0.0.0.0:7001 >/tmp/second.out 2>/tmp/second.log
 rc=$?
 if [ $rc -eq 1 ] && grep -q "ccid-agent (pid $PT) has claimed" /tmp/second.log; then
 	pass refuse-second "$(cat /tmp/second.log)"

@@ -5,12 +5,12 @@
 # this QEMU (SIGKILL) in the middle of one.  Nothing here is expected to
 # finish; the host judges guest 1's reader afterwards.
 
-VID=1209
-PID=cc1d
+VID=$CCID_VID
+PID=$CCID_PID
 T=ccid-guest-tool
 
 usb_wait $VID $PID 60 || { fail g2b-usb "no reader"; exit 1; }
-ccid_plist_add $VID $PID "ccid-emu Virtual CCID Reader"
+ccid_stock_list $VID $PID
 pcscd_start
 check_grep g2b-atr '^atr=3B' $T -t 30000 atr
 note "ptest apdu-loop"

@@ -6,12 +6,12 @@
 # `ccid-agent serve`): guest 1's agent sends device_disconnect, so the
 # reader leaves this guest, and comes back when guest 1 sees it again.
 
-VID=1209
-PID=cc1d
+VID=$CCID_VID
+PID=$CCID_PID
 T=ccid-guest-tool
 
 usb_wait $VID $PID 60 || { fail g2c-usb "no reader"; exit 1; }
-ccid_plist_add $VID $PID "ccid-emu Virtual CCID Reader"
+ccid_stock_list $VID $PID
 pcscd_start
 check_grep g2c-atr-after-kill '^atr=3B' $T -t 30000 atr
 check g2c-pattern-after-kill $T -t 60000 pattern 65536

@@ -6,8 +6,8 @@
 # libccid read the ATR and exchange short and extended APDUs (64 KiB both
 # ways); round trips timed for the comparison with guest 1.
 
-VID=1209
-PID=cc1d
+VID=$CCID_VID
+PID=$CCID_PID
 T=ccid-guest-tool
 
 if usb_wait $VID $PID 60; then
@@ -18,7 +18,7 @@ else
 	fail g2-usb-enumerated "no USB device $VID:$PID after 60 s"
 	exit 1
 fi
-ccid_plist_add $VID $PID "ccid-emu Virtual CCID Reader"
+ccid_stock_list $VID $PID
 pcscd_start
 check_grep g2-reader '^reader=.*ccid-emu' $T -t 30000 wait-reader
 check_grep g2-atr '^atr=3B' $T -t 30000 atr &&

@@ -18,8 +18,8 @@
 # exclusively for MS ms), "kill-vicc" (SIGKILL the card 1 s later),
 # "start-vicc".
 
-VID=1209
-PID=cc1d
+VID=$CCID_VID
+PID=$CCID_PID
 A=/ccid-test/pcsc-test-app
 R=ccid-emu
 T=ccid-guest-tool
@@ -33,7 +33,7 @@ else
 	exit 1
 fi
 # libccid does not list 1209:CC1D yet (docs/guest-kit.md).
-ccid_plist_add $VID $PID "ccid-emu Virtual CCID Reader"
+ccid_stock_list $VID $PID
 pcscd_start || { fail pcscd-start "pcscd did not start"; exit 1; }
 check_grep reader '^reader=.*ccid-emu' $T -t 20000 wait-reader 1 ||
 	{ pcscd_log; exit 1; }

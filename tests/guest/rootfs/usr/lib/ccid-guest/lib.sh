@@ -225,11 +225,45 @@ pcscd_log() {
 # --- libccid's reader list ----------------------------------------------------
 # pcscd (hotplug) and libccid both accept a USB reader only if its VID:PID
 # is in the ifd-ccid bundle's Info.plist (Debian: /etc/libccid_Info.plist,
-# a conffile); see docs/guest-kit.md.  The three arrays ifdVendorID,
+# a conffile); see docs/usb-identity.md.  The three arrays ifdVendorID,
 # ifdProductID and ifdFriendlyName are parallel.  Changes take effect when
 # pcscd (re)starts.
 
 CCID_PLIST=/etc/libccid_Info.plist
+
+# The USB identity `ccid-agent serve` presents by default (scr335): a
+# VID:PID that stock libccid lists, so the guest needs no edit.
+CCID_VID=04e6
+CCID_PID=5115
+# The project's own ID (`--usb-id ccid-emu`), which it does not list.
+CCID_OWN_VID=1209
+CCID_OWN_PID=cc1d
+
+# ccid_stock_list VID PID: result "stock-plist": libccid's list is byte
+# for byte the one the libccid package shipped (build-guest.sh recorded
+# its SHA-256 from the .deb), and it lists VID:PID.  Proves that a test
+# ran on a stock guest, with no edit.
+ccid_stock_list() {
+	_want=$(cat /etc/ccid-guest/libccid-plist.sha256 2>/dev/null)
+	_have=$(sha256sum "$CCID_PLIST" | cut -d' ' -f1)
+	if [ -z "$_want" ] || [ "$_have" != "$_want" ]; then
+		fail stock-plist "$CCID_PLIST is not the package's (sha256 $_have, package ${_want:-unknown})"
+	elif ! ccid_plist_has "$1" "$2"; then
+		fail stock-plist "the stock list does not name $1:$2"
+	else
+		pass stock-plist "unmodified $CCID_PLIST (sha256 ${_have%"${_have#????????????}"}...) lists $1:$2"
+	fi
+}
+
+# ccid_plist_add_own_id: the one-line edit docs/usb-identity.md gives for
+# the project's own ID 1209:CC1D, run exactly as documented (the scripts
+# suite checks that the two stay the same).  pcscd must be (re)started
+# after it.
+ccid_plist_add_own_id() {
+	# BEGIN own-id-edit
+	sed -i -e '/<key>ifdVendorID<\/key>/{n;s|$|\n\t\t<string>0x1209</string>|}' -e '/<key>ifdProductID<\/key>/{n;s|$|\n\t\t<string>0xCC1D</string>|}' -e '/<key>ifdFriendlyName<\/key>/{n;s|$|\n\t\t<string>ccid-emu Virtual Reader</string>|}' /etc/libccid_Info.plist
+	# END own-id-edit
+}
 
 _hex4() {
 	printf '0x%04X' "0x${1#0x}"
