@@ -68,12 +68,14 @@ static struct session *find_session(const daemon_entry *e, const char *vm)
  * detaches the card), then the card. */
 static void session_free(struct session *s)
 {
-	if (s->peer_closed_idle != 0)
-		g_source_remove(s->peer_closed_idle);
+	/* The bridge reports its own detach below: not a peer leaving. */
+	s->state = SESSION_DETACHING;
 	if (s->bridge != NULL && ccid_bridge_is_attached(s->bridge))
 		ccid_bridge_detach(s->bridge, ENTRY_FLUSH_MS);
 	g_clear_pointer(&s->bridge, ccid_bridge_free);
 	g_clear_pointer(&s->cards, agent_cardset_free);
+	if (s->peer_closed_idle != 0)
+		g_source_remove(s->peer_closed_idle);
 	g_free(s->vm_name);
 	g_free(s->dev_id);
 	g_free(s->end_reason);
