@@ -132,6 +132,9 @@ qemu() {
 }
 devices() { $PY "$HERE/qmp-query.py" "$WORK/$1.obs" | grep '^ccidemu-' || true; }
 
+# --- no daemon: this bus has no service file to start one -------------------
+run no-daemon 6 "the daemon cannot be reached: .*start it with 'ccid-agent daemon'" "$AGENT" list
+
 # --- configuration ------------------------------------------------------------
 CONF=$XDG_CONFIG_HOME/ccid-emu/agent.conf
 printf '[entry solo\ncard=loopback\n\x01garbage\n' >"$CONF"
