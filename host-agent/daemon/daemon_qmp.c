@@ -403,7 +403,7 @@ static gboolean on_readable(GSocket *sock, GIOCondition cond, gpointer data)
 	guint8 chunk[QMP_READ_CHUNK];
 	g_autoptr(GError) error = NULL;
 	gssize n;
-	guint start = 0;
+	guint start = 0, scan;
 
 	n = g_socket_receive(sock, (gchar *)chunk, sizeof(chunk), NULL, &error);
 	if (n < 0 && g_error_matches(error, G_IO_ERROR, G_IO_ERROR_WOULD_BLOCK))
@@ -418,8 +418,10 @@ static gboolean on_readable(GSocket *sock, GIOCondition cond, gpointer data)
 			       error->message);
 		return G_SOURCE_REMOVE;
 	}
+	/* Only the new bytes can end a line: a long line is scanned once. */
+	scan = q->inbuf->len;
 	g_byte_array_append(q->inbuf, chunk, (guint)n);
-	for (guint i = 0; i < q->inbuf->len; i++) {
+	for (guint i = scan; i < q->inbuf->len; i++) {
 		if (q->inbuf->data[i] != '\n')
 			continue;
 		if (i > start &&

@@ -22,7 +22,7 @@
 #     within 1 s; watch --json reports it;
 #   - SIGTERM stops the daemon with status 0.
 #
-# Usage: test-daemon-cli.sh [AGENT]
+# Usage: test-daemon-cli.sh AGENT   (environment: DAEMON_WRAP, see below)
 set -euo pipefail
 export LC_ALL=C
 
@@ -92,8 +92,9 @@ json() {
 	fi
 }
 
+# DAEMON_WRAP: e.g. "valgrind -q --error-exitcode=9" for a manual run.
 start_daemon() {
-	"$AGENT" daemon "$@" >"$WORK/daemon.log" 2>&1 &
+	${DAEMON_WRAP:-} "$AGENT" daemon "$@" >"$WORK/daemon.log" 2>&1 &
 	DPID=$!
 	gdbus wait --session --timeout 10 org.ccidemu.Agent1 ||
 		die "the daemon did not appear: $(cat "$WORK/daemon.log")"
