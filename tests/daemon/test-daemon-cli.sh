@@ -322,7 +322,7 @@ run vm-remove-unknown 3 "no VM 'vm1'" "$AGENT" vm remove vm1
 daemon_alive at-end
 RSS=$(awk '/^VmRSS:/ { print $2 }' "/proc/$DPID/status")
 echo "daemon RSS: $RSS kB (4 entries, 3 VMs seen)"
-stop_daemon && pass sigterm-exit-0-end "status 0" || fail sigterm-exit-0-end "status $?"
+stop_daemon && pass sigterm-exit-0-end "status 0" || fail sigterm-exit-0-end "status $?: $(cat "$WORK/daemon.log")"
 
 echo "test-daemon-cli: $PASSES passed, $FAILS failed"
 ((FAILS == 0))
