@@ -325,6 +325,8 @@ gboolean daemon_entry_attach(daemon_entry *entry, daemon_vm *vm,
 	s->entry = entry;
 	s->vm = vm;
 	s->vm_name = g_strdup(name);
+	/* The prefix is how daemon_vm.c recognises devices of an earlier
+	 * daemon. */
 	s->dev_id = g_strdup_printf("ccidemu-%u-%s", ++entry->next_dev,
 				    entry->id);
 	g_strcanon(s->dev_id, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRST"

@@ -45,7 +45,13 @@ struct daemon_vm {
 	enum vm_state state;
 	daemon_qmp *qmp;
 	GList *ops;                  /* struct vm_op */
+	guint stale_left;            /* stale devices still being unplugged */
 };
+
+/* The ids of the devices this daemon plugs (daemon_entry.c makes them):
+ * one found when a VM is added was left by an earlier daemon. */
+#define VM_OWN_DEVICE_PREFIX "ccidemu-"
+#define VM_STALE_UNPLUG_MS 5000u
 
 static void set_state(daemon_vm *vm, enum vm_state st)
 {
@@ -378,11 +384,65 @@ static void run_ready(daemon_vm *vm, const GError *error)
 		ready(vm->ready_user, vm, error);
 }
 
+static void on_stale_unplugged(void *user, const GError *error)
+{
+	daemon_vm *vm = user;
+
+	if (error != NULL)
+		g_message("VM '%s': %s", vm->name, error->message);
+	if (--vm->stale_left == 0)
+		run_ready(vm, NULL);
+}
+
+/* Devices of an earlier daemon (it exited or crashed while they were
+ * plugged) are unplugged before the VM is ready: their sockets are
+ * closed, and their ids would collide with new ones. */
+static void on_peripherals(void *user, JsonNode *ret, const char *cls,
+			   const GError *error)
+{
+	daemon_vm *vm = user;
+	JsonArray *a = ret != NULL && JSON_NODE_HOLDS_ARRAY(ret) ?
+		       json_node_get_array(ret) : NULL;
+	guint n = a != NULL ? json_array_get_length(a) : 0;
+	g_autoptr(GPtrArray) stale = g_ptr_array_new_with_free_func(g_free);
+
+	if (error != NULL && !g_error_matches(error, DAEMON_QMP_ERROR,
+					      DAEMON_QMP_ERROR_COMMAND)) {
+		run_ready(vm, error);    /* QMP is gone */
+		return;
+	}
+	if (error != NULL)
+		g_message("VM '%s': cannot list its devices: %s", vm->name,
+			  error->message);
+	for (guint i = 0; i < n; i++) {
+		JsonNode *e = json_array_get_element(a, i);
+		JsonObject *o = JSON_NODE_HOLDS_OBJECT(e) ?
+				json_node_get_object(e) : NULL;
+		const char *name = daemon_qmp_get_string(o, "name");
+		const char *type = daemon_qmp_get_string(o, "type");
+
+		if (name != NULL && type != NULL &&
+		    g_str_has_prefix(name, VM_OWN_DEVICE_PREFIX) &&
+		    g_str_has_prefix(type, "child<usb-redir"))
+			g_ptr_array_add(stale, g_strdup(name));
+	}
+	vm->stale_left = 1;    /* this function's own */
+	for (guint i = 0; i < stale->len; i++) {
+		g_message("VM '%s': unplugging %s, left by an earlier daemon",
+			  vm->name, (const char *)g_ptr_array_index(stale, i));
+		vm->stale_left++;
+		daemon_vm_unplug_redir(vm, g_ptr_array_index(stale, i),
+				       VM_STALE_UNPLUG_MS, on_stale_unplugged,
+				       vm);
+	}
+	on_stale_unplugged(vm, NULL);
+}
+
 static void on_query_status(void *user, JsonNode *ret, const char *cls,
 			    const GError *error)
 {
 	daemon_vm *vm = user;
-	JsonObject *o;
+	JsonObject *o, *args;
 
 	if (error != NULL) {
 		run_ready(vm, error);
@@ -391,7 +451,9 @@ static void on_query_status(void *user, JsonNode *ret, const char *cls,
 	o = JSON_NODE_HOLDS_OBJECT(ret) ? json_node_get_object(ret) : NULL;
 	set_state(vm, g_strcmp0(daemon_qmp_get_string(o, "status"),
 				"running") == 0 ? VM_RUNNING : VM_PAUSED);
-	run_ready(vm, NULL);
+	args = json_object_new();
+	json_object_set_string_member(args, "path", "/machine/peripheral");
+	daemon_qmp_execute(vm->qmp, "qom-list", args, -1, on_peripherals, vm);
 }
 
 static void on_qmp_ready(void *user, const GError *error)

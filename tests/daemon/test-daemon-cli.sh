@@ -20,6 +20,8 @@
 #   - card remove/insert follow in list --json and watch --json;
 #   - a VM killed with SIGKILL: its session ends and the entry is free
 #     within 1 s; watch --json reports it;
+#   - a daemon killed with a device plugged: the next one unplugs the stale
+#     device when the VM is added, and attaching works again;
 #   - SIGTERM stops the daemon with status 0.
 #
 # Usage: test-daemon-cli.sh AGENT   (environment: DAEMON_WRAP, see below)
@@ -317,7 +319,26 @@ else
 	fail watch-json "$(cat "$WORK/watch.json")"
 fi
 
+# --- a daemon that dies with a device plugged: the next one cleans up ----------
+run attach-before-crash 0 "attached virtual to vm1" "$AGENT" attach virtual vm1
+stale=$(devices vm1)
+kill -KILL "$DPID"
+wait "$DPID" 2>/dev/null || true
+start_daemon
+run vm-add-after-crash 0 "VM vm1 added" "$AGENT" vm add vm1 --qmp "unix:$WORK/vm1.qmp"
+left=$(devices vm1)
+if [[ -n $stale && -z $left ]] && grep -q "unplugging $stale, left by an earlier daemon" "$WORK/daemon.log"; then
+	pass stale-device-unplugged "$stale of the killed daemon unplugged at vm add"
+else
+	fail stale-device-unplugged "before: '$stale', after: '$left': $(cat "$WORK/daemon.log")"
+fi
+run attach-after-crash 0 "attached virtual to vm1" "$AGENT" attach virtual vm1
+[[ $(devices vm1) == ccidemu-* ]] && pass device-after-crash "$(devices vm1)" ||
+	fail device-after-crash "no device"
+
 run vm-remove 0 "VM vm1 removed" "$AGENT" vm remove vm1
+[[ -z $(devices vm1) ]] && pass vm-remove-unplugs "no ccidemu device left in vm1" ||
+	fail vm-remove-unplugs "still: $(devices vm1)"
 run vm-remove-unknown 3 "no VM 'vm1'" "$AGENT" vm remove vm1
 daemon_alive at-end
 RSS=$(awk '/^VmRSS:/ { print $2 }' "/proc/$DPID/status")
