@@ -76,6 +76,7 @@ static CcidAgentManager *manager_proxy(GError **error)
 static GDBusObjectManager *object_manager(GError **error)
 {
 	GDBusObjectManager *om;
+	g_autofree char *owner = NULL;
 
 	(void)DAEMON_ERROR;
 	om = ccid_agent_object_manager_client_new_for_bus_sync(
@@ -83,8 +84,9 @@ static GDBusObjectManager *object_manager(GError **error)
 		DAEMON_BUS_NAME, DAEMON_PATH, NULL, error);
 	if (om == NULL)
 		return NULL;
-	if (g_dbus_object_manager_client_get_name_owner(
-		    G_DBUS_OBJECT_MANAGER_CLIENT(om)) == NULL) {
+	owner = g_dbus_object_manager_client_get_name_owner(
+		G_DBUS_OBJECT_MANAGER_CLIENT(om));
+	if (owner == NULL) {
 		g_set_error(error, G_DBUS_ERROR, G_DBUS_ERROR_NAME_HAS_NO_OWNER,
 			    "nobody owns %s on the session bus",
 			    DAEMON_BUS_NAME);
@@ -509,9 +511,10 @@ static void on_failed(CcidAgentManager *m, const char *entry, const char *vm,
 static void on_owner(GObject *om, GParamSpec *pspec, gpointer data)
 {
 	struct watch *w = data;
+	g_autofree char *owner = g_dbus_object_manager_client_get_name_owner(
+		G_DBUS_OBJECT_MANAGER_CLIENT(om));
 
-	if (g_dbus_object_manager_client_get_name_owner(
-		    G_DBUS_OBJECT_MANAGER_CLIENT(om)) == NULL) {
+	if (owner == NULL) {
 		emit(w, "daemon-gone", NULL, NULL, NULL, NULL, NULL);
 		g_main_loop_quit(w->loop);
 	}
