@@ -10,6 +10,7 @@
 #include "daemon_config.h"
 #include "daemon_entry.h"
 #include "daemon_errors.h"
+#include "daemon_state.h"
 #include "daemon_vm.h"
 
 #include <glib-unix.h>
@@ -27,15 +28,22 @@ struct entry_rec {
 	CcidAgentEntry *iface;
 };
 
+/* How often a remembered VM that is not there is looked for again. */
+#define VM_RETRY_MS 2000u
+
 struct vm_rec {
 	struct daemon *d;
 	char *name;
-	daemon_vm *vm;
-	CcidAgentObjectSkeleton *obj;     /* NULL until QMP answered */
+	char *qmp;                        /* "unix:PATH" */
+	daemon_vm *vm;                    /* the current connection */
+	CcidAgentObjectSkeleton *obj;     /* NULL until known (QMP answered
+					   * once, or remembered) */
 	CcidAgentVm *iface;
 	GDBusMethodInvocation *adding;    /* AddVm waiting for QMP */
 	GDBusMethodInvocation *removing;  /* RemoveVm waiting for detaches */
 	guint detaches;
+	GPtrArray *remembered;            /* entry ids to attach (char *) */
+	guint retry_id;                   /* reconnect timer */
 };
 
 struct daemon {
@@ -50,6 +58,8 @@ struct daemon {
 	CcidAgentManager *manager;
 	GPtrArray *entries;               /* struct entry_rec */
 	GHashTable *vms;                  /* name -> struct vm_rec */
+	char *state_path;                 /* remembered VMs and attachments */
+	gboolean stopping;                /* no state written while stopping */
 	int exit_code;
 };
 
@@ -119,12 +129,16 @@ static void on_entry_changed(void *user, daemon_entry *entry)
 	update_vm_entries(r->d);
 }
 
+static void remember(struct daemon *d, const char *vm, const char *entry,
+		     gboolean attached);
+
 static void on_session_started(void *user, daemon_entry *entry,
 			       const char *vm)
 {
 	struct entry_rec *r = user;
 
 	say("entry '%s' attached to VM '%s'", daemon_entry_get_id(entry), vm);
+	remember(r->d, vm, daemon_entry_get_id(entry), TRUE);
 	ccid_agent_manager_emit_session_started(r->d->manager,
 		daemon_entry_get_id(entry), vm);
 }
@@ -138,6 +152,10 @@ static void on_session_ended(void *user, daemon_entry *entry, const char *vm,
 
 	say("entry '%s' left VM '%s' (%s)", daemon_entry_get_id(entry), vm,
 	    reason);
+	/* Only the user's detach forgets: an entry comes back to a VM that
+	 * exited when it returns. */
+	if (strcmp(reason, "detached") == 0)
+		remember(r->d, vm, daemon_entry_get_id(entry), FALSE);
 	ccid_agent_manager_emit_session_ended(r->d->manager,
 		daemon_entry_get_id(entry), vm, reason);
 }
@@ -292,11 +310,116 @@ static char *object_path(const char *kind, const char *name)
 	return g_strdup_printf(DAEMON_PATH "/%s/%s", kind, esc);
 }
 
+/* --- remembered VMs and attachments ----------------------------------------- */
+
+static void save_state(struct daemon *d)
+{
+	g_autoptr(GArray) vms = g_array_new(FALSE, TRUE,
+					    sizeof(struct daemon_state_vm));
+	g_autoptr(GError) error = NULL;
+	GHashTableIter it;
+	gpointer v;
+
+	if (d->stopping)
+		return;
+	g_hash_table_iter_init(&it, d->vms);
+	while (g_hash_table_iter_next(&it, NULL, &v)) {
+		struct vm_rec *r = v;
+		struct daemon_state_vm sv;
+
+		if (r->obj == NULL || r->removing != NULL)
+			continue;
+		sv.name = r->name;
+		sv.qmp = r->qmp;
+		g_ptr_array_add(r->remembered, NULL);
+		sv.entries = (char **)r->remembered->pdata;
+		g_array_append_val(vms, sv);
+	}
+	if (!daemon_state_save(d->state_path, vms, &error))
+		say("%s", error->message);
+	g_hash_table_iter_init(&it, d->vms);
+	while (g_hash_table_iter_next(&it, NULL, &v)) {
+		struct vm_rec *r = v;
+
+		if (r->obj != NULL && r->removing == NULL)
+			g_ptr_array_remove_index(r->remembered,
+						 r->remembered->len - 1);
+	}
+}
+
+static gboolean remembered_has(struct vm_rec *r, const char *entry)
+{
+	for (guint i = 0; i < r->remembered->len; i++)
+		if (strcmp(g_ptr_array_index(r->remembered, i), entry) == 0)
+			return TRUE;
+	return FALSE;
+}
+
+static void remember(struct daemon *d, const char *vm, const char *entry,
+		     gboolean attached)
+{
+	struct vm_rec *r = g_hash_table_lookup(d->vms, vm);
+
+	if (r == NULL || remembered_has(r, entry) == attached)
+		return;
+	if (attached) {
+		g_ptr_array_add(r->remembered, g_strdup(entry));
+	} else {
+		for (guint i = 0; i < r->remembered->len; i++)
+			if (strcmp(g_ptr_array_index(r->remembered, i),
+				   entry) == 0)
+				g_ptr_array_remove_index(r->remembered, i);
+	}
+	save_state(d);
+}
+
+static void on_reattached(void *user, const GError *error)
+{
+	if (error != NULL)
+		say("%s", error->message);
+}
+
+/* The VM is (back) there: its remembered entries come back to it. */
+static void reattach(struct vm_rec *r)
+{
+	struct daemon *d = r->d;
+
+	for (guint i = 0; i < r->remembered->len; i++) {
+		const char *id = g_ptr_array_index(r->remembered, i);
+		g_autoptr(GError) error = NULL;
+		struct entry_rec *e = NULL;
+
+		for (guint j = 0; j < d->entries->len && e == NULL; j++) {
+			struct entry_rec *c = g_ptr_array_index(d->entries, j);
+
+			if (strcmp(daemon_entry_get_id(c->entry), id) == 0)
+				e = c;
+		}
+		if (e == NULL) {
+			say("VM '%s': remembered entry '%s' no longer exists",
+			    r->name, id);
+			continue;
+		}
+		if (daemon_entry_is_attached_to(e->entry, r->name))
+			continue;
+		say("VM '%s': attaching remembered entry '%s'", r->name, id);
+		if (!daemon_entry_attach(e->entry, r->vm, on_reattached, NULL,
+					 &error))
+			say("%s", error->message);
+	}
+}
+
+/* --- VMs ------------------------------------------------------------------- */
+
+static void vm_connect(struct vm_rec *r);
+
 static void vm_rec_free(gpointer p)
 {
 	struct vm_rec *r = p;
 	g_autoptr(GError) error = NULL;
 
+	if (r->retry_id != 0)
+		g_source_remove(r->retry_id);
 	/* No session may outlive its VM's record. */
 	for (guint i = 0; i < r->d->entries->len; i++) {
 		struct entry_rec *e = g_ptr_array_index(r->d->entries, i);
@@ -317,6 +440,8 @@ static void vm_rec_free(gpointer p)
 	if (r->removing != NULL)
 		complete(r->removing, NULL);
 	daemon_vm_free(r->vm);
+	g_ptr_array_unref(r->remembered);
+	g_free(r->qmp);
 	g_free(r->name);
 	g_free(r);
 }
@@ -325,17 +450,44 @@ static void vm_rec_free(gpointer p)
 static gboolean remove_vm_idle(gpointer data)
 {
 	struct vm_rec *r = data;
+	struct daemon *d = r->d;
+	gboolean known = r->obj != NULL;
 
-	g_hash_table_remove(r->d->vms, r->name);
+	g_hash_table_remove(d->vms, r->name);
+	if (known)
+		save_state(d);
 	return G_SOURCE_REMOVE;
+}
+
+static void set_vm_state(struct vm_rec *r, const char *state)
+{
+	if (r->iface != NULL)
+		ccid_agent_vm_set_state(r->iface, state);
 }
 
 static void on_vm_state(void *user, daemon_vm *vm)
 {
 	struct vm_rec *r = user;
 
-	if (r->iface != NULL)
-		ccid_agent_vm_set_state(r->iface, daemon_vm_get_state(vm));
+	if (vm == r->vm)
+		set_vm_state(r, daemon_vm_get_state(vm));
+}
+
+static gboolean on_vm_retry(gpointer data)
+{
+	struct vm_rec *r = data;
+
+	r->retry_id = 0;
+	vm_connect(r);
+	return G_SOURCE_REMOVE;
+}
+
+/* A known VM is not there (any more): look for it again later, with a
+ * new connection (out of the old one's callbacks). */
+static void schedule_retry(struct vm_rec *r)
+{
+	if (r->retry_id == 0 && r->removing == NULL)
+		r->retry_id = g_timeout_add(VM_RETRY_MS, on_vm_retry, r);
 }
 
 static void on_vm_gone(void *user, daemon_vm *vm, const char *reason,
@@ -351,15 +503,37 @@ static void on_vm_gone(void *user, daemon_vm *vm, const char *reason,
 
 		daemon_entry_vm_gone(e->entry, r->name, reason);
 	}
+	schedule_retry(r);
+}
+
+static void export_vm(struct vm_rec *r, const char *state)
+{
+	g_autofree char *path = object_path("vm", r->name);
+
+	r->obj = ccid_agent_object_skeleton_new(path);
+	r->iface = ccid_agent_vm_skeleton_new();
+	ccid_agent_vm_set_name(r->iface, r->name);
+	ccid_agent_vm_set_qmp(r->iface, r->qmp);
+	ccid_agent_vm_set_state(r->iface, state);
+	ccid_agent_object_skeleton_set_vm(r->obj, r->iface);
+	g_dbus_object_manager_server_export(r->d->om,
+					    G_DBUS_OBJECT_SKELETON(r->obj));
+	update_vm_entries(r->d);
 }
 
 static void on_vm_ready(void *user, daemon_vm *vm, const GError *error)
 {
 	struct vm_rec *r = user;
-	struct daemon *d = r->d;
-	g_autofree char *path = NULL;
+	g_autofree char *path = object_path("vm", r->name);
 	GDBusMethodInvocation *inv = g_steal_pointer(&r->adding);
 
+	if (error != NULL && r->obj != NULL) {
+		/* Remembered: it may come (back) later. */
+		g_debug("VM '%s': %s", r->name, error->message);
+		set_vm_state(r, "gone");
+		schedule_retry(r);
+		return;
+	}
 	if (error != NULL) {
 		g_autoptr(GError) err = g_error_new(DAEMON_ERROR,
 			DAEMON_ERROR_FAILED, "cannot add VM '%s': %s", r->name,
@@ -370,24 +544,44 @@ static void on_vm_ready(void *user, daemon_vm *vm, const GError *error)
 		g_idle_add(remove_vm_idle, r);
 		return;
 	}
-	path = object_path("vm", r->name);
-	r->obj = ccid_agent_object_skeleton_new(path);
-	r->iface = ccid_agent_vm_skeleton_new();
-	ccid_agent_vm_set_name(r->iface, r->name);
-	{
-		g_autofree char *qmp = g_strconcat("unix:",
-			daemon_vm_get_qmp(vm), NULL);
-
-		ccid_agent_vm_set_qmp(r->iface, qmp);
+	if (r->obj == NULL) {
+		export_vm(r, daemon_vm_get_state(vm));
+		save_state(r->d);
 	}
-	ccid_agent_vm_set_state(r->iface, daemon_vm_get_state(vm));
-	ccid_agent_object_skeleton_set_vm(r->obj, r->iface);
-	g_dbus_object_manager_server_export(d->om,
-					    G_DBUS_OBJECT_SKELETON(r->obj));
-	update_vm_entries(d);
-	say("VM '%s' added (QMP %s, %s)", r->name, daemon_vm_get_qmp(vm),
-	    daemon_vm_get_state(vm));
-	g_dbus_method_invocation_return_value(inv, g_variant_new("(o)", path));
+	set_vm_state(r, daemon_vm_get_state(vm));
+	say("VM '%s' %s (QMP %s, %s)", r->name, inv != NULL ? "added" :
+	    "is there", r->qmp, daemon_vm_get_state(vm));
+	if (inv != NULL)
+		g_dbus_method_invocation_return_value(inv,
+			g_variant_new("(o)", path));
+	reattach(r);
+}
+
+/* A new connection to the VM's QMP socket (the first, or after the VM
+ * went away). */
+static void vm_connect(struct vm_rec *r)
+{
+	static const struct daemon_vm_callbacks vm_cbs = {
+		.state_changed = on_vm_state,
+		.gone = on_vm_gone,
+	};
+
+	g_clear_pointer(&r->vm, daemon_vm_free);
+	r->vm = daemon_vm_new(r->name, r->qmp + strlen("unix:"), &vm_cbs, r,
+			      on_vm_ready, r);
+}
+
+static struct vm_rec *vm_rec_new(struct daemon *d, const char *name,
+				 const char *qmp)
+{
+	struct vm_rec *r = g_new0(struct vm_rec, 1);
+
+	r->d = d;
+	r->name = g_strdup(name);
+	r->qmp = g_strdup(qmp);
+	r->remembered = g_ptr_array_new_with_free_func(g_free);
+	g_hash_table_insert(d->vms, r->name, r);
+	return r;
 }
 
 static gboolean valid_vm_name(const char *name)
@@ -400,13 +594,35 @@ static gboolean valid_vm_name(const char *name)
 	return TRUE;
 }
 
+/* The VMs of the state file, each looked for (and its entries attached)
+ * as if it had come back. */
+static void restore_vms(struct daemon *d, GPtrArray *errors)
+{
+	g_autoptr(GArray) vms = daemon_state_load(d->state_path, errors);
+
+	for (guint i = 0; i < vms->len; i++) {
+		struct daemon_state_vm *v = &g_array_index(vms,
+			struct daemon_state_vm, i);
+		struct vm_rec *r;
+
+		if (!valid_vm_name(v->name) ||
+		    g_hash_table_contains(d->vms, v->name)) {
+			g_ptr_array_add(errors, g_strdup_printf("%s: VM '%s': "
+				"bad or repeated name; not remembered",
+				d->state_path, v->name));
+			continue;
+		}
+		r = vm_rec_new(d, v->name, v->qmp);
+		for (guint j = 0; v->entries[j] != NULL; j++)
+			g_ptr_array_add(r->remembered, g_strdup(v->entries[j]));
+		export_vm(r, "connecting");
+		vm_connect(r);
+	}
+}
+
 static gboolean handle_add_vm(CcidAgentManager *m, GDBusMethodInvocation *inv,
 			      const char *name, const char *qmp, gpointer data)
 {
-	static const struct daemon_vm_callbacks vm_cbs = {
-		.state_changed = on_vm_state,
-		.gone = on_vm_gone,
-	};
 	struct daemon *d = data;
 	struct vm_rec *r;
 
@@ -427,16 +643,13 @@ static gboolean handle_add_vm(CcidAgentManager *m, GDBusMethodInvocation *inv,
 	if (r != NULL) {
 		g_dbus_method_invocation_return_error(inv, DAEMON_ERROR,
 			DAEMON_ERROR_BUSY, "VM '%s' is already registered "
-			"(QMP unix:%s): 'ccid-agent vm remove %s' first", name,
-			daemon_vm_get_qmp(r->vm), name);
+			"(QMP %s): 'ccid-agent vm remove %s' first", name,
+			r->qmp, name);
 		return TRUE;
 	}
-	r = g_new0(struct vm_rec, 1);
-	r->d = d;
-	r->name = g_strdup(name);
+	r = vm_rec_new(d, name, qmp);
 	r->adding = inv;
-	g_hash_table_insert(d->vms, r->name, r);
-	r->vm = daemon_vm_new(name, qmp + 5, &vm_cbs, r, on_vm_ready, r);
+	vm_connect(r);
 	return TRUE;
 }
 
@@ -475,6 +688,10 @@ static gboolean handle_remove_vm(CcidAgentManager *m,
 		return TRUE;
 	}
 	r->removing = inv;
+	if (r->retry_id != 0) {
+		g_source_remove(r->retry_id);
+		r->retry_id = 0;
+	}
 	r->detaches = 1;    /* this function's own */
 	for (guint i = 0; i < d->entries->len; i++) {
 		struct entry_rec *e = g_ptr_array_index(d->entries, i);
@@ -534,10 +751,6 @@ static void on_bus_acquired(GDBusConnection *conn, const char *name,
 	d->om = g_dbus_object_manager_server_new(DAEMON_PATH);
 	d->manager = ccid_agent_manager_skeleton_new();
 	ccid_agent_manager_set_version(d->manager, CCID_EMU_VERSION);
-	g_ptr_array_add(d->cfg.errors, NULL);
-	ccid_agent_manager_set_config_errors(d->manager,
-		(const char *const *)d->cfg.errors->pdata);
-	g_ptr_array_remove_index(d->cfg.errors, d->cfg.errors->len - 1);
 	g_signal_connect(d->manager, "handle-attach",
 			 G_CALLBACK(handle_attach), d);
 	g_signal_connect(d->manager, "handle-detach",
@@ -559,6 +772,18 @@ static void on_bus_acquired(GDBusConnection *conn, const char *name,
 		return;
 	}
 	export_entries(d);
+	{
+		guint before = d->cfg.errors->len;
+
+		restore_vms(d, d->cfg.errors);
+		for (guint i = before; i < d->cfg.errors->len; i++)
+			say("remembered VMs: %s", (const char *)
+			    g_ptr_array_index(d->cfg.errors, i));
+	}
+	g_ptr_array_add(d->cfg.errors, NULL);
+	ccid_agent_manager_set_config_errors(d->manager,
+		(const char *const *)d->cfg.errors->pdata);
+	g_ptr_array_remove_index(d->cfg.errors, d->cfg.errors->len - 1);
 	g_dbus_object_manager_server_set_connection(d->om, conn);
 }
 
@@ -602,10 +827,14 @@ int agent_cmd_daemon(int argc, char **argv)
 {
 	gboolean system_bus = FALSE, replace = FALSE;
 	g_autofree char *config = NULL;
+	g_autofree char *state = NULL;
 	GOptionEntry options[] = {
 		{ "config", 'C', 0, G_OPTION_ARG_FILENAME, &config,
 		  "configuration file (default "
 		  "$XDG_CONFIG_HOME/ccid-emu/agent.conf)", "FILE" },
+		{ "state", 0, 0, G_OPTION_ARG_FILENAME, &state,
+		  "remembered VMs and attachments (default "
+		  "$XDG_CONFIG_HOME/ccid-emu/vms.conf)", "FILE" },
 		{ "system", 0, 0, G_OPTION_ARG_NONE, &system_bus,
 		  "serve on the system bus instead of the session bus", NULL },
 		{ "replace", 0, 0, G_OPTION_ARG_NONE, &replace,
@@ -628,6 +857,8 @@ int agent_cmd_daemon(int argc, char **argv)
 	d.bus_type = system_bus ? G_BUS_TYPE_SYSTEM : G_BUS_TYPE_SESSION;
 	d.config_path = config != NULL ? g_strdup(config) :
 			daemon_config_default_path();
+	d.state_path = state != NULL ? g_strdup(state) :
+		       daemon_state_default_path();
 	daemon_config_load(&d.cfg, d.config_path);
 	for (guint i = 0; i < d.cfg.errors->len; i++)
 		say("configuration: %s",
@@ -648,7 +879,9 @@ int agent_cmd_daemon(int argc, char **argv)
 	g_source_remove(sig_term);
 	g_bus_unown_name(d.owner_id);
 
-	/* VMs first (their operations end), then the entries' sessions. */
+	/* VMs first (their operations end), then the entries' sessions;
+	 * what is remembered stays as it was. */
+	d.stopping = TRUE;
 	g_hash_table_remove_all(d.vms);
 	g_ptr_array_set_size(d.entries, 0);
 	g_hash_table_unref(d.vms);
@@ -658,6 +891,7 @@ int agent_cmd_daemon(int argc, char **argv)
 	g_clear_object(&d.conn);
 	daemon_config_clear(&d.cfg);
 	g_free(d.config_path);
+	g_free(d.state_path);
 	g_main_loop_unref(d.loop);
 	return d.exit_code;
 }

@@ -20,8 +20,11 @@
 #   - card remove/insert follow in list --json and watch --json;
 #   - a VM killed with SIGKILL: its session ends and the entry is free
 #     within 1 s; watch --json reports it;
-#   - a daemon killed with a device plugged: the next one unplugs the stale
-#     device when the VM is added, and attaching works again;
+#   - remembered attachments ($XDG_CONFIG_HOME/ccid-emu/vms.conf): a daemon
+#     killed with a device plugged comes back, unplugs the dead device and
+#     attaches the entry again; a VM that exits and comes back on the same
+#     QMP socket gets its entry back; a detach forgets; a corrupt file is
+#     a clear error and an empty state;
 #   - SIGTERM stops the daemon with status 0.
 #
 # Usage: test-daemon-cli.sh AGENT   (environment: DAEMON_WRAP, see below)
@@ -319,27 +322,85 @@ else
 	fail watch-json "$(cat "$WORK/watch.json")"
 fi
 
-# --- a daemon that dies with a device plugged: the next one cleans up ----------
+# --- remembered attachments -------------------------------------------------------
+holders_of() {    # holders_of ENTRY: its holders, comma-separated
+	"$AGENT" list --json | $PY -c 'import json,sys; print(",".join([e for e in json.load(sys.stdin) if e["id"] == sys.argv[1]][0]["holders"]))' "$1"
+}
+wait_holders() {    # wait_holders ENTRY WANT SECONDS
+	local t
+	for ((t = 0; t < $3 * 20; t++)); do
+		[[ $(holders_of "$1" 2>/dev/null) == "$2" ]] && return 0
+		sleep 0.05
+	done
+	return 1
+}
+STATE=$XDG_CONFIG_HOME/ccid-emu/vms.conf
+
+# A daemon killed with a device plugged: the next one remembers the VM,
+# unplugs the dead device and attaches the entry again.
 run attach-before-crash 0 "attached virtual to vm1" "$AGENT" attach virtual vm1
 stale=$(devices vm1)
+if grep -q '^\[vm vm1\]' "$STATE" && grep -q '^entries=virtual;' "$STATE"; then
+	pass state-written "$(tr '\n' ' ' <"$STATE")"
+else
+	fail state-written "$(cat "$STATE" 2>&1)"
+fi
 kill -KILL "$DPID"
 wait "$DPID" 2>/dev/null || true
 start_daemon
-run vm-add-after-crash 0 "VM vm1 added" "$AGENT" vm add vm1 --qmp "unix:$WORK/vm1.qmp"
-left=$(devices vm1)
-if [[ -n $stale && -z $left ]] && grep -q "unplugging $stale, left by an earlier daemon" "$WORK/daemon.log"; then
-	pass stale-device-unplugged "$stale of the killed daemon unplugged at vm add"
+if wait_holders virtual vm1 10; then
+	pass restored-after-crash "virtual attached to vm1 again after the restart"
 else
-	fail stale-device-unplugged "before: '$stale', after: '$left': $(cat "$WORK/daemon.log")"
+	fail restored-after-crash "holders '$(holders_of virtual)': $(cat "$WORK/daemon.log")"
 fi
-run attach-after-crash 0 "attached virtual to vm1" "$AGENT" attach virtual vm1
-[[ $(devices vm1) == ccidemu-* ]] && pass device-after-crash "$(devices vm1)" ||
-	fail device-after-crash "no device"
+now=$(devices vm1)
+if [[ -n $stale ]] && grep -q "unplugging $stale, left by an earlier daemon" "$WORK/daemon.log" &&
+	[[ $(wc -w <<<"$now") == 1 ]]; then
+	pass stale-device-unplugged "$stale of the killed daemon unplugged; now $now"
+else
+	fail stale-device-unplugged "before: '$stale', now: '$now': $(cat "$WORK/daemon.log")"
+fi
+
+# The VM exits and comes back (same QMP socket): the entry follows it.
+kill -KILL "$QPID_vm1"
+wait_holders virtual "" 2 && pass vm1-exit-frees "holders empty" || fail vm1-exit-frees "holders '$(holders_of virtual)'"
+rm -f "$WORK/vm1.qmp" "$WORK/vm1.obs"
+qemu vm1 -device qemu-xhci
+if wait_holders virtual vm1 15; then
+	pass vm-back-reattached "virtual attached to the new vm1 ($(devices vm1))"
+else
+	fail vm-back-reattached "holders '$(holders_of virtual)': $(tail -n 5 "$WORK/daemon.log")"
+fi
+
+# A detach forgets: after a restart the entry stays detached.
+run detach-forgets 0 "detached virtual from vm1" "$AGENT" detach virtual vm1
+stop_daemon || true
+start_daemon
+for _ in $(seq 100); do
+	"$AGENT" vms --json 2>/dev/null | grep -q '"name":"vm1","qmp":"[^"]*","state":"paused"' && break
+	sleep 0.05
+done
+json restored-vm-no-entry '[v for v in j if v["name"] == "vm1"][0]["state"] == "paused" and [v for v in j if v["name"] == "vm1"][0]["entries"] == []' "$AGENT" vms --json
+[[ -z $(devices vm1) ]] && pass restored-nothing-plugged "no device in vm1" || fail restored-nothing-plugged "$(devices vm1)"
+
+# A corrupt state file: a clear error, nothing remembered, the daemon runs.
+stop_daemon || true
+printf '[vm vm1\nqmp=\x02\n' >"$STATE"
+start_daemon
+if grep -q "remembered VMs: $STATE: .*no VM remembered" "$WORK/daemon.log"; then
+	pass corrupt-state-error "$(grep 'remembered VMs' "$WORK/daemon.log")"
+else
+	fail corrupt-state-error "$(cat "$WORK/daemon.log")"
+fi
+json corrupt-state-empty 'j == []' "$AGENT" vms --json
+run vm-add-after-corrupt 0 "VM vm1 added" "$AGENT" vm add vm1 --qmp "unix:$WORK/vm1.qmp"
+run attach-after-corrupt 0 "attached virtual to vm1" "$AGENT" attach virtual vm1
 
 run vm-remove 0 "VM vm1 removed" "$AGENT" vm remove vm1
 [[ -z $(devices vm1) ]] && pass vm-remove-unplugs "no ccidemu device left in vm1" ||
 	fail vm-remove-unplugs "still: $(devices vm1)"
 run vm-remove-unknown 3 "no VM 'vm1'" "$AGENT" vm remove vm1
+grep -q 'vm1' "$STATE" && fail vm-remove-forgets "$(cat "$STATE")" || pass vm-remove-forgets "vm1 not in $STATE"
 daemon_alive at-end
 RSS=$(awk '/^VmRSS:/ { print $2 }' "/proc/$DPID/status")
 echo "daemon RSS: $RSS kB (4 entries, 3 VMs seen)"
