@@ -78,7 +78,7 @@ static gboolean on_stop_signal(gpointer data)
 
 int agent_cmd_daemon(int argc, char **argv)
 {
-	gboolean system_bus = FALSE, replace = FALSE;
+	gboolean system_bus = FALSE, replace = FALSE, no_readers = FALSE;
 	g_autofree char *config = NULL;
 	g_autofree char *state = NULL;
 	GOptionEntry options[] = {
@@ -88,6 +88,9 @@ int agent_cmd_daemon(int argc, char **argv)
 		{ "state", 0, 0, G_OPTION_ARG_FILENAME, &state,
 		  "remembered VMs and attachments (default "
 		  "$XDG_CONFIG_HOME/ccid-emu/vms.conf)", "FILE" },
+		{ "no-readers", 0, 0, G_OPTION_ARG_NONE, &no_readers,
+		  "do not offer the host's PC/SC readers as shared entries",
+		  NULL },
 		{ "system", 0, 0, G_OPTION_ARG_NONE, &system_bus,
 		  "serve on the system bus instead of the session bus", NULL },
 		{ "replace", 0, 0, G_OPTION_ARG_NONE, &replace,
@@ -119,7 +122,7 @@ int agent_cmd_daemon(int argc, char **argv)
 	for (guint i = 0; i < cfg.errors->len; i++)
 		say("configuration: %s",
 		    (const char *)g_ptr_array_index(cfg.errors, i));
-	d.svc = daemon_service_new(&cfg, state_path);
+	d.svc = daemon_service_new(&cfg, state_path, !no_readers);
 	d.loop = g_main_loop_new(NULL, FALSE);
 	owner_id = g_bus_own_name(d.bus_type, DAEMON_BUS_NAME,
 		G_BUS_NAME_OWNER_FLAGS_ALLOW_REPLACEMENT |

@@ -10,9 +10,11 @@
 #include "agent-dbus.h"
 #include "daemon_entry.h"
 #include "daemon_errors.h"
+#include "daemon_readers.h"
 #include "daemon_state.h"
 #include "daemon_vm.h"
 
+#include <ccid_card_pcsc.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -23,6 +25,7 @@ struct entry_rec {
 	daemon_entry *entry;
 	CcidAgentObjectSkeleton *obj;
 	CcidAgentEntry *iface;
+	char *reader;                     /* discovered: pcscd's reader name */
 };
 
 /* How often a remembered VM that is not there is looked for again. */
@@ -52,6 +55,8 @@ struct daemon_service {
 	GHashTable *vms;                  /* name -> struct vm_rec */
 	char *state_path;                 /* remembered VMs and attachments */
 	gboolean stopping;                /* no state written while stopping */
+	gboolean discover;                /* PC/SC readers become entries */
+	daemon_readers *readers;
 };
 
 void daemon_say(const char *fmt, ...)
@@ -400,6 +405,23 @@ static void reattach(struct vm_rec *r)
 	}
 }
 
+/* A new entry may be remembered by VMs that are there. */
+static void reattach_all(daemon_service *d)
+{
+	GHashTableIter it;
+	gpointer v;
+
+	g_hash_table_iter_init(&it, d->vms);
+	while (g_hash_table_iter_next(&it, NULL, &v)) {
+		struct vm_rec *r = v;
+
+		if (r->vm != NULL && r->removing == NULL &&
+		    !daemon_vm_is_gone(r->vm) &&
+		    g_strcmp0(daemon_vm_get_state(r->vm), "connecting") != 0)
+			reattach(r);
+	}
+}
+
 /* --- VMs ------------------------------------------------------------------- */
 
 static void vm_connect(struct vm_rec *r);
@@ -701,31 +723,134 @@ static gboolean handle_remove_vm(CcidAgentManager *m,
 
 /* --- bus ------------------------------------------------------------------- */
 
+static struct entry_rec *add_entry(daemon_service *d, const char *id,
+				   const char *label,
+				   struct agent_card_spec *spec,
+				   gboolean single_session)
+{
+	struct entry_rec *r = g_new0(struct entry_rec, 1);
+	g_autofree char *path = object_path("entry", id);
+
+	r->d = d;
+	r->entry = daemon_entry_new(id, label, spec, single_session,
+				    &entry_cbs, r);
+	r->obj = ccid_agent_object_skeleton_new(path);
+	r->iface = ccid_agent_entry_skeleton_new();
+	update_entry(r);
+	ccid_agent_object_skeleton_set_entry(r->obj, r->iface);
+	g_dbus_object_manager_server_export(d->om,
+					    G_DBUS_OBJECT_SKELETON(r->obj));
+	g_ptr_array_add(d->entries, r);
+	return r;
+}
+
 static void export_entries(daemon_service *d)
 {
 	for (guint i = 0; i < d->cfg->entries->len; i++) {
 		struct daemon_entry_config *c = &g_array_index(d->cfg->entries,
 			struct daemon_entry_config, i);
-		struct entry_rec *r = g_new0(struct entry_rec, 1);
-		g_autofree char *path = object_path("entry", c->id);
 
-		r->d = d;
-		r->entry = daemon_entry_new(c->id, c->label, &c->spec,
-					    c->single_session, &entry_cbs, r);
-		r->obj = ccid_agent_object_skeleton_new(path);
-		r->iface = ccid_agent_entry_skeleton_new();
-		update_entry(r);
-		ccid_agent_object_skeleton_set_entry(r->obj, r->iface);
-		g_dbus_object_manager_server_export(d->om,
-			G_DBUS_OBJECT_SKELETON(r->obj));
-		g_ptr_array_add(d->entries, r);
+		add_entry(d, c->id, c->label, &c->spec, c->single_session);
 	}
+}
+
+/* --- PC/SC readers as "Shared <reader>" entries ----------------------------- */
+
+static struct entry_rec *entry_by_id(daemon_service *d, const char *id)
+{
+	for (guint i = 0; i < d->entries->len; i++) {
+		struct entry_rec *r = g_ptr_array_index(d->entries, i);
+
+		if (strcmp(daemon_entry_get_id(r->entry), id) == 0)
+			return r;
+	}
+	return NULL;
+}
+
+static struct entry_rec *entry_by_reader(daemon_service *d, const char *name)
+{
+	for (guint i = 0; i < d->entries->len; i++) {
+		struct entry_rec *r = g_ptr_array_index(d->entries, i);
+
+		if (g_strcmp0(r->reader, name) == 0)
+			return r;
+	}
+	return NULL;
+}
+
+/* "pcsc-" and the reader name in lower case, other characters as '-':
+ * stable while the reader keeps its name (pcscd names a reader by model,
+ * serial where known, and index). */
+static char *reader_entry_id(daemon_service *d, const char *name)
+{
+	GString *id = g_string_new("pcsc-");
+	g_autofree char *base = NULL;
+
+	for (const char *p = name; *p != '\0' && id->len < 60; p++) {
+		if (g_ascii_isalnum(*p))
+			g_string_append_c(id, g_ascii_tolower(*p));
+		else if (id->str[id->len - 1] != '-')
+			g_string_append_c(id, '-');
+	}
+	while (id->len > 5 && id->str[id->len - 1] == '-')
+		g_string_truncate(id, id->len - 1);
+	base = g_strdup(id->str);
+	for (guint n = 2; entry_by_id(d, id->str) != NULL; n++)
+		g_string_printf(id, "%s-%u", base, n);
+	return g_string_free(id, FALSE);
+}
+
+static void on_readers(void *user, const GPtrArray *readers)
+{
+	daemon_service *d = user;
+	gboolean added = FALSE;
+
+	for (guint i = 0; i < readers->len; i++) {
+		const struct daemon_reader *rd = g_ptr_array_index(readers, i);
+		struct entry_rec *r = entry_by_reader(d, rd->name);
+
+		if (r == NULL) {
+			struct agent_card_spec spec = { .kind = AGENT_CARD_PCSC };
+			struct ccid_card_pcsc_config defaults;
+			g_autofree char *id = reader_entry_id(d, rd->name);
+			g_autofree char *label = g_strconcat("Shared ",
+							     rd->name, NULL);
+
+			/* The exact name, never parsed as a pattern. */
+			ccid_card_pcsc_config_init(&defaults);
+			spec.reader = g_strdup(rd->name);
+			spec.idle_ms = defaults.idle_ms;
+			spec.lock_timeout_ms = defaults.lock_timeout_ms;
+			r = add_entry(d, id, label, &spec, FALSE);
+			r->reader = g_strdup(rd->name);
+			say("PC/SC reader '%s' is entry '%s'", rd->name, id);
+			added = TRUE;
+		}
+		daemon_entry_set_reader(r->entry, TRUE, rd->present, rd->atr);
+	}
+	/* A reader that left stays an entry, unavailable, with its id. */
+	for (guint i = 0; i < d->entries->len; i++) {
+		struct entry_rec *r = g_ptr_array_index(d->entries, i);
+		gboolean seen = FALSE;
+
+		if (r->reader == NULL)
+			continue;
+		for (guint j = 0; j < readers->len && !seen; j++)
+			seen = strcmp(((const struct daemon_reader *)
+				       g_ptr_array_index(readers, j))->name,
+				      r->reader) == 0;
+		if (!seen)
+			daemon_entry_set_reader(r->entry, FALSE, FALSE, NULL);
+	}
+	if (added)
+		reattach_all(d);
 }
 
 static void entry_rec_free(gpointer p)
 {
 	struct entry_rec *r = p;
 
+	g_free(r->reader);
 	daemon_entry_free(r->entry);
 	g_object_unref(r->obj);
 	g_object_unref(r->iface);
@@ -761,6 +886,8 @@ gboolean daemon_service_export(daemon_service *d, GDBusConnection *conn,
 	}
 	export_entries(d);
 	report_restore(d);
+	if (d->discover)
+		d->readers = daemon_readers_new(on_readers, d);
 	g_ptr_array_add(d->cfg->errors, NULL);
 	ccid_agent_manager_set_config_errors(d->manager,
 		(const char *const *)d->cfg->errors->pdata);
@@ -781,10 +908,11 @@ static void report_restore(daemon_service *d)
 }
 
 daemon_service *daemon_service_new(struct daemon_config *cfg,
-				   const char *state_path)
+				   const char *state_path, gboolean discover)
 {
 	daemon_service *d = g_new0(daemon_service, 1);
 
+	d->discover = discover;
 	(void)DAEMON_ERROR;    /* registers the D-Bus error names */
 	d->cfg = cfg;
 	d->state_path = g_strdup(state_path);
@@ -806,6 +934,7 @@ void daemon_service_free(daemon_service *d)
 	/* VMs first (their operations end), then the entries' sessions;
 	 * what is remembered stays as it was. */
 	d->stopping = TRUE;
+	g_clear_pointer(&d->readers, daemon_readers_free);
 	g_hash_table_remove_all(d->vms);
 	g_ptr_array_set_size(d->entries, 0);
 	g_hash_table_unref(d->vms);

@@ -18,9 +18,11 @@ G_BEGIN_DECLS
 typedef struct daemon_service daemon_service;
 
 /* @cfg stays the caller's and must outlive the service; its entries'
- * card specs are taken at export.  @state_path: the remembered VMs. */
+ * card specs are taken at export.  @state_path: the remembered VMs.
+ * @discover: every PC/SC reader becomes a "Shared <reader>" entry
+ * (daemon_readers.h). */
 daemon_service *daemon_service_new(struct daemon_config *cfg,
-				   const char *state_path);
+				   const char *state_path, gboolean discover);
 /* Exports the objects on @conn and restores the remembered VMs; problems
  * with the state file go to stderr and to the ConfigErrors property. */
 gboolean daemon_service_export(daemon_service *svc, GDBusConnection *conn,

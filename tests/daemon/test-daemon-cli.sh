@@ -48,6 +48,9 @@ command -v qemu-system-x86_64 >/dev/null || die "qemu-system-x86_64 not found"
 
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/ccid-daemon-cli.XXXXXX")
 export XDG_DATA_HOME=$WORK/data XDG_CONFIG_HOME=$WORK/config XDG_RUNTIME_DIR=$WORK/run
+# No pcscd for the daemon: the host's readers would be entries too
+# (tests/daemon/test-daemon-pcsc.sh covers them).
+export PCSCLITE_CSOCK_NAME=$WORK/no-pcscd.comm
 mkdir -p "$XDG_DATA_HOME" "$XDG_CONFIG_HOME/ccid-emu" "$XDG_RUNTIME_DIR"
 chmod 700 "$XDG_RUNTIME_DIR"
 

@@ -67,6 +67,9 @@ export HL_DIR=$WORK
 # shellcheck source=../guest/host-lib.sh
 . "$GUEST/host-lib.sh"
 export XDG_DATA_HOME=$WORK/xdg-data XDG_CONFIG_HOME=$WORK/xdg-config XDG_RUNTIME_DIR=$WORK/xdg-run
+# No pcscd for the daemon: the host's readers would be entries too
+# (tests/daemon/test-daemon-pcsc.sh covers them).
+export PCSCLITE_CSOCK_NAME=$WORK/no-pcscd.comm
 mkdir -p "$XDG_DATA_HOME" "$XDG_CONFIG_HOME" "$XDG_RUNTIME_DIR"
 chmod 700 "$XDG_RUNTIME_DIR"
 
