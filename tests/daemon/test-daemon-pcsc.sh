@@ -9,7 +9,8 @@
 #   - vicc connects: card-present with the card's ATR; vicc killed:
 #     no-card; back: card-present (watch --json sees the State change);
 #   - attach by a part of the label into a paused QEMU: the usb-redir
-#     device appears; insert/remove are refused (NotSupported, exit 5);
+#     device appears; a second VM shares the reader (two holders);
+#     insert/remove are refused (NotSupported, exit 5);
 #   - pcscd stopped: the entries stay, unavailable, with the reason.
 #
 # Usage: test-daemon-pcsc.sh AGENT
@@ -129,6 +130,19 @@ else
 	fail attach-shared "rc=$rc $out; devices '$dev'; $(tail -n 3 "$WORK/daemon.log")"
 fi
 entry_is $R0 'e[0]["holders"] == ["vm"]' 2 && pass holders "$(entry_json $R0)" || fail holders "$(entry_json $R0)"
+# A second VM shares the same reader: one device model each.
+qemu-system-x86_64 -machine pc -accel tcg -nodefaults -display none -S -device qemu-xhci \
+	-qmp "unix:$WORK/vm2.qmp,server=on,wait=off" >"$WORK/qemu2.log" 2>&1 &
+QPID2=$!
+for _ in $(seq 100); do [[ -S $WORK/vm2.qmp ]] && break; sleep 0.05; done
+out=$("$AGENT" vm add vm2 --qmp "unix:$WORK/vm2.qmp" 2>&1) || fail vm2-add "$out"
+out=$("$AGENT" attach $R0 vm2 2>&1) && pass attach-second-vm "$out" || fail attach-second-vm "$out"
+entry_is $R0 'e[0]["holders"] == ["vm", "vm2"]' 2 && pass shared-by-two "$(entry_json $R0)" ||
+	fail shared-by-two "$(entry_json $R0)"
+out=$("$AGENT" vm remove vm2 2>&1) && pass vm2-remove "$out" || fail vm2-remove "$out"
+kill -KILL "$QPID2" 2>/dev/null || true
+entry_is $R0 'e[0]["holders"] == ["vm"]' 2 && pass holders-after-vm2 "$(entry_json $R0)" ||
+	fail holders-after-vm2 "$(entry_json $R0)"
 rc=0
 out=$("$AGENT" remove $R0 2>&1) || rc=$?
 ((rc == 5)) && [[ $out == *"holds a real card (pcsc): remove it in the reader itself"* ]] &&
