@@ -39,6 +39,7 @@ chmod 700 "$XDG_RUNTIME_DIR"
 PCSCD_DIR=$WORK/pcscd
 DPID=
 QPID=
+QPID2=
 WPID=
 vicc_start() {
 	$PY "$PCSC/vicc_card.py" --port "$VPCD_PORT" >>"$WORK/vicc.log" 2>&1 &
@@ -53,7 +54,7 @@ vicc_stop() {
 }
 cleanup() {
 	local p
-	for p in $DPID $QPID $WPID; do kill -KILL "$p" 2>/dev/null || true; done
+	for p in $DPID $QPID $QPID2 $WPID; do kill -KILL "$p" 2>/dev/null || true; done
 	vicc_stop
 	"$PCSC/private-pcscd.sh" stop "$PCSCD_DIR" >/dev/null 2>&1 || true
 	rm -rf "$WORK"
