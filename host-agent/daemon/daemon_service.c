@@ -139,8 +139,6 @@ static void on_session_started(void *user, daemon_entry *entry,
 		daemon_entry_get_id(entry), vm);
 }
 
-static void vm_rec_detach_done(struct vm_rec *r);
-
 static void on_session_ended(void *user, daemon_entry *entry, const char *vm,
 			     const char *reason)
 {
