@@ -631,36 +631,88 @@ static void restore_vms(daemon_service *d, GPtrArray *errors)
 	}
 }
 
+/* A new VM's name and QMP address are usable and the name is free. */
+static gboolean check_new_vm(daemon_service *d, const char *name,
+			     const char *qmp, GError **error)
+{
+	struct vm_rec *r;
+
+	if (!valid_vm_name(name)) {
+		g_set_error(error, DAEMON_ERROR, DAEMON_ERROR_INVALID_ARGS,
+			    "VM name '%s': use 1 to 64 letters, digits, '-', "
+			    "'_' or '.'", name);
+		return FALSE;
+	}
+	if (!g_str_has_prefix(qmp, "unix:") || qmp[5] == '\0') {
+		g_set_error(error, DAEMON_ERROR, DAEMON_ERROR_INVALID_ARGS,
+			    "QMP address '%s' of VM '%s': write unix:PATH, the "
+			    "PATH of QEMU's -qmp unix:PATH,server=on,wait=off",
+			    qmp, name);
+		return FALSE;
+	}
+	r = g_hash_table_lookup(d->vms, name);
+	if (r != NULL) {
+		g_set_error(error, DAEMON_ERROR, DAEMON_ERROR_BUSY,
+			    "VM '%s' is already registered (QMP %s): "
+			    "'ccid-agent vm remove %s' first", name, r->qmp,
+			    name);
+		return FALSE;
+	}
+	return TRUE;
+}
+
 static gboolean handle_add_vm(CcidAgentManager *m, GDBusMethodInvocation *inv,
 			      const char *name, const char *qmp, gpointer data)
 {
 	daemon_service *d = data;
+	g_autoptr(GError) error = NULL;
 	struct vm_rec *r;
 
-	if (!valid_vm_name(name)) {
-		g_dbus_method_invocation_return_error(inv, DAEMON_ERROR,
-			DAEMON_ERROR_INVALID_ARGS, "VM name '%s': use 1 to 64 "
-			"letters, digits, '-', '_' or '.'", name);
-		return TRUE;
-	}
-	if (!g_str_has_prefix(qmp, "unix:") || qmp[5] == '\0') {
-		g_dbus_method_invocation_return_error(inv, DAEMON_ERROR,
-			DAEMON_ERROR_INVALID_ARGS, "QMP address '%s' of VM "
-			"'%s': write unix:PATH, the PATH of QEMU's -qmp "
-			"unix:PATH,server=on,wait=off", qmp, name);
-		return TRUE;
-	}
-	r = g_hash_table_lookup(d->vms, name);
-	if (r != NULL) {
-		g_dbus_method_invocation_return_error(inv, DAEMON_ERROR,
-			DAEMON_ERROR_BUSY, "VM '%s' is already registered "
-			"(QMP %s): 'ccid-agent vm remove %s' first", name,
-			r->qmp, name);
+	if (!check_new_vm(d, name, qmp, &error)) {
+		complete(inv, error);
 		return TRUE;
 	}
 	r = vm_rec_new(d, name, qmp);
 	r->adding = inv;
 	vm_connect(r);
+	return TRUE;
+}
+
+static gboolean handle_plan_vm(CcidAgentManager *m, GDBusMethodInvocation *inv,
+			       const char *name, const char *qmp,
+			       const char *const *entries, gpointer data)
+{
+	daemon_service *d = data;
+	g_autoptr(GError) error = NULL;
+	g_autoptr(GPtrArray) ids = g_ptr_array_new();
+	g_autofree char *path = object_path("vm", name);
+	struct vm_rec *r;
+
+	if (!check_new_vm(d, name, qmp, &error)) {
+		complete(inv, error);
+		return TRUE;
+	}
+	for (guint i = 0; entries[i] != NULL; i++) {
+		struct entry_rec *e = find_entry(d, entries[i], &error);
+
+		if (e == NULL) {
+			complete(inv, error);
+			return TRUE;
+		}
+		g_ptr_array_add(ids, (gpointer)daemon_entry_get_id(e->entry));
+	}
+	r = vm_rec_new(d, name, qmp);
+	for (guint i = 0; i < ids->len; i++)
+		if (!remembered_has(r, g_ptr_array_index(ids, i)))
+			g_ptr_array_add(r->remembered,
+					g_strdup(g_ptr_array_index(ids, i)));
+	export_vm(r, "connecting");
+	save_state(d);
+	say("VM '%s' planned (QMP %s): %u entr%s attached when it runs",
+	    name, qmp, r->remembered->len,
+	    r->remembered->len == 1 ? "y" : "ies");
+	vm_connect(r);
+	g_dbus_method_invocation_return_value(inv, g_variant_new("(o)", path));
 	return TRUE;
 }
 
@@ -874,6 +926,8 @@ gboolean daemon_service_export(daemon_service *d, GDBusConnection *conn,
 			 G_CALLBACK(handle_remove), d);
 	g_signal_connect(d->manager, "handle-add-vm",
 			 G_CALLBACK(handle_add_vm), d);
+	g_signal_connect(d->manager, "handle-plan-vm",
+			 G_CALLBACK(handle_plan_vm), d);
 	g_signal_connect(d->manager, "handle-remove-vm",
 			 G_CALLBACK(handle_remove_vm), d);
 	if (!g_dbus_interface_skeleton_export(

@@ -15,6 +15,8 @@
 #     USB controller, attach twice, detach of what is not attached, insert
 #     on a card that cannot be moved: each a clear error and exit code,
 #     and the daemon keeps running;
+#   - cold plug: `qemu-args` before QEMU runs, the entry attached once it
+#     does;
 #   - 50 concurrent Attach calls for a single-session entry from separate
 #     clients: exactly one succeeds, 49 are Busy naming the holder;
 #   - card remove/insert follow in list --json and watch --json;
@@ -140,6 +142,17 @@ qemu() {
 	die "QEMU $name did not create its QMP sockets: $(cat "$WORK/$name.log")"
 }
 devices() { $PY "$HERE/qmp-query.py" "$WORK/$1.obs" | grep '^ccidemu-' || true; }
+holders_of() {    # holders_of ENTRY: its holders, comma-separated
+	"$AGENT" list --json | $PY -c 'import json,sys; print(",".join([e for e in json.load(sys.stdin) if e["id"] == sys.argv[1]][0]["holders"]))' "$1"
+}
+wait_holders() {    # wait_holders ENTRY WANT SECONDS
+	local t
+	for ((t = 0; t < $3 * 20; t++)); do
+		[[ $(holders_of "$1" 2>/dev/null) == "$2" ]] && return 0
+		sleep 0.05
+	done
+	return 1
+}
 
 # --- no daemon: this bus has no service file to start one -------------------
 run no-daemon 6 "the daemon cannot be reached: .*start it with 'ccid-agent daemon'" "$AGENT" list
@@ -277,6 +290,29 @@ else
 fi
 run race-detach 0 "detached solo from $holder" "$AGENT" detach solo "$holder"
 
+# --- cold plug: qemu-args first, QEMU later ----------------------------------------
+rc=0
+out=$("$AGENT" qemu-args loop2 --vm later1 --qmp "$WORK/later1.qmp" 2>&1) || rc=$?
+line=$(sed -n 's/^qemu: //p' <<<"$out")
+if ((rc == 0)) && [[ $line == "-qmp unix:$WORK/later1.qmp,server=on,wait=off" ]]; then
+	pass qemu-args "$out"
+else
+	fail qemu-args "rc=$rc: $out"
+fi
+json planned-vm '[v for v in j if v["name"] == "later1"][0]["state"] in ("gone", "connecting") and [v for v in j if v["name"] == "later1"][0]["entries"] == []' \
+	"$AGENT" vms --json
+run qemu-args-unknown-entry 3 "no entry 'nope'" "$AGENT" qemu-args nope --vm later2
+run qemu-args-vm-taken 4 "VM 'later1' is already registered" "$AGENT" qemu-args loop2 --vm later1
+# QEMU starts with what was printed (qemu() adds the same -qmp).
+qemu later1 -device qemu-xhci
+if wait_holders loop2 later1 10; then
+	pass cold-plugged "loop2 attached to later1 once it ran: $(devices later1)"
+else
+	fail cold-plugged "holders of loop2: '$(holders_of loop2)': $(tail -n 5 "$WORK/daemon.log")"
+fi
+run cold-plug-detach 0 "detached loop2 from later1" "$AGENT" detach loop2 later1
+run cold-plug-vm-remove 0 "VM later1 removed" "$AGENT" vm remove later1
+
 # --- card events and a VM that dies, seen by watch --json -------------------------
 "$AGENT" watch --json >"$WORK/watch.json" 2>"$WORK/watch.err" &
 WPID=$!
@@ -326,17 +362,6 @@ else
 fi
 
 # --- remembered attachments -------------------------------------------------------
-holders_of() {    # holders_of ENTRY: its holders, comma-separated
-	"$AGENT" list --json | $PY -c 'import json,sys; print(",".join([e for e in json.load(sys.stdin) if e["id"] == sys.argv[1]][0]["holders"]))' "$1"
-}
-wait_holders() {    # wait_holders ENTRY WANT SECONDS
-	local t
-	for ((t = 0; t < $3 * 20; t++)); do
-		[[ $(holders_of "$1" 2>/dev/null) == "$2" ]] && return 0
-		sleep 0.05
-	done
-	return 1
-}
 STATE=$XDG_CONFIG_HOME/ccid-emu/vms.conf
 
 # A daemon killed with a device plugged: the next one remembers the VM,
