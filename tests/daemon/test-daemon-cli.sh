@@ -340,6 +340,7 @@ else
 	fail vm-killed-entry-free "after $(($(now_ms) - T0)) ms: $("$AGENT" list 2>&1 | tr '\n' ';')"
 fi
 json vm-killed-state-gone '[v for v in j if v["name"] == "vm2"][0]["state"] == "gone"' "$AGENT" vms --json
+run attach-gone-vm 1 "VM 'vm2' is not running \(gone\): start it again on its QMP socket" "$AGENT" attach loop2 vm2
 for _ in $(seq 100); do grep -q '"session-ended".*"vm2"' "$WORK/watch.json" && break; sleep 0.05; done
 kill -TERM "$WPID"
 wait "$WPID" || true
