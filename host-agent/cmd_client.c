@@ -53,7 +53,6 @@ static int report(const char *argv0, GError *error)
 {
 	int code;
 
-	(void)DAEMON_ERROR;    /* the remote error names map to our codes */
 	g_dbus_error_strip_remote_error(error);
 	code = exit_code_for(error);
 	if (code == AGENT_EXIT_NO_DAEMON)
@@ -67,7 +66,7 @@ static int report(const char *argv0, GError *error)
 
 static CcidAgentManager *manager_proxy(GError **error)
 {
-	(void)DAEMON_ERROR;
+	daemon_errors_register();
 	return ccid_agent_manager_proxy_new_for_bus_sync(G_BUS_TYPE_SESSION,
 		G_DBUS_PROXY_FLAGS_DO_NOT_LOAD_PROPERTIES |
 		G_DBUS_PROXY_FLAGS_DO_NOT_CONNECT_SIGNALS, DAEMON_BUS_NAME,
@@ -79,7 +78,7 @@ static GDBusObjectManager *object_manager(GError **error)
 	GDBusObjectManager *om;
 	g_autofree char *owner = NULL;
 
-	(void)DAEMON_ERROR;
+	daemon_errors_register();
 	om = ccid_agent_object_manager_client_new_for_bus_sync(
 		G_BUS_TYPE_SESSION, G_DBUS_OBJECT_MANAGER_CLIENT_FLAGS_NONE,
 		DAEMON_BUS_NAME, DAEMON_PATH, NULL, error);

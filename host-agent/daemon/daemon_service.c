@@ -965,7 +965,7 @@ daemon_service *daemon_service_new(struct daemon_config *cfg,
 	daemon_service *d = g_new0(daemon_service, 1);
 
 	d->discover = discover;
-	(void)DAEMON_ERROR;    /* registers the D-Bus error names */
+	daemon_errors_register();
 	d->cfg = cfg;
 	d->state_path = g_strdup(state_path);
 	d->entries = g_ptr_array_new_with_free_func(entry_rec_free);
