@@ -18,7 +18,8 @@
 #   - cold plug: `qemu-args` before QEMU runs, the entry attached once it
 #     does;
 #   - 50 concurrent Attach calls for a single-session entry from separate
-#     clients: exactly one succeeds, 49 are Busy naming the holder;
+#     clients: exactly one succeeds, 49 are Busy naming the holder; 20
+#     concurrent detaches: one succeeds;
 #   - card remove/insert follow in list --json and watch --json;
 #   - a VM killed with SIGKILL: its session ends and the entry is free
 #     within 1 s; watch --json reports it;
@@ -288,7 +289,24 @@ if ((ok == 1 && busy == 49 && named == 49)) && [[ $holder == vm1 || $holder == v
 else
 	fail race-50-attaches "$ok successes, $busy Busy, $named naming holder '$holder': $(cat "$RACE"/*.out | sort | uniq -c)"
 fi
-run race-detach 0 "detached solo from $holder" "$AGENT" detach solo "$holder"
+# 20 concurrent detaches of that one attachment: one does it, the others
+# are told it is being detached (Busy) or no longer attached (NotFound).
+RACE2=$WORK/race2
+mkdir -p "$RACE2"
+for i in $(seq 20); do
+	( rc=0; "$AGENT" detach solo "$holder" >"$RACE2/$i.out" 2>&1 || rc=$?; echo "$rc" >"$RACE2/$i.rc" ) &
+done
+for _ in $(seq 600); do
+	(($(ls "$RACE2"/*.rc 2>/dev/null | wc -l) == 20)) && break
+	sleep 0.05
+done
+ok=$(grep -lx 0 "$RACE2"/*.rc | wc -l)
+other=$(grep -Elx '3|4' "$RACE2"/*.rc | wc -l)
+if ((ok == 1 && other == 19)) && [[ -z $(holders_of solo) ]]; then
+	pass race-20-detaches "1 detach, 19 Busy or NotFound, entry free"
+else
+	fail race-20-detaches "$ok successes, $other Busy/NotFound: $(cat "$RACE2"/*.out | sort | uniq -c)"
+fi
 
 # --- cold plug: qemu-args first, QEMU later ----------------------------------------
 rc=0
