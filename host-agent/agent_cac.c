@@ -8,6 +8,7 @@
  */
 #include "agent_cac.h"
 
+#include <ccid_le.h>
 #include <string.h>
 
 #define NO_NSPR_10_SUPPORT
@@ -160,7 +161,7 @@ static GByteArray *read_whole_buffer(struct agent_cac *cac, guint8 type,
 
 	if (!read_buffer(cac, type, 0, 2, lenb, error))
 		return NULL;
-	total = (guint16)(lenb->data[0] | lenb->data[1] << 8);
+	total = ccid_le16_load(lenb->data);
 	while (buf->len < total) {
 		guint8 n = (guint8)MIN(255u, total - buf->len);
 
@@ -199,7 +200,7 @@ GBytes *agent_cac_read_cert(struct agent_cac *cac, guint index, GError **error)
 		if (len == 0xFF) {
 			if (t + 2 > tags->len)
 				break;
-			len = tags->data[t] | (gsize)tags->data[t + 1] << 8;
+			len = ccid_le16_load(tags->data + t);
 			t += 2;
 		}
 		if (voff + len > values->len) {

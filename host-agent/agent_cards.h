@@ -14,9 +14,6 @@
  *   nss:DIR[,token=NAME][,timeout=MS]
  *                    libcacard re-emulating a PKCS#11 token of the NSS
  *                    database in DIR as a CAC card (one token per slot)
- *   piv[:DIR]        a writable virtual PIV card stored in DIR (default
- *                    $XDG_DATA_HOME/ccid-emu/piv/default), created on
- *                    first use; slot N > 0 uses DIR-N
  */
 #ifndef CCID_AGENT_CARDS_H
 #define CCID_AGENT_CARDS_H
@@ -28,25 +25,7 @@
 
 G_BEGIN_DECLS
 
-enum agent_card_kind {
-	AGENT_CARD_VIRTUAL,
-	AGENT_CARD_LOOPBACK,
-	AGENT_CARD_PCSC,
-	AGENT_CARD_NSS,
-	AGENT_CARD_PIV,
-};
-
-struct agent_card_spec {
-	enum agent_card_kind kind;
-	char *nssdb_dir;        /* virtual:DIR, else NULL */
-	char **nicknames;       /* three, or NULL */
-	char *reader;           /* pcsc: reader pattern ("" = the only one) */
-	guint idle_ms;          /* pcsc: transaction idle release */
-	guint lock_timeout_ms;  /* pcsc: wait for a card held by others */
-	char *token;            /* nss: token label, NULL = any (nssdb_dir: DB) */
-	guint nss_timeout_ms;   /* nss: deadline per op, 0 = default */
-	char *piv_dir;          /* piv: store directory, NULL = default */
-};
+/* enum agent_card_kind and struct agent_card_spec: agent_card_kinds.h. */
 
 gboolean agent_card_spec_parse(const char *text, struct agent_card_spec *spec,
 			       GError **error);

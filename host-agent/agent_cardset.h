@@ -12,11 +12,10 @@
 #ifndef CCID_AGENT_CARDSET_H
 #define CCID_AGENT_CARDSET_H
 
+#include "agent_card_kinds.h"
+
 #include <ccid-emu/ccid_emu.h>
 #include <ccid_card_loopback.h>
-#include <ccid_card_nss.h>
-#include <ccid_card_pcsc.h>
-#include <ccid_card_virtual.h>
 #include <glib.h>
 
 G_BEGIN_DECLS
@@ -51,55 +50,25 @@ GMainContext *agent_cardset_get_context(agent_cardset *cs);
 void agent_cardset_own(agent_cardset *cs, gpointer card,
 		       GDestroyNotify free_fn);
 
+/* The card @spec names, on slot @index (see agent_card_kinds.h): the
+ * kind's handle, owned by the set.  A card whose presence depends on
+ * something outside the agent (pcsc, nss) is announced with g_message(). */
+gpointer agent_cardset_add(agent_cardset *cs, unsigned index,
+			   const struct agent_card_spec *spec, GError **error);
+
 /* A loopback card on slot @index, inserted.  It sits behind a gate that
  * answers "no card" while the card is pulled out. */
 ccid_card_loopback *agent_cardset_add_loopback(agent_cardset *cs,
 					       unsigned index, GError **error);
-/* A virtual CAC card on slot @index, inserted if libcacard says so.  @cfg
- * may be NULL; its context is replaced by the set's. */
-ccid_card_virtual *agent_cardset_add_virtual(agent_cardset *cs,
-					     unsigned index,
-					     const struct ccid_card_virtual_config *cfg,
-					     GError **error);
-
-/* The real card in a host PC/SC reader on slot @index (see
- * ccid_card_pcsc.h); @cfg may be NULL, its context and event callback are
- * replaced by the set's (events are logged with g_message()).  Inserted if
- * the reader has a card.  It comes and goes with the physical card, so
- * agent_cardset_set_inserted() refuses to move it. */
-ccid_card_pcsc *agent_cardset_add_pcsc(agent_cardset *cs, unsigned index,
-				       const struct ccid_card_pcsc_config *cfg,
-				       GError **error);
-
-/* A PKCS#11 token re-emulated as a CAC card by libcacard on slot @index
- * (see ccid_card_nss.h); @cfg->context is replaced by the set's.  Inserted
- * if the token is there.  It comes and goes with the token, so
- * agent_cardset_set_inserted() refuses to move it. */
-ccid_card_nss *agent_cardset_add_nss(agent_cardset *cs, unsigned index,
-				     const struct ccid_card_nss_config *cfg,
-				     GError **error);
-
-/* A card of a kind this set does not know by name (the virtual PIV
- * card, ...): its creator made it for slot @index and binds it to the
- * slot; the set owns it (@free_fn at agent_cardset_free()), reports
- * @cls->name, and moves it with @cls->set_inserted, which must tell the
- * slot synchronously (NULL: the card cannot be moved). */
-struct agent_cardset_card_class {
-	const char *name;
-	gboolean (*is_present)(gpointer card);
-	void (*set_inserted)(gpointer card, gboolean inserted);
-};
-gboolean agent_cardset_add_card(agent_cardset *cs, unsigned index,
-				const struct agent_cardset_card_class *cls,
-				gpointer card, GDestroyNotify free_fn,
-				GError **error);
 
 /* Whether slot @index has a card added by the functions above, and
  * whether that card is in the reader right now. */
 gboolean agent_cardset_has_card(agent_cardset *cs, unsigned index);
 gboolean agent_cardset_is_present(agent_cardset *cs, unsigned index);
-/* "loopback", "virtual", "pcsc", "nss", a card class's name, or NULL. */
+/* The kind's name ("virtual", "loopback", ...) or NULL. */
 const char *agent_cardset_card_name(agent_cardset *cs, unsigned index);
+/* What the card is, for people (g_free it), or NULL. */
+char *agent_cardset_describe(agent_cardset *cs, unsigned index);
 
 /* @error is NULL on success; @changed says whether the card moved (FALSE
  * when it already was where it was asked to be). */

@@ -14,6 +14,11 @@ enum agent_exit {
 	AGENT_EXIT_OK = 0,
 	AGENT_EXIT_FAILED = 1,     /* ran, and something did not work */
 	AGENT_EXIT_USAGE = 2,      /* bad command line */
+	/* The daemon's clients (cmd_client.c): */
+	AGENT_EXIT_NOT_FOUND = 3,  /* no such entry, VM or session */
+	AGENT_EXIT_BUSY = 4,       /* held by another VM */
+	AGENT_EXIT_NOT_SUPPORTED = 5, /* not for this kind of entry */
+	AGENT_EXIT_NO_DAEMON = 6,  /* the daemon cannot be reached */
 };
 
 struct agent_command {
@@ -28,6 +33,16 @@ int agent_cmd_ctl(int argc, char **argv);
 int agent_cmd_passthrough(int argc, char **argv);
 int agent_cmd_list_usb(int argc, char **argv);
 int agent_cmd_piv(int argc, char **argv);
+int agent_cmd_daemon(int argc, char **argv);
+int agent_cmd_list(int argc, char **argv);
+int agent_cmd_vms(int argc, char **argv);
+int agent_cmd_vm(int argc, char **argv);
+int agent_cmd_attach(int argc, char **argv);
+int agent_cmd_detach(int argc, char **argv);
+int agent_cmd_insert(int argc, char **argv);
+int agent_cmd_remove(int argc, char **argv);
+int agent_cmd_watch(int argc, char **argv);
+int agent_cmd_qemu_args(int argc, char **argv);
 
 /* Parses @argv with @ctx, printing "ccid-agent: MESSAGE" and a hint on
  * error.  Returns FALSE on a usage error (exit AGENT_EXIT_USAGE). */

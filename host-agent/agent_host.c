@@ -5,6 +5,7 @@
 #include "agent_host.h"
 
 #include <ccid-emu/ccid_proto.h>
+#include <ccid_le.h>
 #include <string.h>
 
 G_DEFINE_QUARK(agent-host-error-quark, agent_host_error)
@@ -20,26 +21,6 @@ struct agent_host {
 	guint8 *xfer;                 /* one bulk-IN transfer */
 	GByteArray *msg;              /* one outgoing message */
 };
-
-static guint32 le32(const guint8 *p)
-{
-	return (guint32)p[0] | (guint32)p[1] << 8 | (guint32)p[2] << 16 |
-	       (guint32)p[3] << 24;
-}
-
-static void put_le16(guint8 *p, guint16 v)
-{
-	p[0] = (guint8)v;
-	p[1] = (guint8)(v >> 8);
-}
-
-static void put_le32(guint8 *p, guint32 v)
-{
-	p[0] = (guint8)v;
-	p[1] = (guint8)(v >> 8);
-	p[2] = (guint8)(v >> 16);
-	p[3] = (guint8)(v >> 24);
-}
 
 agent_host *agent_host_new(agent_transport *t)
 {
@@ -145,9 +126,9 @@ static void make_setup(guint8 setup[8], guint8 rt, guint8 req, guint16 value,
 {
 	setup[0] = rt;
 	setup[1] = req;
-	put_le16(setup + 2, value);
-	put_le16(setup + 4, index);
-	put_le16(setup + 6, length);
+	ccid_le16_store(setup + 2, value);
+	ccid_le16_store(setup + 4, index);
+	ccid_le16_store(setup + 6, length);
 }
 
 gboolean agent_host_control_in(agent_host *h, guint8 request_type,
@@ -263,7 +244,7 @@ gboolean agent_host_receive(agent_host *h, struct agent_reply *reply,
 		}
 		g_byte_array_append(buf, h->xfer, (guint)n);
 		if (total == 0 && buf->len >= CCID_HDR_LEN)
-			total = CCID_HDR_LEN + le32(buf->data + CCID_OFF_LENGTH);
+			total = CCID_HDR_LEN + ccid_le32_load(buf->data + CCID_OFF_LENGTH);
 		if (total != 0 && buf->len >= total)
 			break;
 		/* A short transfer ends the message (USB 2.0 §5.8.3). */
@@ -325,7 +306,7 @@ gboolean agent_host_command(agent_host *h, guint8 type, guint8 slot,
 	g_byte_array_set_size(h->msg, CCID_HDR_LEN + len);
 	m = h->msg->data;
 	m[CCID_OFF_TYPE] = type;
-	put_le32(m + CCID_OFF_LENGTH, len);
+	ccid_le32_store(m + CCID_OFF_LENGTH, len);
 	m[CCID_OFF_SLOT] = slot;
 	m[CCID_OFF_SEQ] = seq;
 	m[CCID_OFF_SPEC0] = spec != NULL ? spec[0] : 0;

@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /*
- * The virtual PIV card in the agent: putting one into a card set's slot
- * (--card piv[:DIR]) and `ccid-agent piv init|info|reset DIR`.
+ * The virtual PIV card in the agent: where each slot's card lives
+ * (--card piv[:DIR]), and putting one into a card set's slot.  The card
+ * kind itself is a row of agent_card_kinds.c.
  */
 #ifndef CCID_AGENT_PIV_H
 #define CCID_AGENT_PIV_H

@@ -15,6 +15,7 @@
 
 #include <ccid-emu/ccid_emu.h>
 #include <ccid_card_loopback.h>
+#include <ccid_le.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
@@ -64,17 +65,6 @@ static char *hex(const guint8 *p, gsize n)
 	return g_string_free(s, FALSE);
 }
 
-static guint16 le16(const guint8 *p)
-{
-	return (guint16)(p[0] | p[1] << 8);
-}
-
-static guint32 le32(const guint8 *p)
-{
-	return (guint32)p[0] | (guint32)p[1] << 8 | (guint32)p[2] << 16 |
-	       (guint32)p[3] << 24;
-}
-
 /* --- USB enumeration ----------------------------------------------------- */
 
 static gboolean step_device_descriptor(struct selftest *st)
@@ -93,17 +83,17 @@ static gboolean step_device_descriptor(struct selftest *st)
 		       d->len > 17 ? d->data[17] : 0);
 		return FALSE;
 	}
-	if (le16(d->data + 8) != st->usb_id.vendor_id ||
-	    le16(d->data + 10) != st->usb_id.product_id) {
+	if (ccid_le16_load(d->data + 8) != st->usb_id.vendor_id ||
+	    ccid_le16_load(d->data + 10) != st->usb_id.product_id) {
 		report(st, FALSE, "GET_DESCRIPTOR(device)",
 		       "%04x:%04x, expected the --usb-id %04x:%04x",
-		       le16(d->data + 8), le16(d->data + 10),
+		       ccid_le16_load(d->data + 8), ccid_le16_load(d->data + 10),
 		       st->usb_id.vendor_id, st->usb_id.product_id);
 		return FALSE;
 	}
 	report(st, TRUE, "GET_DESCRIPTOR(device)",
 	       "%04x:%04x, USB %x.%02x, bMaxPacketSize0 %u",
-	       le16(d->data + 8), le16(d->data + 10), d->data[3], d->data[2],
+	       ccid_le16_load(d->data + 8), ccid_le16_load(d->data + 10), d->data[3], d->data[2],
 	       d->data[7]);
 	return TRUE;
 }
@@ -135,16 +125,16 @@ static gboolean parse_config(const GByteArray *c, struct parsed_config *pc,
 		if (p[1] == CCID_CLASS_DESC_TYPE && len == CCID_CLASS_DESC_LEN) {
 			pc->have_class = TRUE;
 			pc->max_slot_index = p[4];
-			pc->protocols = le32(p + 6);
-			pc->features = le32(p + 40);
-			pc->max_msg = le32(p + 44);
+			pc->protocols = ccid_le32_load(p + 6);
+			pc->features = ccid_le32_load(p + 40);
+			pc->max_msg = ccid_le32_load(p + 44);
 		}
 		if (p[1] == USB_DT_ENDPOINT && len >= USB_DT_ENDPOINT_LEN) {
 			guint8 attr = p[3] & 0x03;
 
 			if (attr == USB_EP_XFER_BULK && p[2] & USB_DIR_IN) {
 				pc->ep_bulk_in = p[2];
-				pc->bulk_packet = le16(p + 4);
+				pc->bulk_packet = ccid_le16_load(p + 4);
 			} else if (attr == USB_EP_XFER_BULK) {
 				pc->ep_bulk_out = p[2];
 			} else if (attr == USB_EP_XFER_INT) {
@@ -177,7 +167,7 @@ static gboolean step_config_descriptor(struct selftest *st)
 		       "first 9 bytes malformed (%u bytes)", c->len);
 		return FALSE;
 	}
-	total = le16(c->data + 2);
+	total = ccid_le16_load(c->data + 2);
 	if (!agent_host_get_descriptor(st->h, USB_DT_CONFIG, 0, total, c,
 				       &error))
 		return report_error(st, "GET_DESCRIPTOR(config)", error);

@@ -23,6 +23,22 @@ static const struct agent_command commands[] = {
 	  agent_cmd_list_usb },
 	{ "piv", "create, inspect or reset a virtual PIV card's store",
 	  agent_cmd_piv },
+	{ "daemon", "the D-Bus service: entries, VMs, hot attach (foreground)",
+	  agent_cmd_daemon },
+	{ "list", "list the daemon's entries, their states and holders",
+	  agent_cmd_list },
+	{ "vms", "list the VMs the daemon knows", agent_cmd_vms },
+	{ "vm", "register (add) or forget (remove) a VM by its QMP socket",
+	  agent_cmd_vm },
+	{ "attach", "give an entry to a running VM (hot-plug)",
+	  agent_cmd_attach },
+	{ "detach", "take an entry out of a VM", agent_cmd_detach },
+	{ "insert", "push the card of a virtual entry in", agent_cmd_insert },
+	{ "remove", "pull the card of a virtual entry out", agent_cmd_remove },
+	{ "watch", "print the daemon's events until interrupted",
+	  agent_cmd_watch },
+	{ "qemu-args", "QEMU arguments for a VM that starts later (cold plug)",
+	  agent_cmd_qemu_args },
 };
 
 static void usage(FILE *out)

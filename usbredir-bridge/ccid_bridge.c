@@ -26,6 +26,7 @@
 #include <usbredirparser.h>
 
 #include "ccid_bridge.h"
+#include <ccid_le.h>
 
 /* Bulk-IN requests the peer may have outstanding; QEMU pipelines a few. */
 #define BRIDGE_PENDING_IN_MAX  64u
@@ -269,7 +270,7 @@ static void bridge_send_ep_info(ccid_bridge *b)
 			       usb_redir_type_interrupt : usb_redir_type_bulk;
 		info.interval[i] = cfg[off + 6];
 		info.interface[i] = 0;
-		info.max_packet_size[i] = (uint16_t)(cfg[off + 4] | cfg[off + 5] << 8);
+		info.max_packet_size[i] = ccid_le16_load(cfg + off + 4);
 	}
 	usbredirparser_send_ep_info(b->parser, &info);
 }
@@ -285,9 +286,9 @@ static void bridge_send_device_connect(ccid_bridge *b)
 	conn.device_class = d[4];
 	conn.device_subclass = d[5];
 	conn.device_protocol = d[6];
-	conn.vendor_id = (uint16_t)(d[8] | d[9] << 8);
-	conn.product_id = (uint16_t)(d[10] | d[11] << 8);
-	conn.device_version_bcd = (uint16_t)(d[12] | d[13] << 8);
+	conn.vendor_id = ccid_le16_load(d + 8);
+	conn.product_id = ccid_le16_load(d + 10);
+	conn.device_version_bcd = ccid_le16_load(d + 12);
 	bridge_send_interface_info(b);
 	bridge_send_ep_info(b);
 	usbredirparser_send_device_connect(b->parser, &conn);
@@ -391,8 +392,10 @@ static void bridge_reset(void *priv)
 static int bridge_std_request(ccid_bridge *b, uint8_t type, uint8_t request,
 			      uint16_t value, uint16_t index)
 {
-	uint8_t setup[8] = { type, request, (uint8_t)value, (uint8_t)(value >> 8),
-			     (uint8_t)index, (uint8_t)(index >> 8), 0, 0 };
+	uint8_t setup[8] = { type, request };
+
+	ccid_le16_store(setup + 2, value);
+	ccid_le16_store(setup + 4, index);
 
 	return ccid_dev_control(b->dev, setup, NULL, 0);
 }
@@ -592,14 +595,14 @@ static void bridge_control_packet(void *priv, uint64_t id,
 {
 	ccid_bridge *b = priv;
 	struct usb_redir_control_packet_header reply = *h;
-	uint8_t setup[8] = { h->requesttype, h->request,
-			     (uint8_t)h->value, (uint8_t)(h->value >> 8),
-			     (uint8_t)h->index, (uint8_t)(h->index >> 8),
-			     (uint8_t)h->length, (uint8_t)(h->length >> 8) };
+	uint8_t setup[8] = { h->requesttype, h->request };
 	uint8_t buf[BRIDGE_CONTROL_BUF];
 	bool in = h->requesttype & USB_DIR_IN;
 	int rc;
 
+	ccid_le16_store(setup + 2, h->value);
+	ccid_le16_store(setup + 4, h->index);
+	ccid_le16_store(setup + 6, h->length);
 	b->stats.control++;
 	if (in) {
 		rc = data_len ? CCID_CONTROL_STALL :
@@ -723,9 +726,9 @@ static void bridge_filter_filter(void *priv, struct usbredirfilter_rule *rules,
 	uint8_t cls = CCID_INTERFACE_CLASS, sub = 0, proto = 0;
 
 	if (usbredirfilter_check(rules, rules_count, d[4], d[5], d[6], &cls, &sub,
-				 &proto, 1, (uint16_t)(d[8] | d[9] << 8),
-				 (uint16_t)(d[10] | d[11] << 8),
-				 (uint16_t)(d[12] | d[13] << 8), 0) != 0)
+				 &proto, 1, ccid_le16_load(d + 8),
+				 ccid_le16_load(d + 10),
+				 ccid_le16_load(d + 12), 0) != 0)
 		bridge_log(b, CCID_LOG_WARNING,
 			   "peer %s's usb-redir filter does not accept this "
 			   "reader; it will reject it", b->peer);
