@@ -154,7 +154,7 @@ boot_one() {
 	echo "=== hot attach into a guest behind $C"
 	"$GUEST/boot-guest.sh" --no-build "${QUIET[@]}" -c "$C" --qmp "$QMP" \
 		-s "$HERE/guest/daemon-hotplug.sh" -f "$WORK/params:/ccid-test/params" \
-		-e usb-enumerated,reader,atr-virtual,opensc-atr,pkcs11-token,reader-gone,usb-gone,reader-again,atr-again,opensc-atr-again \
+		-e usb-enumerated,stock-plist,reader,atr-virtual,opensc-atr,pkcs11-token,reader-gone,usb-gone,reader-again,atr-again,opensc-atr-again \
 		--pidfile "$D/qemu.pid" -w "$D" -t 400 &
 	BOOT=$!
 	watch_requests "$D/results.log" "$BOOT" on_request &

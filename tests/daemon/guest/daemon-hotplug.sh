@@ -41,12 +41,9 @@ else
 	fail usb-enumerated "no USB device with a CCID interface 60 s after the attach request"
 	exit 1
 fi
-# A USB ID that libccid's stock list lacks needs the entry once
-# (docs/guest-kit.md); a listed one needs nothing.
-if ! ccid_plist_has "$VID" "$PID"; then
-	note "$VID:$PID is not in libccid's list: adding it"
-	ccid_plist_add "$VID" "$PID" "ccid-emu Virtual CCID Reader"
-fi
+# A stock guest: libccid's list is the package's and names the reader's
+# default USB ID (docs/usb-identity.md).
+ccid_stock_list "$VID" "$PID"
 pcscd_start || { fail pcscd-start "pcscd did not start"; exit 1; }
 check_grep reader '^reader=' $T -t 30000 wait-reader
 if $T -t 30000 find-reader "$VATR" >/tmp/vfind.log 2>&1; then
