@@ -33,6 +33,7 @@ struct serve {
 	gboolean verbose;
 	struct agent_card_spec spec;
 	unsigned n_slots;
+	enum ccid_bridge_data_path data_path;
 	struct ccid_bridge_addr addr;
 	gboolean listen;
 	char *addr_text;
@@ -66,14 +67,20 @@ static void on_bridge_event(void *user, enum ccid_bridge_event ev,
 			    const char *peer)
 {
 	const char *who = peer != NULL ? peer : "peer";
+	struct serve *s = user;
 
 	switch (ev) {
 	case CCID_BRIDGE_EVENT_ATTACHED:
 		say("QEMU connected (%s)", who);
 		break;
-	case CCID_BRIDGE_EVENT_DEVICE_SHOWN:
-		say("reader attached to the VM (%s)", who);
+	case CCID_BRIDGE_EVENT_DEVICE_SHOWN: {
+		struct ccid_bridge_stats st;
+
+		ccid_bridge_get_stats(s->bridge, &st);
+		say("reader attached to the VM (%s); %s data path", who,
+		    st.interrupt_path ? "interrupt" : "bulk");
 		break;
+	}
 	case CCID_BRIDGE_EVENT_DETACHED:
 		say("QEMU disconnected (%s); card state kept, waiting for it "
 		    "to come back", who);
@@ -367,6 +374,7 @@ static int serve_run(struct serve *s)
 	s->bridge = ccid_bridge_new(&cfg, &bridge_cbs, s, &error);
 	if (s->bridge == NULL)
 		return fail(error, "");
+	ccid_bridge_set_data_path(s->bridge, s->data_path);
 	s->cards = agent_cardset_new(ccid_bridge_get_dev(s->bridge), NULL);
 	/* Cards first: a bad NSS database must fail before any socket
 	 * appears for QEMU to find. */
@@ -431,6 +439,7 @@ int agent_cmd_serve(int argc, char **argv)
 	g_autofree char *listen_at = NULL;
 	g_autofree char *connect_to = NULL;
 	g_autofree char *control = NULL;
+	g_autofree char *data_path = NULL;
 	gint slots = 1;
 	gboolean verbose = FALSE;
 	const GOptionEntry entries[] = {
@@ -457,6 +466,10 @@ int agent_cmd_serve(int argc, char **argv)
 		  "Control socket for 'ccid-agent ctl' (default: next to a "
 		  "unix --listen socket, X.sock -> X.ctl, else "
 		  "$XDG_RUNTIME_DIR/ccid-emu/ccid0.ctl)", "PATH" },
+		{ "data-path", 0, 0, G_OPTION_ARG_STRING, &data_path,
+		  "How bulk data travels to QEMU: auto (default: the faster "
+		  "interrupt path when the peer is QEMU's usb-redir, else "
+		  "bulk), bulk, or interrupt (see docs/serve.md)", "PATH" },
 		{ "verbose", 'v', 0, G_OPTION_ARG_NONE, &verbose,
 		  "Log usbredir and device model debug messages on stderr",
 		  NULL },
@@ -502,6 +515,12 @@ int agent_cmd_serve(int argc, char **argv)
 				   "cards");
 	}
 
+	if (!ccid_bridge_data_path_parse(data_path != NULL ? data_path : "auto",
+					 &s.data_path, &error)) {
+		agent_card_spec_clear(&s.spec);
+		return agent_usage_error(argv[0], "--data-path: %s",
+					 error->message);
+	}
 	s.verbose = verbose;
 	s.n_slots = (unsigned)slots;
 	s.listen = connect_to == NULL;
