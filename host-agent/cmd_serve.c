@@ -78,6 +78,7 @@ static void on_bridge_event(void *user, enum ccid_bridge_event ev,
 
 		ccid_bridge_get_stats(s->bridge, &st);
 		say("reader attached to the VM (%s); %s data path", who,
+		    st.interrupt_out ? "interrupt-both" :
 		    st.interrupt_path ? "interrupt" : "bulk");
 		break;
 	}
@@ -468,8 +469,10 @@ int agent_cmd_serve(int argc, char **argv)
 		  "$XDG_RUNTIME_DIR/ccid-emu/ccid0.ctl)", "PATH" },
 		{ "data-path", 0, 0, G_OPTION_ARG_STRING, &data_path,
 		  "How bulk data travels to QEMU: auto (default: the faster "
-		  "interrupt path when the peer is QEMU's usb-redir, else "
-		  "bulk), bulk, or interrupt (see docs/serve.md)", "PATH" },
+		  "interrupt path for bulk-IN when the peer is QEMU's "
+		  "usb-redir, else bulk), bulk, interrupt, or interrupt-both "
+		  "(bulk-OUT too; behind uhci/ehci only, see docs/serve.md)",
+		  "PATH" },
 		{ "verbose", 'v', 0, G_OPTION_ARG_NONE, &verbose,
 		  "Log usbredir and device model debug messages on stderr",
 		  NULL },

@@ -91,7 +91,8 @@ struct ccid_bridge {
 
 	/* The data path of this session (see the comment at the top). */
 	enum ccid_bridge_data_path want_path;
-	bool intr_path;          /* bulk endpoints announced as interrupt */
+	bool intr_path;          /* bulk-IN announced as interrupt */
+	bool intr_out;           /* bulk-OUT too (CCID_BRIDGE_PATH_INTERRUPT_BOTH) */
 	bool intr_path_rejected; /* the peer rejected it once: bulk from now */
 	bool data_started;       /* start_interrupt_receiving on bulk-IN */
 	unsigned maxp;           /* bulk wMaxPacketSize */
@@ -313,12 +314,12 @@ static void bridge_send_ep_info(ccid_bridge *b)
 		/* Only QEMU sees this; the guest keeps reading bulk
 		 * descriptors.  QEMU rejects an interrupt endpoint with
 		 * interval 0 (bulk descriptors carry 0).  Bulk-OUT stays
-		 * bulk: QEMU's interrupt-OUT length is 16 bits and xHCI
-		 * hands it a whole transfer, so a command over 65535 bytes
-		 * would vanish (QEMU completes interrupt OUT before we see
-		 * it, and its parser refuses the packet). */
+		 * bulk unless asked: QEMU's interrupt-OUT length is 16 bits
+		 * and xHCI hands it a whole transfer, so a command over
+		 * 65535 bytes would vanish (QEMU completes interrupt OUT
+		 * before we see it, and its parser refuses the packet). */
 		if (b->intr_path && info.type[i] == usb_redir_type_bulk &&
-		    (cfg[off + 2] & 0x80)) {
+		    ((cfg[off + 2] & 0x80) || b->intr_out)) {
 			info.type[i] = usb_redir_type_interrupt;
 			info.interval[i] = 1;
 		}
@@ -557,7 +558,10 @@ static void bridge_hello(void *priv, struct usb_redir_hello_header *h)
 	bridge_log(b, CCID_LOG_INFO, "usbredir peer %s says hello: %.*s", b->peer,
 		   (int)sizeof(h->version), h->version);
 	b->intr_path = bridge_intr_path_fits(b, h, &why);
+	b->intr_out = b->intr_path &&
+		      b->want_path == CCID_BRIDGE_PATH_INTERRUPT_BOTH;
 	b->stats.interrupt_path = b->intr_path;
+	b->stats.interrupt_out = b->intr_out;
 	bridge_log(b, CCID_LOG_INFO, "%s data path for %s%s%s",
 		   b->intr_path ? "interrupt" : "bulk", b->peer,
 		   why ? ": " : "", why ? why : "");
@@ -907,7 +911,7 @@ static void bridge_interrupt_packet(void *priv, uint64_t id,
 	/* On the interrupt path the bulk-OUT endpoint's transfers come here,
 	 * one guest TD each; QEMU has already completed them to the guest
 	 * and only logs our status. */
-	if (b->intr_path && h->endpoint == CCID_EP_BULK_OUT &&
+	if (b->intr_out && h->endpoint == CCID_EP_BULK_OUT &&
 	    data_len == (int)h->length) {
 		b->stats.intr_out++;
 		bridge_held_commit(b);
@@ -946,9 +950,9 @@ static void bridge_filter_reject(void *priv)
 		bridge_log(b, CCID_LOG_WARNING,
 			   "peer %s rejected the interrupt data path; offering "
 			   "the device again on the bulk path", b->peer);
-		b->intr_path = false;
+		b->intr_path = b->intr_out = false;
 		b->intr_path_rejected = true;
-		b->stats.interrupt_path = FALSE;
+		b->stats.interrupt_path = b->stats.interrupt_out = FALSE;
 		b->stats.fallbacks++;
 		bridge_held_clear(b);
 		b->data_started = false;
@@ -1119,8 +1123,8 @@ static void bridge_session_end(ccid_bridge *b)
 	b->intr_started = false;
 	b->data_started = false;
 	b->notify_unsure = false;
-	b->intr_path = false;
-	b->stats.interrupt_path = FALSE;
+	b->intr_path = b->intr_out = false;
+	b->stats.interrupt_path = b->stats.interrupt_out = FALSE;
 	bridge_held_clear(b);
 	b->shown = false;
 	b->dead = false;
@@ -1274,7 +1278,7 @@ gboolean ccid_bridge_attach_fd(ccid_bridge *b, int fd, const char *peer,
 	b->intr_started = false;
 	b->data_started = false;
 	b->notify_unsure = false;
-	b->intr_path = false;
+	b->intr_path = b->intr_out = false;
 	b->intr_path_rejected = false;
 	bridge_held_clear(b);
 	b->pending_head = b->pending_count = 0;
@@ -1367,6 +1371,7 @@ gboolean ccid_bridge_data_path_parse(const char *text,
 		{ "auto", CCID_BRIDGE_PATH_AUTO },
 		{ "bulk", CCID_BRIDGE_PATH_BULK },
 		{ "interrupt", CCID_BRIDGE_PATH_INTERRUPT },
+		{ "interrupt-both", CCID_BRIDGE_PATH_INTERRUPT_BOTH },
 	};
 
 	for (size_t i = 0; i < G_N_ELEMENTS(names); i++) {
@@ -1376,7 +1381,8 @@ gboolean ccid_bridge_data_path_parse(const char *text,
 		}
 	}
 	g_set_error(error, CCID_BRIDGE_ERROR, CCID_BRIDGE_ERROR_CONFIG,
-		    "unknown data path '%s': use auto, bulk or interrupt",
+		    "unknown data path '%s': use auto, bulk, interrupt or "
+		    "interrupt-both",
 		    text ? text : "");
 	return FALSE;
 }

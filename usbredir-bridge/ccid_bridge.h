@@ -43,9 +43,13 @@ enum ccid_bridge_data_path {
 	CCID_BRIDGE_PATH_AUTO,
 	/* Announce the bulk endpoints as bulk: every transfer waits for us. */
 	CCID_BRIDGE_PATH_BULK,
-	/* Announce them as interrupt endpoints whatever the peer says it is
-	 * (tests); still falls back to bulk if the peer rejects the device. */
+	/* Announce bulk-IN as interrupt whatever the peer says it is (tests);
+	 * still falls back to bulk if the peer rejects the device. */
 	CCID_BRIDGE_PATH_INTERRUPT,
+	/* Bulk-OUT as interrupt too: one frame less per command behind UHCI
+	 * and EHCI, but behind xHCI QEMU loses commands over 65535 bytes
+	 * (its interrupt-OUT length is 16 bits), so never chosen by AUTO. */
+	CCID_BRIDGE_PATH_INTERRUPT_BOTH,
 };
 
 struct ccid_bridge_callbacks {
@@ -71,7 +75,7 @@ ccid_dev *ccid_bridge_get_dev(ccid_bridge *bridge);
  * keeps its own). */
 void ccid_bridge_set_data_path(ccid_bridge *bridge,
 			       enum ccid_bridge_data_path path);
-/* Parses "auto", "bulk" or "interrupt". */
+/* Parses "auto", "bulk", "interrupt" or "interrupt-both". */
 gboolean ccid_bridge_data_path_parse(const char *text,
 				     enum ccid_bridge_data_path *path,
 				     GError **error);
@@ -98,7 +102,8 @@ struct ccid_bridge_stats {
 	guint64 output_queued;   /* bytes waiting for the peer to read, now */
 	gboolean reading;        /* FALSE while back-pressure stops reading */
 	gboolean interrupt_path; /* this session uses the interrupt data path */
-	guint64 intr_out;        /* interrupt-OUT pieces taken (interrupt path) */
+	gboolean interrupt_out;  /* ... bulk-OUT included (interrupt-both) */
+	guint64 intr_out;        /* interrupt-OUT pieces taken (interrupt-both) */
 	guint64 data_pieces;     /* bulk-IN data pushed as interrupt pieces */
 	guint64 resent;          /* messages pushed again after a stop */
 	guint64 fallbacks;       /* interrupt path rejected, bulk path used */
