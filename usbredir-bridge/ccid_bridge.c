@@ -93,6 +93,7 @@ struct ccid_bridge {
 	enum ccid_bridge_data_path want_path;
 	bool intr_path;          /* bulk-IN announced as interrupt */
 	bool intr_out;           /* bulk-OUT too (CCID_BRIDGE_PATH_INTERRUPT_BOTH) */
+	bool intr_out_offered;   /* ... at some point this session */
 	bool intr_path_rejected; /* the peer rejected it once: bulk from now */
 	bool data_started;       /* start_interrupt_receiving on bulk-IN */
 	unsigned maxp;           /* bulk wMaxPacketSize */
@@ -560,6 +561,7 @@ static void bridge_hello(void *priv, struct usb_redir_hello_header *h)
 	b->intr_path = bridge_intr_path_fits(b, h, &why);
 	b->intr_out = b->intr_path &&
 		      b->want_path == CCID_BRIDGE_PATH_INTERRUPT_BOTH;
+	b->intr_out_offered = b->intr_out;
 	b->stats.interrupt_path = b->intr_path;
 	b->stats.interrupt_out = b->intr_out;
 	bridge_log(b, CCID_LOG_INFO, "%s data path for %s%s%s",
@@ -911,13 +913,30 @@ static void bridge_interrupt_packet(void *priv, uint64_t id,
 	/* On the interrupt path the bulk-OUT endpoint's transfers come here,
 	 * one guest TD each; QEMU has already completed them to the guest
 	 * and only logs our status. */
-	if (b->intr_out && h->endpoint == CCID_EP_BULK_OUT &&
+	if (b->intr_out_offered && h->endpoint == CCID_EP_BULK_OUT &&
 	    data_len == (int)h->length) {
 		b->stats.intr_out++;
 		bridge_held_commit(b);
 		ccid_dev_bulk_out(b->dev, data, (size_t)data_len);
 		reply.status = usb_redir_success;
 		bridge_schedule_pump(b);
+		if (b->intr_out && (unsigned)data_len > b->maxp) {
+			/* UHCI (and EHCI's companions) hand QEMU one TD of at
+			 * most wMaxPacketSize; a larger packet means a
+			 * controller that hands it whole transfers (xHCI),
+			 * where a command over 65535 bytes would not fit the
+			 * 16-bit length.  Bulk-OUT goes back to bulk: safe
+			 * now, as QEMU completed every interrupt OUT at once
+			 * and has none queued. */
+			bridge_log(b, CCID_LOG_INFO,
+				   "%d-byte interrupt-OUT packet from %s: its "
+				   "controller passes whole transfers; bulk-OUT "
+				   "back on the bulk path", data_len, b->peer);
+			b->intr_out = false;
+			b->stats.interrupt_out = FALSE;
+			b->stats.out_to_bulk++;
+			bridge_send_ep_info(b);
+		}
 	} else {
 		/* The notification endpoint is IN; its data flows by
 		 * start_interrupt_receiving. */
@@ -950,7 +969,7 @@ static void bridge_filter_reject(void *priv)
 		bridge_log(b, CCID_LOG_WARNING,
 			   "peer %s rejected the interrupt data path; offering "
 			   "the device again on the bulk path", b->peer);
-		b->intr_path = b->intr_out = false;
+		b->intr_path = b->intr_out = b->intr_out_offered = false;
 		b->intr_path_rejected = true;
 		b->stats.interrupt_path = b->stats.interrupt_out = FALSE;
 		b->stats.fallbacks++;
@@ -1123,7 +1142,7 @@ static void bridge_session_end(ccid_bridge *b)
 	b->intr_started = false;
 	b->data_started = false;
 	b->notify_unsure = false;
-	b->intr_path = b->intr_out = false;
+	b->intr_path = b->intr_out = b->intr_out_offered = false;
 	b->stats.interrupt_path = b->stats.interrupt_out = FALSE;
 	bridge_held_clear(b);
 	b->shown = false;
@@ -1278,7 +1297,7 @@ gboolean ccid_bridge_attach_fd(ccid_bridge *b, int fd, const char *peer,
 	b->intr_started = false;
 	b->data_started = false;
 	b->notify_unsure = false;
-	b->intr_path = b->intr_out = false;
+	b->intr_path = b->intr_out = b->intr_out_offered = false;
 	b->intr_path_rejected = false;
 	bridge_held_clear(b);
 	b->pending_head = b->pending_count = 0;

@@ -47,8 +47,11 @@ enum ccid_bridge_data_path {
 	 * still falls back to bulk if the peer rejects the device. */
 	CCID_BRIDGE_PATH_INTERRUPT,
 	/* Bulk-OUT as interrupt too: one frame less per command behind UHCI
-	 * and EHCI, but behind xHCI QEMU loses commands over 65535 bytes
-	 * (its interrupt-OUT length is 16 bits), so never chosen by AUTO. */
+	 * and EHCI.  Behind xHCI QEMU would lose commands over 65535 bytes
+	 * (its interrupt-OUT length is 16 bits): the first interrupt-OUT
+	 * packet larger than wMaxPacketSize puts bulk-OUT back on the bulk
+	 * path, but a first such command over 65535 bytes is lost, so AUTO
+	 * never chooses this. */
 	CCID_BRIDGE_PATH_INTERRUPT_BOTH,
 };
 
@@ -107,6 +110,7 @@ struct ccid_bridge_stats {
 	guint64 data_pieces;     /* bulk-IN data pushed as interrupt pieces */
 	guint64 resent;          /* messages pushed again after a stop */
 	guint64 fallbacks;       /* interrupt path rejected, bulk path used */
+	guint64 out_to_bulk;     /* interrupt-both: bulk-OUT back to bulk (xHCI) */
 };
 void ccid_bridge_get_stats(const ccid_bridge *bridge,
 			   struct ccid_bridge_stats *stats);

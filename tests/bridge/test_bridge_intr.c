@@ -472,6 +472,52 @@ START_TEST(test_interrupt_out_pieces)
 }
 END_TEST
 
+/* interrupt-both behind a controller that hands QEMU whole transfers
+ * (xHCI): the first interrupt-OUT packet larger than 64 bytes is taken,
+ * and bulk-OUT goes back to bulk in a new ep_info. */
+START_TEST(test_interrupt_out_whole_transfer_goes_bulk)
+{
+	static const uint8_t power_on[10] = {
+		CCID_PC_TO_RDR_ICC_POWER_ON, 0, 0, 0, 0, 0, 1, 0, 0, 0
+	};
+	struct served s;
+	struct fake_qemu g;
+	static uint8_t apdu[300], msg[320], r[300];
+	struct ccid_bridge_stats st;
+	uint32_t len, n;
+
+	served_init(&s, 500);
+	ccid_bridge_set_data_path(s.bridge, CCID_BRIDGE_PATH_INTERRUPT_BOTH);
+	connect_pair_version(&s, &g, QEMU_HELLO);
+	fake_qemu_set_configuration(&g, 1);
+	ck_assert_int_eq(g.ep.type[I_BULK_OUT], usb_redir_type_interrupt);
+	fake_qemu_data_start(&g);
+	fake_qemu_intr_out(&g, power_on, sizeof(power_on), 4096);
+	n = fake_qemu_data_read(&g, r, sizeof(r), 64, 0, 2000);
+	ck_assert_int_eq(r[10], 0x3B);
+	/* 10 bytes said nothing: still interrupt */
+	ck_assert_int_eq(g.ep.type[I_BULK_OUT], usb_redir_type_interrupt);
+	apdu[0] = 0x80; apdu[1] = 0x01; apdu[4] = 118;
+	for (unsigned i = 0; i < 118; i++)
+		apdu[5 + i] = (uint8_t)i;
+	len = fake_qemu_xfr_block(msg, 2, apdu, 5 + 118);
+	fake_qemu_intr_out(&g, msg, len, 4096);     /* one 133-byte packet */
+	n = fake_qemu_data_read(&g, r, sizeof(r), 64, 0, 2000);
+	check_echo_reply(r, n, 2, 118);
+	ck_assert_int_eq(g.ep.type[I_BULK_OUT], usb_redir_type_bulk);
+	ck_assert_int_eq(g.ep.type[I_BULK_IN], usb_redir_type_interrupt);
+	ccid_bridge_get_stats(s.bridge, &st);
+	ck_assert_uint_eq(st.out_to_bulk, 1);
+	ck_assert(!st.interrupt_out);
+	/* Bulk from now on. */
+	send_echo(&g, 3, 200);
+	n = fake_qemu_data_read(&g, r, sizeof(r), 64, 0, 2000);
+	check_echo_reply(r, n, 3, 200);
+	fake_qemu_fini(&g);
+	served_fini(&s);
+}
+END_TEST
+
 static Suite *bridge_intr_suite(void)
 {
 	Suite *s = suite_create("bridge interrupt path");
@@ -489,6 +535,7 @@ static Suite *bridge_intr_suite(void)
 	tcase_add_test(tc, test_usb_reset_drops_held_reply);
 	tcase_add_test(tc, test_rejected_interrupt_path_falls_back);
 	tcase_add_test(tc, test_interrupt_out_pieces);
+	tcase_add_test(tc, test_interrupt_out_whole_transfer_goes_bulk);
 	suite_add_tcase(s, tc);
 	return s;
 }
