@@ -865,7 +865,9 @@ static void bridge_bulk_packet(void *priv, uint64_t id,
 		ccid_dev_bulk_out(b->dev, data, (size_t)data_len);
 		reply.status = usb_redir_success;
 	} else if (h->endpoint == CCID_EP_BULK_IN && data_len == 0 &&
-		   b->pending_count < BRIDGE_PENDING_IN_MAX) {
+		   !b->intr_path && b->pending_count < BRIDGE_PENDING_IN_MAX) {
+		/* (On the interrupt path replies are pushed: a bulk-IN
+		 * request is the peer's mistake and is refused below.) */
 		unsigned i = (b->pending_head + b->pending_count) % BRIDGE_PENDING_IN_MAX;
 
 		b->pending[i].id = id;
