@@ -377,6 +377,29 @@ static void bridge_held_commit(ccid_bridge *b)
 		bridge_held_clear(b);
 }
 
+/* A bulk-OUT packet larger than wMaxPacketSize: the controller hands QEMU
+ * whole transfers (xHCI; UHCI and EHCI's companions send one TD of at most
+ * wMaxPacketSize each).  There bulk transfers complete as soon as our
+ * answer arrives, and the interrupt path only splits large replies into
+ * 64-byte completions, so bulk-IN goes back to bulk.  Safe at this point:
+ * the guest has read the last reply (it sent a command), QEMU never queues
+ * interrupt-IN packets, and this ep_info reaches QEMU before our answer to
+ * this OUT, so the guest's next read is already a bulk one. */
+static void bridge_whole_transfer_seen(ccid_bridge *b, uint32_t len)
+{
+	if (!b->intr_path || b->intr_out || len <= b->maxp || b->held_len ||
+	    b->held_done)
+		return;
+	bridge_log(b, CCID_LOG_INFO,
+		   "%u-byte bulk-OUT packet from %s: its controller passes whole "
+		   "transfers; bulk-IN back on the bulk path", len, b->peer);
+	b->intr_path = false;
+	b->stats.interrupt_path = FALSE;
+	b->stats.in_to_bulk++;
+	b->data_started = false;
+	bridge_send_ep_info(b);
+}
+
 static void bridge_send_data_piece(ccid_bridge *b, const uint8_t *data,
 				   size_t n)
 {
@@ -862,6 +885,7 @@ static void bridge_bulk_packet(void *priv, uint64_t id,
 	if (h->endpoint == CCID_EP_BULK_OUT && (uint32_t)data_len == len) {
 		b->stats.bulk_out++;
 		bridge_held_commit(b);
+		bridge_whole_transfer_seen(b, len);
 		ccid_dev_bulk_out(b->dev, data, (size_t)data_len);
 		reply.status = usb_redir_success;
 	} else if (h->endpoint == CCID_EP_BULK_IN && data_len == 0 &&

@@ -111,6 +111,7 @@ struct ccid_bridge_stats {
 	guint64 resent;          /* messages pushed again after a stop */
 	guint64 fallbacks;       /* interrupt path rejected, bulk path used */
 	guint64 out_to_bulk;     /* interrupt-both: bulk-OUT back to bulk (xHCI) */
+	guint64 in_to_bulk;      /* interrupt: bulk-IN back to bulk (xHCI) */
 };
 void ccid_bridge_get_stats(const ccid_bridge *bridge,
 			   struct ccid_bridge_stats *stats);

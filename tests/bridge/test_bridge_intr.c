@@ -65,7 +65,8 @@ static void send_echo(struct fake_qemu *g, uint8_t seq, unsigned lc)
 	for (unsigned i = 0; i < lc; i++)
 		apdu[5 + i] = (uint8_t)i;
 	n = fake_qemu_xfr_block(msg, seq, apdu, 5 + lc);
-	fake_qemu_bulk_out(g, msg, n);
+	/* a UHCI guest: one packet per 64-byte TD */
+	fake_qemu_bulk_out_tds(g, msg, n, 64);
 }
 
 static void check_echo_reply(const uint8_t *r, uint32_t n, uint8_t seq,
@@ -518,6 +519,51 @@ START_TEST(test_interrupt_out_whole_transfer_goes_bulk)
 }
 END_TEST
 
+/* Behind a controller that hands QEMU whole transfers (xHCI) the first
+ * bulk-OUT packet over 64 bytes puts bulk-IN back on the bulk path: a new
+ * ep_info before the answer to that packet, and the reply comes through a
+ * bulk-IN request. */
+START_TEST(test_whole_transfer_puts_in_back_to_bulk)
+{
+	struct served s;
+	struct fake_qemu g;
+	static uint8_t apdu[300], msg[320];
+	struct fake_qemu_reply *r;
+	struct ccid_bridge_stats st;
+	uint32_t len;
+	int i_ep = -1;
+	unsigned before;
+
+	setup_qemu(&s, &g, 500);
+	ck_assert_int_eq(g.ep.type[I_BULK_IN], usb_redir_type_interrupt);
+	send_echo(&g, 2, 100);               /* in 64-byte TDs: no change */
+	len = fake_qemu_data_read(&g, msg, sizeof(msg), 64, 0, 2000);
+	check_echo_reply(msg, len, 2, 100);
+	ck_assert_int_eq(g.ep.type[I_BULK_IN], usb_redir_type_interrupt);
+	apdu[0] = 0x80; apdu[1] = 0x01; apdu[4] = 118;
+	for (unsigned i = 0; i < 118; i++)
+		apdu[5 + i] = (uint8_t)i;
+	len = fake_qemu_xfr_block(msg, 3, apdu, 5 + 118);
+	before = g.n_events;
+	fake_qemu_bulk_out(&g, msg, len);    /* one 133-byte packet */
+	ck_assert_int_eq(g.ep.type[I_BULK_IN], usb_redir_type_bulk);
+	ck_assert_int_eq(g.ep.type[I_BULK_OUT], usb_redir_type_bulk);
+	for (unsigned i = before; i < g.n_events; i++)
+		if (!strcmp(g.events[i], "ep_info"))
+			i_ep = (int)i;
+	ck_assert_int_ge(i_ep, 0);
+	r = fake_qemu_bulk_in(&g, 65600, 2000);
+	ck_assert_int_eq(r->status, usb_redir_success);
+	check_echo_reply(r->data, (uint32_t)r->len, 3, 118);
+	ck_assert_uint_eq(g.data_count, 0);
+	ccid_bridge_get_stats(s.bridge, &st);
+	ck_assert_uint_eq(st.in_to_bulk, 1);
+	ck_assert(!st.interrupt_path);
+	fake_qemu_fini(&g);
+	served_fini(&s);
+}
+END_TEST
+
 static Suite *bridge_intr_suite(void)
 {
 	Suite *s = suite_create("bridge interrupt path");
@@ -534,6 +580,7 @@ static Suite *bridge_intr_suite(void)
 	tcase_add_test(tc, test_time_extension_on_interrupt_path);
 	tcase_add_test(tc, test_usb_reset_drops_held_reply);
 	tcase_add_test(tc, test_rejected_interrupt_path_falls_back);
+	tcase_add_test(tc, test_whole_transfer_puts_in_back_to_bulk);
 	tcase_add_test(tc, test_interrupt_out_pieces);
 	tcase_add_test(tc, test_interrupt_out_whole_transfer_goes_bulk);
 	suite_add_tcase(s, tc);

@@ -325,6 +325,20 @@ void fake_qemu_start_interrupt(struct fake_qemu *g)
 	ck_assert_int_eq(g->intr_status.status, usb_redir_success);
 }
 
+void fake_qemu_bulk_out_tds(struct fake_qemu *g, const uint8_t *msg,
+			    uint32_t len, unsigned td)
+{
+	uint32_t off = 0;
+
+	/* One bulk packet per TD, as QEMU sends them behind UHCI. */
+	do {
+		uint32_t n = MIN(td, len - off);
+
+		fake_qemu_bulk_out(g, msg + off, n);
+		off += n;
+	} while (off < len);
+}
+
 void fake_qemu_bulk_out(struct fake_qemu *g, const uint8_t *msg, uint32_t len)
 {
 	struct usb_redir_bulk_packet_header h = {
