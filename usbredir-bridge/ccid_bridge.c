@@ -888,6 +888,14 @@ static void bridge_bulk_packet(void *priv, uint64_t id,
 		bridge_whole_transfer_seen(b, len);
 		ccid_dev_bulk_out(b->dev, data, (size_t)data_len);
 		reply.status = usb_redir_success;
+		/* An answer that is ready at once goes out before this
+		 * completion: QEMU then has every piece of it before the
+		 * guest can post the read that wants it, so a stop and start
+		 * of the endpoint (UHCI idle) cannot fall in the middle of
+		 * it and leave a tail of it in QEMU's queue behind the copy
+		 * pushed again after the start. */
+		if (b->intr_path)
+			bridge_pump(b);
 	} else if (h->endpoint == CCID_EP_BULK_IN && data_len == 0 &&
 		   !b->intr_path && b->pending_count < BRIDGE_PENDING_IN_MAX) {
 		/* (On the interrupt path replies are pushed: a bulk-IN

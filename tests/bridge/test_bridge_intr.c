@@ -54,10 +54,12 @@ static void setup_qemu(struct served *s, struct fake_qemu *g, uint32_t te_ms)
 
 /* XfrBlock(ECHO of @lc bytes i & 0xFF) with bSeq @seq; the reply is
  * 10 + lc + 2 bytes. */
-static void send_echo(struct fake_qemu *g, uint8_t seq, unsigned lc)
+/* Returns how many reply pieces QEMU had when the command completed. */
+static unsigned send_echo(struct fake_qemu *g, uint8_t seq, unsigned lc)
 {
 	static uint8_t apdu[300], msg[320];
 	uint32_t n;
+	uint64_t id;
 
 	ck_assert_uint_le(lc, 255);
 	apdu[0] = 0x80; apdu[1] = 0x01; apdu[2] = 0; apdu[3] = 0;
@@ -66,7 +68,8 @@ static void send_echo(struct fake_qemu *g, uint8_t seq, unsigned lc)
 		apdu[5 + i] = (uint8_t)i;
 	n = fake_qemu_xfr_block(msg, seq, apdu, 5 + lc);
 	/* a UHCI guest: one packet per 64-byte TD */
-	fake_qemu_bulk_out_tds(g, msg, n, 64);
+	id = fake_qemu_bulk_out_tds(g, msg, n, 64);
+	return g->bulk[id % FAKE_QEMU_BULK_SLOTS].data_count;
 }
 
 static void check_echo_reply(const uint8_t *r, uint32_t n, uint8_t seq,
@@ -178,7 +181,9 @@ START_TEST(test_pieces_and_zero_length_packets)
 		unsigned head = g.data_head, n;
 		uint32_t got;
 
-		send_echo(&g, seq, vec[i].lc);
+		/* The whole reply comes before the command's completion, so
+		 * the guest cannot start reading a reply QEMU has half of. */
+		ck_assert_uint_eq(send_echo(&g, seq, vec[i].lc), vec[i].pieces);
 		got = fake_qemu_data_read(&g, r, sizeof(r), 64, 0, 2000);
 		check_echo_reply(r, got, seq, vec[i].lc);
 		n = (g.data_head + FAKE_QEMU_MAX_PIECES - head) % FAKE_QEMU_MAX_PIECES;

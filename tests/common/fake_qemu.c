@@ -127,6 +127,7 @@ static void g_bulk_packet(void *priv, uint64_t id,
 
 	r->done = true;
 	r->status = h->status;
+	r->data_count = g->data_count;
 	r->len = len;
 	if (len > 0 && (size_t)len <= sizeof(r->data))
 		memcpy(r->data, data, (size_t)len);
@@ -325,18 +326,22 @@ void fake_qemu_start_interrupt(struct fake_qemu *g)
 	ck_assert_int_eq(g->intr_status.status, usb_redir_success);
 }
 
-void fake_qemu_bulk_out_tds(struct fake_qemu *g, const uint8_t *msg,
-			    uint32_t len, unsigned td)
+uint64_t fake_qemu_bulk_out_tds(struct fake_qemu *g, const uint8_t *msg,
+				uint32_t len, unsigned td)
 {
+	uint64_t last;
+
 	uint32_t off = 0;
 
 	/* One bulk packet per TD, as QEMU sends them behind UHCI. */
 	do {
 		uint32_t n = MIN(td, len - off);
 
+		last = g->next_id;
 		fake_qemu_bulk_out(g, msg + off, n);
 		off += n;
 	} while (off < len);
+	return last;
 }
 
 void fake_qemu_bulk_out(struct fake_qemu *g, const uint8_t *msg, uint32_t len)

@@ -28,6 +28,7 @@
 struct fake_qemu_reply {
 	bool done;
 	uint8_t status;
+	unsigned data_count;    /* interrupt pieces queued when it came */
 	uint8_t data[70000];
 	int len;
 };
@@ -99,9 +100,10 @@ void fake_qemu_set_configuration(struct fake_qemu *g, uint8_t value);
  * its status and asserts success. */
 void fake_qemu_start_interrupt(struct fake_qemu *g);
 void fake_qemu_bulk_out(struct fake_qemu *g, const uint8_t *msg, uint32_t len);
-/* The same in packets of at most @td bytes (UHCI's TDs), each acked. */
-void fake_qemu_bulk_out_tds(struct fake_qemu *g, const uint8_t *msg,
-			    uint32_t len, unsigned td);
+/* The same in packets of at most @td bytes (UHCI's TDs), each acked;
+ * returns the last packet's id (its reply is in bulk[id % SLOTS]). */
+uint64_t fake_qemu_bulk_out_tds(struct fake_qemu *g, const uint8_t *msg,
+				uint32_t len, unsigned td);
 /* The bulk-OUT endpoint announced as interrupt (interrupt-both): @msg as
  * interrupt packets of at most @td bytes, which QEMU completes at once. */
 void fake_qemu_intr_out(struct fake_qemu *g, const uint8_t *msg, uint32_t len,
