@@ -745,9 +745,11 @@ static void bridge_stop_interrupt_receiving(void *priv, uint64_t id,
 	} else if (h->endpoint == CCID_EP_BULK_IN && b->intr_path) {
 		/* QEMU freed what it buffered (usbredir_stop_ep), and drops
 		 * what arrives until it starts again: whatever of the held
-		 * message the guest did not take goes again from the start.
-		 * A guest that did read it all gets a copy with the same
-		 * bSeq, which CCID hosts discard (libccid: "Duplicate frame
+		 * message the guest did not take goes again from the start
+		 * (unless the guest's next command comes first and shows it
+		 * was read).  A guest that reads without a command after
+		 * reading it all gets a copy with the same bSeq, which
+		 * libccid discards as older than expected ("Duplicate frame
 		 * detected"); a lost reply would hang the host instead. */
 		b->data_started = false;
 		bridge_held_rewind(b);
