@@ -36,6 +36,7 @@ struct serve {
 	struct agent_usb_id usb_id;
 	char *serial;
 	unsigned n_slots;
+	enum ccid_bridge_data_path data_path;
 	struct ccid_bridge_addr addr;
 	gboolean listen;
 	char *addr_text;
@@ -69,14 +70,21 @@ static void on_bridge_event(void *user, enum ccid_bridge_event ev,
 			    const char *peer)
 {
 	const char *who = peer != NULL ? peer : "peer";
+	struct serve *s = user;
 
 	switch (ev) {
 	case CCID_BRIDGE_EVENT_ATTACHED:
 		say("QEMU connected (%s)", who);
 		break;
-	case CCID_BRIDGE_EVENT_DEVICE_SHOWN:
-		say("reader attached to the VM (%s)", who);
+	case CCID_BRIDGE_EVENT_DEVICE_SHOWN: {
+		struct ccid_bridge_stats st;
+
+		ccid_bridge_get_stats(s->bridge, &st);
+		say("reader attached to the VM (%s); %s data path", who,
+		    st.interrupt_out ? "interrupt-both" :
+		    st.interrupt_path ? "interrupt" : "bulk");
 		break;
+	}
 	case CCID_BRIDGE_EVENT_DETACHED:
 		say("QEMU disconnected (%s); card state kept, waiting for it "
 		    "to come back", who);
@@ -375,6 +383,7 @@ static int serve_run(struct serve *s)
 	s->bridge = ccid_bridge_new(&cfg, &bridge_cbs, s, &error);
 	if (s->bridge == NULL)
 		return fail(error, "");
+	ccid_bridge_set_data_path(s->bridge, s->data_path);
 	s->cards = agent_cardset_new(ccid_bridge_get_dev(s->bridge), NULL);
 	/* Cards first: a bad NSS database must fail before any socket
 	 * appears for QEMU to find. */
@@ -442,6 +451,7 @@ int agent_cmd_serve(int argc, char **argv)
 	g_autofree char *control = NULL;
 	g_autofree char *usb_id = NULL;
 	g_autofree char *serial = NULL;
+	g_autofree char *data_path = NULL;
 	gint slots = 1;
 	gboolean verbose = FALSE;
 	const GOptionEntry entries[] = {
@@ -477,6 +487,12 @@ int agent_cmd_serve(int argc, char **argv)
 		  "USB serial number string (default: derived from the "
 		  "address, so each reader has its own and keeps it across "
 		  "restarts)", "SERIAL" },
+		{ "data-path", 0, 0, G_OPTION_ARG_STRING, &data_path,
+		  "How bulk data travels to QEMU: auto (default: the faster "
+		  "interrupt path for bulk-IN when the peer is QEMU's "
+		  "usb-redir, else bulk), bulk, interrupt, or interrupt-both "
+		  "(bulk-OUT too; behind uhci/ehci only, see docs/serve.md)",
+		  "PATH" },
 		{ "verbose", 'v', 0, G_OPTION_ARG_NONE, &verbose,
 		  "Log usbredir and device model debug messages on stderr",
 		  NULL },
@@ -525,6 +541,12 @@ int agent_cmd_serve(int argc, char **argv)
 				   "cards");
 	}
 
+	if (!ccid_bridge_data_path_parse(data_path != NULL ? data_path : "auto",
+					 &s.data_path, &error)) {
+		agent_card_spec_clear(&s.spec);
+		return agent_usage_error(argv[0], "--data-path: %s",
+					 error->message);
+	}
 	s.verbose = verbose;
 	s.n_slots = (unsigned)slots;
 	s.listen = connect_to == NULL;

@@ -13,6 +13,21 @@
  *  - a bulk-IN packet is a request that stays pending until the device has
  *    data (or the peer cancels it); interrupt data is pushed after
  *    start_interrupt_receiving.
+ *
+ * The interrupt data path (docs/architecture.md, "usb-redir data path")
+ * relies on more of QEMU's hw/usb/redirect.c than the descriptors promise:
+ *  - usbredir_handle_data() picks the path from the ep_info type we send,
+ *    not from the descriptors the guest reads;
+ *  - an interrupt-OUT transfer completes at once; its 16-bit length limits
+ *    it to 65535 bytes (UHCI hands us one TD of <= wMaxPacketSize each);
+ *  - interrupt-IN data is buffered per endpoint (bufpq) only between
+ *    start_interrupt_receiving and stop; packets arriving outside that are
+ *    freed, the queue is freed on stop (UHCI: an endpoint unseen for 32
+ *    frames; EHCI: an idle queue; xHCI: stop/reset endpoint), and above
+ *    2000 queued packets QEMU drops down to 1000;
+ *  - each queued packet completes exactly one guest transfer, babbling if
+ *    it is larger than the guest's TD: so pieces are <= wMaxPacketSize and
+ *    a short or zero-length piece ends each message, as on a real bus.
  */
 #include <errno.h>
 #include <poll.h>
@@ -40,6 +55,11 @@
 #define CCID_EMU_VERSION "0"
 #endif
 
+/* QEMU's usb-redir buffers at most 2 * 1000 interrupt packets per
+ * endpoint before it drops some; one message must stay well below that. */
+#define BRIDGE_QEMU_INTR_TARGET 1000u
+#define BRIDGE_QEMU_VERSION_PREFIX "qemu usb-redir guest "
+
 struct bridge_pending_in {
 	uint64_t id;
 	uint32_t len;
@@ -64,6 +84,28 @@ struct ccid_bridge {
 	bool shown;            /* device_connect sent */
 	bool intr_started;
 	uint64_t intr_id;
+	/* Interrupt-IN notification last pushed in this started period: QEMU
+	 * may free it unread on stop, so it goes again on the next start. */
+	uint8_t notify_last[CCID_INTR_MAX_PACKET];
+	int notify_last_len;
+	bool notify_unsure;
+
+	/* The data path of this session (see the comment at the top). */
+	enum ccid_bridge_data_path want_path;
+	bool intr_path;          /* bulk-IN announced as interrupt */
+	bool intr_out;           /* bulk-OUT too (CCID_BRIDGE_PATH_INTERRUPT_BOTH) */
+	bool intr_out_offered;   /* ... at some point this session */
+	bool intr_path_rejected; /* the peer rejected it once: bulk from now */
+	bool data_started;       /* start_interrupt_receiving on bulk-IN */
+	unsigned maxp;           /* bulk wMaxPacketSize */
+	/* The message being pushed on the interrupt path.  It stays here,
+	 * rewound on every stop, until the guest's next command shows it
+	 * was read: QEMU gives no other sign that the guest consumed it. */
+	size_t held_len;         /* bytes pulled from the device */
+	size_t held_sent;        /* bytes pushed to the peer */
+	bool held_done;          /* ended by a short or zero-length piece */
+	bool held_term_sent;     /* that ending piece was pushed */
+
 	struct bridge_pending_in pending[BRIDGE_PENDING_IN_MAX];
 	unsigned pending_head, pending_count;
 	uint8_t *in_buf;
@@ -271,6 +313,18 @@ static void bridge_send_ep_info(ccid_bridge *b)
 		info.interval[i] = cfg[off + 6];
 		info.interface[i] = 0;
 		info.max_packet_size[i] = ccid_le16_load(cfg + off + 4);
+		/* Only QEMU sees this; the guest keeps reading bulk
+		 * descriptors.  QEMU rejects an interrupt endpoint with
+		 * interval 0 (bulk descriptors carry 0).  Bulk-OUT stays
+		 * bulk unless asked: QEMU's interrupt-OUT length is 16 bits
+		 * and xHCI hands it a whole transfer, so a command over
+		 * 65535 bytes would vanish (QEMU completes interrupt OUT
+		 * before we see it, and its parser refuses the packet). */
+		if (b->intr_path && info.type[i] == usb_redir_type_bulk &&
+		    ((cfg[off + 2] & 0x80) || b->intr_out)) {
+			info.type[i] = usb_redir_type_interrupt;
+			info.interval[i] = 1;
+		}
 	}
 	usbredirparser_send_ep_info(b->parser, &info);
 }
@@ -299,11 +353,146 @@ static void bridge_send_device_connect(ccid_bridge *b)
 
 /* ---- data pumps ---------------------------------------------------------- */
 
+static void bridge_held_clear(ccid_bridge *b)
+{
+	b->held_len = b->held_sent = 0;
+	b->held_done = b->held_term_sent = false;
+}
+
+/* QEMU freed whatever it still buffered: push the held message again from
+ * its first byte when the guest next polls. */
+static void bridge_held_rewind(ccid_bridge *b)
+{
+	if (b->held_sent || b->held_term_sent)
+		b->stats.resent++;
+	b->held_sent = 0;
+	b->held_term_sent = false;
+}
+
+/* The guest sends a command only after reading or abandoning the reply to
+ * the previous one: the held message is no longer needed, unless part of
+ * it is already out and the rest must follow to keep the stream framed. */
+static void bridge_held_commit(ccid_bridge *b)
+{
+	if (b->held_done && (b->held_sent == 0 || b->held_term_sent))
+		bridge_held_clear(b);
+}
+
+/* A bulk-OUT packet larger than wMaxPacketSize: the controller hands QEMU
+ * whole transfers (xHCI; UHCI and EHCI's companions send one TD of at most
+ * wMaxPacketSize each).  There bulk transfers complete as soon as our
+ * answer arrives, and the interrupt path only splits large replies into
+ * 64-byte completions, so bulk-IN goes back to bulk.  Safe at this point:
+ * the guest has read the last reply (it sent a command), QEMU never queues
+ * interrupt-IN packets, and this ep_info reaches QEMU before our answer to
+ * this OUT, so the guest's next read is already a bulk one. */
+static void bridge_whole_transfer_seen(ccid_bridge *b, uint32_t len)
+{
+	if (!b->intr_path || b->intr_out || len <= b->maxp || b->held_len ||
+	    b->held_done)
+		return;
+	bridge_log(b, CCID_LOG_INFO,
+		   "%u-byte bulk-OUT packet from %s: its controller passes whole "
+		   "transfers; bulk-IN back on the bulk path", len, b->peer);
+	b->intr_path = false;
+	b->stats.interrupt_path = FALSE;
+	b->stats.in_to_bulk++;
+	b->data_started = false;
+	bridge_send_ep_info(b);
+}
+
+static void bridge_send_data_piece(ccid_bridge *b, const uint8_t *data,
+				   size_t n)
+{
+	struct usb_redir_interrupt_packet_header hdr = {
+		.endpoint = CCID_EP_BULK_IN,
+		.status = usb_redir_success,
+		.length = (uint16_t)n,
+	};
+
+	usbredirparser_send_interrupt_packet(b->parser, b->intr_id++, &hdr,
+					     (uint8_t *)data, (int)n);
+	b->stats.data_pieces++;
+}
+
+/* Interrupt data path: pull the device's next message into the held buffer
+ * piece by piece (the pull already ends it with a short or zero-length
+ * piece), and push pieces while QEMU is receiving. */
+static void bridge_pump_intr_data(ccid_bridge *b)
+{
+	for (;;) {
+		size_t left;
+
+		if (b->held_term_sent && b->held_done) {
+			/* Fully pushed: a newer message supersedes it (the
+			 * answer after a time extension, or a reply to a
+			 * command sent after the guest abandoned this one). */
+			uint8_t first[64];
+			int n = ccid_dev_bulk_in_pull(b->dev, first,
+						      MIN(sizeof(first), b->maxp));
+
+			if (n == CCID_PULL_NONE)
+				break;
+			bridge_held_clear(b);
+			memcpy(b->in_buf, first, (size_t)n);
+			b->held_len = (size_t)n;
+			b->held_done = (unsigned)n < b->maxp;
+		}
+		while (!b->held_done) {
+			size_t room = b->in_buf_len - b->held_len;
+			int n;
+
+			if (room == 0) {
+				/* The device never makes a message larger than
+				 * its dwMaxCCIDMessageLength; be safe anyway. */
+				bridge_log(b, CCID_LOG_WARNING,
+					   "bulk-IN message larger than %zu bytes "
+					   "cut short", b->in_buf_len);
+				b->held_done = true;
+				break;
+			}
+			n = ccid_dev_bulk_in_pull(b->dev, b->in_buf + b->held_len,
+						  MIN((size_t)b->maxp, room));
+			if (n == CCID_PULL_NONE)
+				break;
+			b->held_len += (size_t)n;
+			if ((unsigned)n < b->maxp)
+				b->held_done = true;
+		}
+		if (!b->data_started || b->held_term_sent)
+			break;
+		left = b->held_len - b->held_sent;
+		if (left >= b->maxp) {
+			bridge_send_data_piece(b, b->in_buf + b->held_sent, b->maxp);
+			b->held_sent += b->maxp;
+		} else if (b->held_done) {
+			bridge_send_data_piece(b, b->in_buf + b->held_sent, left);
+			b->held_sent += left;
+			b->held_term_sent = true;
+		} else {
+			break;
+		}
+	}
+}
+
+static void bridge_send_notify(ccid_bridge *b, const uint8_t *buf, int n)
+{
+	struct usb_redir_interrupt_packet_header hdr = {
+		.endpoint = CCID_EP_INTR_IN,
+		.status = usb_redir_success,
+		.length = (uint16_t)n,
+	};
+
+	usbredirparser_send_interrupt_packet(b->parser, b->intr_id++, &hdr,
+					     (uint8_t *)buf, n);
+	b->stats.intr_in++;
+}
+
 static void bridge_pump(ccid_bridge *b)
 {
 	if (!b->parser || b->dead)
 		return;
-	while (b->pending_count) {
+	while (b->pending_count && !b->intr_path) {
 		struct bridge_pending_in *p = &b->pending[b->pending_head];
 		struct usb_redir_bulk_packet_header hdr;
 		size_t cap = MIN((size_t)p->len, b->in_buf_len);
@@ -326,20 +515,18 @@ static void bridge_pump(ccid_bridge *b)
 		b->pending_count--;
 		b->stats.bulk_in++;
 	}
+	if (b->intr_path)
+		bridge_pump_intr_data(b);
 	while (b->intr_started) {
-		struct usb_redir_interrupt_packet_header hdr;
 		uint8_t buf[CCID_INTR_MAX_PACKET];
 		int n = ccid_dev_intr_in_pull(b->dev, buf, sizeof(buf));
 
 		if (n == CCID_PULL_NONE)
 			break;
-		memset(&hdr, 0, sizeof(hdr));
-		hdr.endpoint = CCID_EP_INTR_IN;
-		hdr.status = usb_redir_success;
-		hdr.length = (uint16_t)n;
-		usbredirparser_send_interrupt_packet(b->parser, b->intr_id++, &hdr,
-						     buf, n);
-		b->stats.intr_in++;
+		bridge_send_notify(b, buf, n);
+		memcpy(b->notify_last, buf, (size_t)n);
+		b->notify_last_len = n;
+		b->notify_unsure = true;
 	}
 }
 
@@ -363,12 +550,47 @@ static void bridge_cancel_all_in(ccid_bridge *b, uint8_t status)
 
 /* ---- usb-host role callbacks --------------------------------------------- */
 
+/* Whether this session can announce the bulk endpoints as interrupt
+ * endpoints; says why not in @why. */
+static bool bridge_intr_path_fits(ccid_bridge *b,
+				  const struct usb_redir_hello_header *h,
+				  const char **why)
+{
+	size_t pieces = b->in_buf_len / b->maxp + 2;
+
+	*why = NULL;
+	if (b->want_path == CCID_BRIDGE_PATH_BULK)
+		*why = "bulk path requested";
+	else if (b->intr_path_rejected)
+		*why = "the peer rejected the interrupt path";
+	else if (b->want_path == CCID_BRIDGE_PATH_AUTO &&
+		 strncmp(h->version, BRIDGE_QEMU_VERSION_PREFIX,
+			 strlen(BRIDGE_QEMU_VERSION_PREFIX)) != 0)
+		*why = "the peer is not QEMU's usb-redir";
+	else if (pieces + 2 > 2 * BRIDGE_QEMU_INTR_TARGET)
+		/* a largest reply plus a time extension must stay below the
+		 * point where QEMU starts dropping */
+		*why = "a largest message needs more interrupt packets than QEMU buffers";
+	return *why == NULL;
+}
+
 static void bridge_hello(void *priv, struct usb_redir_hello_header *h)
 {
 	ccid_bridge *b = priv;
+	const char *why;
 
+	/* The parser NUL-terminates the version it hands us. */
 	bridge_log(b, CCID_LOG_INFO, "usbredir peer %s says hello: %.*s", b->peer,
 		   (int)sizeof(h->version), h->version);
+	b->intr_path = bridge_intr_path_fits(b, h, &why);
+	b->intr_out = b->intr_path &&
+		      b->want_path == CCID_BRIDGE_PATH_INTERRUPT_BOTH;
+	b->intr_out_offered = b->intr_out;
+	b->stats.interrupt_path = b->intr_path;
+	b->stats.interrupt_out = b->intr_out;
+	bridge_log(b, CCID_LOG_INFO, "%s data path for %s%s%s",
+		   b->intr_path ? "interrupt" : "bulk", b->peer,
+		   why ? ": " : "", why ? why : "");
 	if (!usbredirparser_peer_has_cap(b->parser, usb_redir_cap_64bits_ids) ||
 	    !usbredirparser_peer_has_cap(b->parser, usb_redir_cap_32bits_bulk_length))
 		bridge_log(b, CCID_LOG_WARNING,
@@ -386,6 +608,10 @@ static void bridge_reset(void *priv)
 	bridge_log(b, CCID_LOG_DEBUG, "USB reset from %s", b->peer);
 	bridge_cancel_all_in(b, usb_redir_cancelled);
 	b->intr_started = false;
+	b->data_started = false;
+	b->notify_unsure = false;
+	/* The reset drops the device's pending replies; so goes ours. */
+	bridge_held_clear(b);
 	ccid_dev_reset(b->dev);
 }
 
@@ -408,8 +634,12 @@ static void bridge_set_configuration(void *priv, uint64_t id,
 	int rc = bridge_std_request(b, 0x00, USB_REQ_SET_CONFIGURATION,
 				    h->configuration, 0);
 
-	if (rc >= 0)
+	if (rc >= 0) {
 		bridge_cancel_all_in(b, usb_redir_cancelled);
+		/* QEMU stopped every endpoint before asking (usbredir_set_config) */
+		bridge_held_clear(b);
+		b->data_started = b->intr_started = false;
+	}
 	bridge_send_interface_info(b);
 	bridge_send_ep_info(b);
 	st.status = rc < 0 ? usb_redir_stall : usb_redir_success;
@@ -490,10 +720,17 @@ static void bridge_start_interrupt_receiving(void *priv, uint64_t id,
 		.status = usb_redir_success, .endpoint = h->endpoint,
 	};
 
-	if (h->endpoint != CCID_EP_INTR_IN)
-		st.status = usb_redir_inval;
-	else
+	if (h->endpoint == CCID_EP_INTR_IN) {
 		b->intr_started = true;
+		/* QEMU may have freed the last notification unread. */
+		if (b->notify_unsure && b->notify_last_len > 0)
+			bridge_send_notify(b, b->notify_last, b->notify_last_len);
+		b->notify_unsure = false;
+	} else if (h->endpoint == CCID_EP_BULK_IN && b->intr_path) {
+		b->data_started = true;
+	} else {
+		st.status = usb_redir_inval;
+	}
 	usbredirparser_send_interrupt_receiving_status(b->parser, id, &st);
 	bridge_schedule_pump(b);
 }
@@ -506,10 +743,22 @@ static void bridge_stop_interrupt_receiving(void *priv, uint64_t id,
 		.status = usb_redir_success, .endpoint = h->endpoint,
 	};
 
-	if (h->endpoint != CCID_EP_INTR_IN)
-		st.status = usb_redir_inval;
-	else
+	if (h->endpoint == CCID_EP_INTR_IN) {
 		b->intr_started = false;
+	} else if (h->endpoint == CCID_EP_BULK_IN && b->intr_path) {
+		/* QEMU freed what it buffered (usbredir_stop_ep), and drops
+		 * what arrives until it starts again: whatever of the held
+		 * message the guest did not take goes again from the start
+		 * (unless the guest's next command comes first and shows it
+		 * was read).  A guest that reads without a command after
+		 * reading it all gets a copy with the same bSeq, which
+		 * libccid discards as older than expected ("Duplicate frame
+		 * detected"); a lost reply would hang the host instead. */
+		b->data_started = false;
+		bridge_held_rewind(b);
+	} else {
+		st.status = usb_redir_inval;
+	}
 	usbredirparser_send_interrupt_receiving_status(b->parser, id, &st);
 }
 
@@ -640,10 +889,22 @@ static void bridge_bulk_packet(void *priv, uint64_t id,
 
 	if (h->endpoint == CCID_EP_BULK_OUT && (uint32_t)data_len == len) {
 		b->stats.bulk_out++;
+		bridge_held_commit(b);
+		bridge_whole_transfer_seen(b, len);
 		ccid_dev_bulk_out(b->dev, data, (size_t)data_len);
 		reply.status = usb_redir_success;
+		/* An answer that is ready at once goes out before this
+		 * completion: QEMU then has every piece of it before the
+		 * guest can post the read that wants it, so a stop and start
+		 * of the endpoint (UHCI idle) cannot fall in the middle of
+		 * it and leave a tail of it in QEMU's queue behind the copy
+		 * pushed again after the start. */
+		if (b->intr_path)
+			bridge_pump(b);
 	} else if (h->endpoint == CCID_EP_BULK_IN && data_len == 0 &&
-		   b->pending_count < BRIDGE_PENDING_IN_MAX) {
+		   !b->intr_path && b->pending_count < BRIDGE_PENDING_IN_MAX) {
+		/* (On the interrupt path replies are pushed: a bulk-IN
+		 * request is the peer's mistake and is refused below.) */
 		unsigned i = (b->pending_head + b->pending_count) % BRIDGE_PENDING_IN_MAX;
 
 		b->pending[i].id = id;
@@ -688,12 +949,40 @@ static void bridge_interrupt_packet(void *priv, uint64_t id,
 	ccid_bridge *b = priv;
 	struct usb_redir_interrupt_packet_header reply = *h;
 
-	/* The only interrupt endpoint is IN; its data flows by
-	 * start_interrupt_receiving, so any packet here is a mistake. */
+	/* On the interrupt path the bulk-OUT endpoint's transfers come here,
+	 * one guest TD each; QEMU has already completed them to the guest
+	 * and only logs our status. */
+	if (b->intr_out_offered && h->endpoint == CCID_EP_BULK_OUT &&
+	    data_len == (int)h->length) {
+		b->stats.intr_out++;
+		bridge_held_commit(b);
+		ccid_dev_bulk_out(b->dev, data, (size_t)data_len);
+		reply.status = usb_redir_success;
+		bridge_schedule_pump(b);
+		if (b->intr_out && (unsigned)data_len > b->maxp) {
+			/* UHCI (and EHCI's companions) hand QEMU one TD of at
+			 * most wMaxPacketSize; a larger packet means a
+			 * controller that hands it whole transfers (xHCI),
+			 * where a command over 65535 bytes would not fit the
+			 * 16-bit length.  Bulk-OUT goes back to bulk: safe
+			 * now, as QEMU completed every interrupt OUT at once
+			 * and has none queued. */
+			bridge_log(b, CCID_LOG_INFO,
+				   "%d-byte interrupt-OUT packet from %s: its "
+				   "controller passes whole transfers; bulk-OUT "
+				   "back on the bulk path", data_len, b->peer);
+			b->intr_out = false;
+			b->stats.interrupt_out = FALSE;
+			b->stats.out_to_bulk++;
+			bridge_send_ep_info(b);
+		}
+	} else {
+		/* The notification endpoint is IN; its data flows by
+		 * start_interrupt_receiving. */
+		reply.status = usb_redir_stall;
+	}
 	if (data)
 		usbredirparser_free_packet_data(b->parser, data);
-	reply.status = usb_redir_stall;
-	reply.length = 0;
 	usbredirparser_send_interrupt_packet(b->parser, id, &reply, NULL, 0);
 }
 
@@ -712,6 +1001,22 @@ static void bridge_filter_reject(void *priv)
 {
 	ccid_bridge *b = priv;
 
+	if (b->intr_path && b->shown) {
+		/* A QEMU that does not take our interrupt endpoints: offer
+		 * the same device again, bulk all the way (QEMU accepts a new
+		 * device_connect once it has detached the rejected one). */
+		bridge_log(b, CCID_LOG_WARNING,
+			   "peer %s rejected the interrupt data path; offering "
+			   "the device again on the bulk path", b->peer);
+		b->intr_path = b->intr_out = b->intr_out_offered = false;
+		b->intr_path_rejected = true;
+		b->stats.interrupt_path = b->stats.interrupt_out = FALSE;
+		b->stats.fallbacks++;
+		bridge_held_clear(b);
+		b->data_started = false;
+		bridge_send_device_connect(b);
+		return;
+	}
 	bridge_log(b, CCID_LOG_WARNING,
 		   "peer %s rejected the device by its usbredir filter", b->peer);
 	b->shown = false;
@@ -874,6 +1179,11 @@ static void bridge_session_end(ccid_bridge *b)
 	close(b->fd);
 	b->fd = -1;
 	b->intr_started = false;
+	b->data_started = false;
+	b->notify_unsure = false;
+	b->intr_path = b->intr_out = b->intr_out_offered = false;
+	b->stats.interrupt_path = b->stats.interrupt_out = FALSE;
+	bridge_held_clear(b);
 	b->shown = false;
 	b->dead = false;
 	/* The next peer enumerates a fresh device; the cards stay. */
@@ -1024,6 +1334,11 @@ gboolean ccid_bridge_attach_fd(ccid_bridge *b, int fd, const char *peer,
 	b->dead = false;
 	b->shown = false;
 	b->intr_started = false;
+	b->data_started = false;
+	b->notify_unsure = false;
+	b->intr_path = b->intr_out = b->intr_out_offered = false;
+	b->intr_path_rejected = false;
+	bridge_held_clear(b);
 	b->pending_head = b->pending_count = 0;
 	b->stats.sessions++;
 	ccid_dev_reset(b->dev);
@@ -1093,7 +1408,41 @@ ccid_bridge *ccid_bridge_new(const struct ccid_config *cfg,
 	/* Room for the largest message the device can produce. */
 	b->in_buf_len = CCID_EMU_DEFAULT_MAX_MSG;
 	b->in_buf = g_malloc(b->in_buf_len);
+	b->maxp = cfg && cfg->bulk_max_packet ? cfg->bulk_max_packet : 64;
+	b->want_path = CCID_BRIDGE_PATH_AUTO;
 	return b;
+}
+
+void ccid_bridge_set_data_path(ccid_bridge *b, enum ccid_bridge_data_path path)
+{
+	b->want_path = path;
+}
+
+gboolean ccid_bridge_data_path_parse(const char *text,
+				     enum ccid_bridge_data_path *path,
+				     GError **error)
+{
+	static const struct {
+		const char *name;
+		enum ccid_bridge_data_path path;
+	} names[] = {
+		{ "auto", CCID_BRIDGE_PATH_AUTO },
+		{ "bulk", CCID_BRIDGE_PATH_BULK },
+		{ "interrupt", CCID_BRIDGE_PATH_INTERRUPT },
+		{ "interrupt-both", CCID_BRIDGE_PATH_INTERRUPT_BOTH },
+	};
+
+	for (size_t i = 0; i < G_N_ELEMENTS(names); i++) {
+		if (g_strcmp0(text, names[i].name) == 0) {
+			*path = names[i].path;
+			return TRUE;
+		}
+	}
+	g_set_error(error, CCID_BRIDGE_ERROR, CCID_BRIDGE_ERROR_CONFIG,
+		    "unknown data path '%s': use auto, bulk, interrupt or "
+		    "interrupt-both",
+		    text ? text : "");
+	return FALSE;
 }
 
 void ccid_bridge_free(ccid_bridge *b)

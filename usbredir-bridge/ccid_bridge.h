@@ -36,6 +36,25 @@ enum ccid_bridge_event {
 
 typedef struct ccid_bridge ccid_bridge;
 
+/* How the bulk endpoints' data travels over usbredir (docs/serve.md). */
+enum ccid_bridge_data_path {
+	/* Interrupt path when the peer is QEMU's usb-redir and the device's
+	 * limits fit it, bulk path otherwise (the default). */
+	CCID_BRIDGE_PATH_AUTO,
+	/* Announce the bulk endpoints as bulk: every transfer waits for us. */
+	CCID_BRIDGE_PATH_BULK,
+	/* Announce bulk-IN as interrupt whatever the peer says it is (tests);
+	 * still falls back to bulk if the peer rejects the device. */
+	CCID_BRIDGE_PATH_INTERRUPT,
+	/* Bulk-OUT as interrupt too: one frame less per command behind UHCI
+	 * and EHCI.  Behind xHCI QEMU would lose commands over 65535 bytes
+	 * (its interrupt-OUT length is 16 bits): the first interrupt-OUT
+	 * packet larger than wMaxPacketSize puts bulk-OUT back on the bulk
+	 * path, but a first such command over 65535 bytes is lost, so AUTO
+	 * never chooses this. */
+	CCID_BRIDGE_PATH_INTERRUPT_BOTH,
+};
+
 struct ccid_bridge_callbacks {
 	/* Connection state changes; @peer names the peer (may be NULL). */
 	void (*event)(void *user, enum ccid_bridge_event ev, const char *peer);
@@ -54,6 +73,15 @@ void ccid_bridge_free(ccid_bridge *bridge);
 G_DEFINE_AUTOPTR_CLEANUP_FUNC(ccid_bridge, ccid_bridge_free)
 
 ccid_dev *ccid_bridge_get_dev(ccid_bridge *bridge);
+
+/* Chooses the data path for the next peer's session (the current one
+ * keeps its own). */
+void ccid_bridge_set_data_path(ccid_bridge *bridge,
+			       enum ccid_bridge_data_path path);
+/* Parses "auto", "bulk", "interrupt" or "interrupt-both". */
+gboolean ccid_bridge_data_path_parse(const char *text,
+				     enum ccid_bridge_data_path *path,
+				     GError **error);
 
 /* Starts a usbredir session on the connected stream socket @fd; takes
  * ownership of @fd in every case.  Fails with CCID_BRIDGE_ERROR_BUSY if a
@@ -76,6 +104,14 @@ struct ccid_bridge_stats {
 	guint64 cancelled;       /* bulk-IN packets cancelled by the peer */
 	guint64 output_queued;   /* bytes waiting for the peer to read, now */
 	gboolean reading;        /* FALSE while back-pressure stops reading */
+	gboolean interrupt_path; /* this session uses the interrupt data path */
+	gboolean interrupt_out;  /* ... bulk-OUT included (interrupt-both) */
+	guint64 intr_out;        /* interrupt-OUT pieces taken (interrupt-both) */
+	guint64 data_pieces;     /* bulk-IN data pushed as interrupt pieces */
+	guint64 resent;          /* messages pushed again after a stop */
+	guint64 fallbacks;       /* interrupt path rejected, bulk path used */
+	guint64 out_to_bulk;     /* interrupt-both: bulk-OUT back to bulk (xHCI) */
+	guint64 in_to_bulk;      /* interrupt: bulk-IN back to bulk (xHCI) */
 };
 void ccid_bridge_get_stats(const ccid_bridge *bridge,
 			   struct ccid_bridge_stats *stats);

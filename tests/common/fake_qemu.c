@@ -55,6 +55,7 @@ static void g_device_connect(void *priv, struct usb_redir_device_connect_header 
 
 	g->conn = *h;
 	g->connected = true;
+	g->n_connects++;
 	guest_event(g, "device_connect");
 }
 static void g_device_disconnect(void *priv)
@@ -126,6 +127,7 @@ static void g_bulk_packet(void *priv, uint64_t id,
 
 	r->done = true;
 	r->status = h->status;
+	r->data_count = g->data_count;
 	r->len = len;
 	if (len > 0 && (size_t)len <= sizeof(r->data))
 		memcpy(r->data, data, (size_t)len);
@@ -142,6 +144,26 @@ static void g_interrupt_packet(void *priv, uint64_t id,
 {
 	struct fake_qemu *g = priv;
 
+	if (h->endpoint == CCID_EP_BULK_IN) {
+		unsigned i = (g->data_head + g->data_count) % FAKE_QEMU_MAX_PIECES;
+
+		if (!g->data_started) {
+			g->data_dropped++;
+		} else {
+			ck_assert_msg(g->data_count < FAKE_QEMU_MAX_PIECES,
+				      "more interrupt packets than QEMU buffers");
+			ck_assert_int_le(len, 64);
+			if (g->data_fill + (uint32_t)len > FAKE_QEMU_DATA_BYTES)
+				g->data_fill = 0;   /* ring: old pieces were read */
+			memcpy(g->data + g->data_fill, data, (size_t)len);
+			g->data_off[i] = g->data_fill;
+			g->data_len[i] = len;
+			g->data_fill += (uint32_t)len;
+			g->data_count++;
+		}
+		usbredirparser_free_packet_data(g->parser, data);
+		return;
+	}
 	if (g->n_intr < FAKE_QEMU_MAX_INTR && len <= 8) {
 		memcpy(g->intr[g->n_intr], data, (size_t)len);
 		g->intr_len[g->n_intr++] = len;
@@ -155,6 +177,11 @@ static void g_buffered_bulk_packet(void *priv, uint64_t id,
 }
 
 void fake_qemu_init(struct fake_qemu *g, int fd)
+{
+	fake_qemu_init_version(g, fd, "fake-qemu");
+}
+
+void fake_qemu_init_version(struct fake_qemu *g, int fd, const char *version)
 {
 	uint32_t caps[USB_REDIR_CAPS_SIZE] = { 0 };
 	struct usbredirparser *p;
@@ -191,7 +218,7 @@ void fake_qemu_init(struct fake_qemu *g, int fd)
 	usbredirparser_caps_set_cap(caps, usb_redir_cap_64bits_ids);
 	usbredirparser_caps_set_cap(caps, usb_redir_cap_32bits_bulk_length);
 	usbredirparser_caps_set_cap(caps, usb_redir_cap_bulk_receiving);
-	usbredirparser_init(p, "fake-qemu", caps, USB_REDIR_CAPS_SIZE, 0);
+	usbredirparser_init(p, version, caps, USB_REDIR_CAPS_SIZE, 0);
 }
 
 void fake_qemu_fini(struct fake_qemu *g)
@@ -299,6 +326,24 @@ void fake_qemu_start_interrupt(struct fake_qemu *g)
 	ck_assert_int_eq(g->intr_status.status, usb_redir_success);
 }
 
+uint64_t fake_qemu_bulk_out_tds(struct fake_qemu *g, const uint8_t *msg,
+				uint32_t len, unsigned td)
+{
+	uint64_t last;
+
+	uint32_t off = 0;
+
+	/* One bulk packet per TD, as QEMU sends them behind UHCI. */
+	do {
+		uint32_t n = MIN(td, len - off);
+
+		last = g->next_id;
+		fake_qemu_bulk_out(g, msg + off, n);
+		off += n;
+	} while (off < len);
+	return last;
+}
+
 void fake_qemu_bulk_out(struct fake_qemu *g, const uint8_t *msg, uint32_t len)
 {
 	struct usb_redir_bulk_packet_header h = {
@@ -367,4 +412,84 @@ void fake_qemu_power_on(struct fake_qemu *g, uint8_t seq)
 	ck_assert_int_eq(r->data[6], seq);
 	ck_assert_int_eq(r->data[7], 0x00);      /* OK, card active */
 	ck_assert_int_eq(r->data[10], 0x3B);     /* ATR TS */
+}
+
+void fake_qemu_data_start(struct fake_qemu *g)
+{
+	struct usb_redir_start_interrupt_receiving_header start = {
+		.endpoint = CCID_EP_BULK_IN,
+	};
+
+	g->have_intr_status = false;
+	g->data_started = true;
+	usbredirparser_send_start_interrupt_receiving(g->parser, g->next_id++,
+						      &start);
+	ck_assert_msg(fake_qemu_spin(g, intr_status_done, NULL, 2000),
+		      "no interrupt_receiving_status for bulk-IN");
+	ck_assert_int_eq(g->intr_status.status, usb_redir_success);
+}
+
+void fake_qemu_data_stop(struct fake_qemu *g)
+{
+	struct usb_redir_stop_interrupt_receiving_header stop = {
+		.endpoint = CCID_EP_BULK_IN,
+	};
+
+	/* QEMU frees its queue and sends stop in the same call; the
+	 * status that follows is not waited for. */
+	g->data_started = false;
+	g->data_head = g->data_count = 0;
+	g->data_fill = 0;
+	usbredirparser_send_stop_interrupt_receiving(g->parser, g->next_id++,
+						     &stop);
+	fake_qemu_spin(g, NULL, NULL, 1);
+}
+
+static bool data_piece_ready(struct fake_qemu *g, void *arg)
+{
+	return g->data_count > 0;
+}
+
+uint32_t fake_qemu_data_read(struct fake_qemu *g, uint8_t *buf, uint32_t cap,
+			     unsigned td, unsigned max_pieces,
+			     unsigned timeout_ms)
+{
+	uint32_t got = 0;
+	unsigned pieces = 0;
+
+	for (;;) {
+		unsigned want = MIN(td, cap - got);
+		int len;
+
+		ck_assert_msg(fake_qemu_spin(g, data_piece_ready, NULL, timeout_ms),
+			      "no interrupt piece after %u bytes", got);
+		len = g->data_len[g->data_head];
+		ck_assert_msg((unsigned)len <= want,
+			      "babble: %d-byte piece for a %u-byte TD", len, want);
+		memcpy(buf + got, g->data + g->data_off[g->data_head], (size_t)len);
+		g->data_head = (g->data_head + 1) % FAKE_QEMU_MAX_PIECES;
+		g->data_count--;
+		got += (uint32_t)len;
+		pieces++;
+		if ((unsigned)len < td || (max_pieces && pieces == max_pieces))
+			return got;
+	}
+}
+
+void fake_qemu_intr_out(struct fake_qemu *g, const uint8_t *msg, uint32_t len,
+			unsigned td)
+{
+	uint32_t off = 0;
+
+	do {
+		uint32_t n = MIN(td, len - off);
+		struct usb_redir_interrupt_packet_header h = {
+			.endpoint = CCID_EP_BULK_OUT, .length = (uint16_t)n,
+		};
+
+		usbredirparser_send_interrupt_packet(g->parser, g->next_id++, &h,
+						     (uint8_t *)msg + off, (int)n);
+		off += n;
+	} while (off < len);
+	fake_qemu_spin(g, NULL, NULL, 1);
 }

@@ -21,10 +21,14 @@
 #define FAKE_QEMU_MAX_INTR   16
 /* Bulk replies are kept by packet id modulo this. */
 #define FAKE_QEMU_BULK_SLOTS 8
+/* QEMU starts dropping buffered interrupt packets above 2000. */
+#define FAKE_QEMU_MAX_PIECES 2100
+#define FAKE_QEMU_DATA_BYTES (FAKE_QEMU_MAX_PIECES * 64)
 
 struct fake_qemu_reply {
 	bool done;
 	uint8_t status;
+	unsigned data_count;    /* interrupt pieces queued when it came */
 	uint8_t data[70000];
 	int len;
 };
@@ -48,10 +52,25 @@ struct fake_qemu {
 	int intr_len[FAKE_QEMU_MAX_INTR];
 	unsigned n_intr;
 	struct fake_qemu_reply ctrl, bulk[FAKE_QEMU_BULK_SLOTS];
+	/* The bulk-IN endpoint announced as interrupt: QEMU's bufpq, which
+	 * holds packets only between start and stop of interrupt receiving
+	 * (hw/usb/redirect.c usbredir_interrupt_packet / usbredir_stop_ep). */
+	bool data_started;
+	unsigned data_dropped;         /* arrived while not started */
+	unsigned data_head, data_count;
+	uint32_t data_off[FAKE_QEMU_MAX_PIECES];
+	int data_len[FAKE_QEMU_MAX_PIECES];
+	uint8_t data[FAKE_QEMU_DATA_BYTES];
+	uint32_t data_fill;
+	/* device_connect packets seen (a fallback sends a second). */
+	unsigned n_connects;
 };
 
 /* Takes @fd (made non-blocking) and queues the hello. */
 void fake_qemu_init(struct fake_qemu *g, int fd);
+/* The same, saying @version in the hello (QEMU 7.2 says
+ * "qemu usb-redir guest 7.2.0"). */
+void fake_qemu_init_version(struct fake_qemu *g, int fd, const char *version);
 /* Destroys the parser and closes the socket; safe to call twice. */
 void fake_qemu_fini(struct fake_qemu *g);
 
@@ -81,6 +100,27 @@ void fake_qemu_set_configuration(struct fake_qemu *g, uint8_t value);
  * its status and asserts success. */
 void fake_qemu_start_interrupt(struct fake_qemu *g);
 void fake_qemu_bulk_out(struct fake_qemu *g, const uint8_t *msg, uint32_t len);
+/* The same in packets of at most @td bytes (UHCI's TDs), each acked;
+ * returns the last packet's id (its reply is in bulk[id % SLOTS]). */
+uint64_t fake_qemu_bulk_out_tds(struct fake_qemu *g, const uint8_t *msg,
+				uint32_t len, unsigned td);
+/* The bulk-OUT endpoint announced as interrupt (interrupt-both): @msg as
+ * interrupt packets of at most @td bytes, which QEMU completes at once. */
+void fake_qemu_intr_out(struct fake_qemu *g, const uint8_t *msg, uint32_t len,
+			unsigned td);
+/* Interrupt receiving on the bulk-IN endpoint (the interrupt data path):
+ * start waits for and asserts the status; stop frees what is buffered, as
+ * QEMU does when a controller stops the endpoint. */
+void fake_qemu_data_start(struct fake_qemu *g);
+void fake_qemu_data_stop(struct fake_qemu *g);
+/* A UHCI-like guest read of one message into @buf (room @cap): one
+ * buffered piece per TD of at most @td bytes, until a short piece; fails
+ * the test on babble (a piece larger than its TD) or when no piece comes
+ * for @timeout_ms.  @max_pieces > 0 stops early after that many pieces
+ * (a read the guest abandons).  Returns the bytes read. */
+uint32_t fake_qemu_data_read(struct fake_qemu *g, uint8_t *buf, uint32_t cap,
+			     unsigned td, unsigned max_pieces,
+			     unsigned timeout_ms);
 uint64_t fake_qemu_bulk_in_request(struct fake_qemu *g, uint32_t len);
 struct fake_qemu_reply *fake_qemu_bulk_in(struct fake_qemu *g, uint32_t len,
 					  unsigned timeout_ms);

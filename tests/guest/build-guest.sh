@@ -288,6 +288,10 @@ read -r -a pcsc_flags <<<"$(pkg-config --cflags --libs libpcsclite)"
 gcc -std=gnu11 -O2 -g0 -Wall -Wextra -Werror -o "$OUT/ccid-guest-tool" \
 	"$HERE/tool/ccid-guest-tool.c" "${pcsc_flags[@]}"
 install -m 755 "$OUT/ccid-guest-tool" "$ROOT/usr/bin/ccid-guest-tool"
+read -r -a usb_flags <<<"$(pkg-config --cflags --libs libusb-1.0)"
+gcc -std=gnu11 -O2 -g0 -Wall -Wextra -Werror -o "$OUT/ccid-usb-raw" \
+	"$HERE/tool/ccid-usb-raw.c" "${usb_flags[@]}"
+install -m 755 "$OUT/ccid-usb-raw" "$ROOT/usr/bin/ccid-usb-raw"
 
 cat >"$ROOT/etc/passwd" <<'EOF'
 root:x:0:0:root:/root:/bin/sh

@@ -171,10 +171,11 @@ guest_metric_host() {
 # watch_requests LOG PID HANDLER: calls `HANDLER WORDS...` for every
 # "REQUEST WORDS..." line the guest writes to the raw results LOG, in
 # order, until process PID (boot-guest.sh) exits.  Run it in the
-# background.
+# background.  HL_POLL_S: how often the log is polled (default 0.05 s;
+# the benchmark's event timing uses 0.002).
 watch_requests() {
 	local log=$1 pid=$2 handler=$3 line
-	tail -n +1 -F -s 0.05 --pid="$pid" "$log" 2>/dev/null |
+	tail -n +1 -F -s "${HL_POLL_S:-0.05}" --pid="$pid" "$log" 2>/dev/null |
 		while IFS= read -r line; do
 			line=${line//$'\r'/}
 			[[ $line == "REQUEST "* ]] || continue

@@ -68,7 +68,7 @@ for _ in $(seq 50); do
 done
 [[ -S $SOCK ]] || die "ccid-agent did not create $SOCK"
 
-EXPECT=usb-enumerated,usb-endpoints,own-id-edit,stock-ignored,reader,atr,atr-historical,usb-claimed,opensc-atr
+EXPECT=usb-enumerated,usb-endpoints,raw-idle-reply,raw-idle-64k,raw-partial-idle,raw-cancel-pending,own-id-edit,stock-ignored,reader,atr,atr-historical,usb-claimed,opensc-atr
 EXPECT+=,tool-detects-mismatch,apdu-select,apdu-unknown-ins,apdu-unknown-cla,echo-short-0,echo-short-255
 EXPECT+=,pattern-short-256,pattern-ext-257,echo-ext-256,pattern-ext-4096,echo-ext-4096
 EXPECT+=,zlp-resp-64,zlp-resp-256,zlp-resp-4096,zlp-cmd-64,zlp-cmd-4096,pattern-ext-65536,echo-ext-65535,bench-echo0,bench-pattern64k,own-bundle-refused

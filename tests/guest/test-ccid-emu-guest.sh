@@ -19,15 +19,19 @@
 #   - the host removes and re-inserts each card (`ccid-agent ctl`):
 #     pcsc_scan and SCardGetStatusChange see it, the card works after;
 #   - QEMU killed during a 10 s card operation: both agents keep running
-#     and a second boot against them works; SIGTERM stops them cleanly.
+#     and a second boot against them works; SIGTERM stops them cleanly;
+#   - both agents used the data path asked for (docs/serve.md).
 #
 # Usage: test-ccid-emu-guest.sh [--agent PATH] [--controllers "xhci ehci uhci"]
-#                               [--card default|nssdb] [--quiet] [--keep DIR]
+#                               [--card default|nssdb] [--data-path PATH]
+#                               [--quiet] [--keep DIR]
 #   --agent  the ccid-agent binary (default: $CCID_AGENT, then
 #            build*/host-agent/ccid-agent in the source tree, then PATH)
 #   --card   default: the embedded virtual card, its database created in
 #            a temporary XDG_DATA_HOME; nssdb: `--card virtual:DIR` on a
 #            database made by make-nssdb.sh
+#   --data-path  the agents' --data-path (default auto: the interrupt path,
+#            since the peer is QEMU; bulk forces the fallback)
 # The agents run with temporary XDG_DATA_HOME and XDG_RUNTIME_DIR: the
 # user's own data is never touched.
 # Exit status: 0 when every controller passed, 1 otherwise, 2 on setup
@@ -41,6 +45,7 @@ CONTROLLERS=(xhci ehci uhci)
 QUIET=()
 KEEP=
 CARD=default
+DATA_PATH=auto
 AGENT=${CCID_AGENT:-}
 
 # The ATR of libcacard's soft (NSS) card, which is what the virtual card
@@ -58,6 +63,7 @@ while (($#)); do
 	--agent) AGENT=${2:?--agent needs a path}; shift ;;
 	--controllers) read -r -a CONTROLLERS <<<"${2:?--controllers needs a list}"; shift ;;
 	--card) CARD=${2:?--card needs default or nssdb}; shift ;;
+	--data-path) DATA_PATH=${2:?--data-path needs auto, bulk, interrupt or interrupt-both}; shift ;;
 	--quiet|-q) QUIET=(-q) ;;
 	--keep) KEEP=${2:?--keep needs a directory}; shift ;;
 	-h|--help) sed -n '3,34p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 0 ;;
@@ -66,6 +72,11 @@ while (($#)); do
 	shift
 done
 [[ $CARD == default || $CARD == nssdb ]] || die "--card: '$CARD' is not default or nssdb"
+case $DATA_PATH in
+auto|interrupt) WANT_PATH=interrupt ;;
+bulk|interrupt-both) WANT_PATH=$DATA_PATH ;;
+*) die "--data-path: '$DATA_PATH' is not auto, bulk, interrupt or interrupt-both" ;;
+esac
 
 # shellcheck source=host-lib.sh
 . "$HERE/host-lib.sh"
@@ -236,10 +247,12 @@ for C in "${CONTROLLERS[@]}"; do
 	# Fresh: the request watcher reads results.log from its start.
 	rm -rf "$D"
 	mkdir -p "$D"
-	agent_start "virtual-$C" "${VCARD[@]}" -l "unix:$D/virtual.sock" ||
+	agent_start "virtual-$C" "${VCARD[@]}" --data-path "$DATA_PATH" \
+		-l "unix:$D/virtual.sock" ||
 		die "cannot start the virtual card agent"
 	AGENTS+=("virtual-$C")
-	agent_start "loopback-$C" -c loopback -l "unix:$D/loopback.sock" ||
+	agent_start "loopback-$C" -c loopback --data-path "$DATA_PATH" \
+		-l "unix:$D/loopback.sock" ||
 		die "cannot start the loopback agent"
 	AGENTS+=("loopback-$C")
 	if ((${#HOST_NICKS[@]} == 0)); then
@@ -296,6 +309,11 @@ for C in "${CONTROLLERS[@]}"; do
 	verify_sig 0001 RSA-PKCS
 
 	for a in "virtual-$C" "loopback-$C"; do
+		if grep -q "reader attached to the VM .*; $WANT_PATH data path" "$WORK/agent-$a.log"; then
+			hres "$a-data-path" PASS "$WANT_PATH data path (--data-path $DATA_PATH)"
+		else
+			hres "$a-data-path" FAIL "want the $WANT_PATH data path: $(grep 'data path' "$WORK/agent-$a.log" | tail -n 1)"
+		fi
 		if agent_alive "$a" && wait_detached "$a"; then
 			hres "$a-survives-kill" PASS "running, status: $(agent_ctl "$a" status)"
 		else

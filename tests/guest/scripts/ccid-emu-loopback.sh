@@ -30,6 +30,19 @@ else
 fi
 check_grep usb-endpoints 'ep_02 ep_81 ep_83' usb_describe $VID $PID
 
+# --- 1b. replies the guest leaves waiting, raw libusb (before pcscd) ------------
+# The controller stops an endpoint nobody polls (UHCI after 32 frames, xHCI
+# when a read is cancelled) and QEMU then frees what it buffered for it: no
+# reply may be lost or come out of step (docs/serve.md, "Data path").
+ccid-usb-raw idle-reply idle-64k partial-idle cancel-pending >/tmp/raw.log 2>&1
+for c in idle-reply idle-64k partial-idle cancel-pending; do
+	line=$(grep -E "^(ok|FAIL) $c( |\$)" /tmp/raw.log)
+	case $line in
+	ok*) pass "raw-$c" "${line#ok $c}" ;;
+	*) fail "raw-$c" "${line:-no result: $(tail -n 1 /tmp/raw.log)}" ;;
+	esac
+done
+
 # --- 2. with the VID:PID listed --------------------------------------------------
 stock_listed=0
 ccid_plist_has $VID $PID && stock_listed=1

@@ -761,8 +761,17 @@ static int cmd_wait_card(struct session *s, const struct opts *o, int argc,
 {
 	bool want_present = true;
 	double t0 = tool_now_ms();
+	const char *request = NULL, *port = NULL;
 	int ret;
 
+	/* wait-card STATE REQUEST PORT: once the current state is known,
+	 * write REQUEST (a host request line) to PORT and time the event
+	 * from that instant: the event latency, without the tool's start. */
+	if (argc == 3) {
+		request = argv[1];
+		port = argv[2];
+		argc = 1;
+	}
 	if (argc > 1)
 		return EXIT_USAGE;
 	if (argc == 1) {
@@ -799,6 +808,18 @@ static int cmd_wait_card(struct session *s, const struct opts *o, int argc,
 		}
 		DWORD st = rs.dwEventState;
 
+		if (rv == SCARD_S_SUCCESS && request != NULL &&
+		    rs.dwCurrentState == SCARD_STATE_UNAWARE) {
+			FILE *f = fopen(port, "w");
+
+			if (f == NULL) {
+				fprintf(stderr, "ccid-guest-tool: cannot open %s\n", port);
+				return EXIT_USAGE;
+			}
+			fprintf(f, "%s\n", request);
+			fclose(f);
+			t0 = tool_now_ms();
+		}
 		if (rv == SCARD_S_SUCCESS) {
 			if (want_present && (st & SCARD_STATE_PRESENT) &&
 			    !(st & SCARD_STATE_MUTE)) {
@@ -1104,7 +1125,7 @@ static void usage(FILE *f)
 	fputs("usage: ccid-guest-tool [-r READER] [-t TIMEOUT_MS] [-g] [-v] COMMAND [ARGS]\n"
 	      "  list                   readers now (exit 1 when none)\n"
 	      "  wait-reader [N]        wait for N readers (default 1)\n"
-	      "  wait-card [present|absent]\n"
+	      "  wait-card [present|absent [REQUEST PORT]]\n"
 	      "  atr                    connect and print the ATR and protocol\n"
 	      "  find-reader ATRHEX     wait for a card whose ATR starts with\n"
 	      "                         ATRHEX, print its reader=NAME\n"
