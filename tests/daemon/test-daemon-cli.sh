@@ -175,11 +175,15 @@ run corrupt-config-property 0 "$CONF" gdbus call --session --dest org.ccidemu.Ag
 	org.ccidemu.Agent1.Manager ConfigErrors
 stop_daemon && pass sigterm-exit-0 "status 0" || fail sigterm-exit-0 "status $?"
 
-cat >"$CONF" <<'EOF'
+cat >"$CONF" <<EOF
 [entry solo]
 card=loopback
 label=Solo test card
 single-session=true
+
+[entry mypiv]
+card=piv:$WORK/piv-card
+label=Writable PIV card
 
 [entry loop2]
 card=loopback
@@ -198,7 +202,7 @@ if grep -q "\[entry broken\] card: .*needs an NSS database directory" "$WORK/dae
 else
 	fail bad-entry-skipped "$(cat "$WORK/daemon.log")"
 fi
-json list-json 'sorted(e["id"] for e in j) == ["host", "loop2", "solo", "virtual"] and all(set(e) >= {"id", "label", "mode", "card", "state", "atr", "holders", "reason", "single_session"} for e in j) and [e for e in j if e["id"] == "solo"][0]["single_session"] is True and all(e["state"] == "card-present" and e["holders"] == [] for e in j if e["id"] != "host") and [e for e in j if e["id"] == "host"][0]["state"] == "unavailable" and "not connected" in [e for e in j if e["id"] == "host"][0]["reason"] and [e for e in j if e["id"] == "host"][0]["mode"] == "shared"' \
+json list-json 'sorted(e["id"] for e in j) == ["host", "loop2", "mypiv", "solo", "virtual"] and [e for e in j if e["id"] == "mypiv"][0]["card"] == "piv" and all(set(e) >= {"id", "label", "mode", "card", "state", "atr", "holders", "reason", "single_session"} for e in j) and [e for e in j if e["id"] == "solo"][0]["single_session"] is True and all(e["state"] == "card-present" and e["holders"] == [] for e in j if e["id"] != "host") and [e for e in j if e["id"] == "host"][0]["state"] == "unavailable" and "not connected" in [e for e in j if e["id"] == "host"][0]["reason"] and [e for e in j if e["id"] == "host"][0]["mode"] == "shared"' \
 	"$AGENT" list --json
 json vms-json-empty 'j == []' "$AGENT" vms --json
 run list-text 0 '^solo +card-present +virtual +loopback +- +Solo test card' "$AGENT" list
@@ -259,6 +263,18 @@ dev=$(devices vm1)
 run detach-not-attached 3 "entry 'virtual' is not attached to VM 'vm1'" "$AGENT" detach virtual vm1
 run attach-again 0 "attached virtual to vm1" "$AGENT" attach virtual vm1
 run detach-again 0 "detached virtual from vm1" "$AGENT" detach virtual vm1
+
+# The virtual PIV card as a daemon entry: a card kind like any other.
+run piv-attach 0 "attached mypiv to vm1" "$AGENT" attach mypiv vm1
+dev=$(devices vm1)
+[[ $dev == ccidemu-*-mypiv ]] && pass piv-device-in-qemu "QEMU has usb-redir $dev" ||
+	fail piv-device-in-qemu "devices: '$dev'"
+[[ -f $WORK/piv-card/card.ini ]] && pass piv-store-created "$(ls "$WORK/piv-card")" ||
+	fail piv-store-created "no card.ini in $WORK/piv-card"
+run piv-remove 0 "card of mypiv removed" "$AGENT" remove mypiv
+json piv-no-card '[e for e in j if e["id"] == "mypiv"][0]["state"] == "no-card"' "$AGENT" list --json
+run piv-insert 0 "card of mypiv inserted" "$AGENT" insert mypiv
+run piv-detach 0 "detached mypiv from vm1" "$AGENT" detach mypiv vm1
 
 qemu nousb
 run vm-add-nousb 0 "VM nousb added" "$AGENT" vm add nousb --qmp "unix:$WORK/nousb.qmp"
