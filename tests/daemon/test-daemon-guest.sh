@@ -52,24 +52,12 @@ if [[ -z ${CCID_DAEMON_TEST_BUS:-} ]]; then
 	exec dbus-run-session -- "${BASH_SOURCE[0]}" "${ARGS[@]}"
 fi
 
-if [[ -z $AGENT ]]; then
-	for cand in "$SRC"/build*/host-agent/ccid-agent; do
-		[[ -x $cand ]] && AGENT=$cand && break
-	done
-fi
-[[ -n $AGENT && -x $AGENT ]] || die "no ccid-agent: build the project or pass --agent"
-"$GUEST/build-guest.sh" || die "build-guest.sh failed"
-
-if [[ -n $KEEP ]]; then
-	mkdir -p "$KEEP"
-	WORK=$(cd "$KEEP" && pwd)
-else
-	WORK=$(mktemp -d "${TMPDIR:-/tmp}/ccid-daemon-guest.XXXXXX")
-fi
-export HL_DIR=$WORK
 # shellcheck source=../guest/host-lib.sh
 . "$GUEST/host-lib.sh"
-export XDG_DATA_HOME=$WORK/xdg-data XDG_CONFIG_HOME=$WORK/xdg-config XDG_RUNTIME_DIR=$WORK/xdg-run
+hl_find_agent "$SRC" || die "no ccid-agent: build the project or pass --agent"
+"$GUEST/build-guest.sh" || die "build-guest.sh failed"
+hl_work "$KEEP" ccid-daemon-guest
+export XDG_CONFIG_HOME=$WORK/xdg-config
 # No pcscd for the daemon: the host's readers would be entries too
 # (tests/daemon/test-daemon-pcsc.sh covers them).
 export PCSCLITE_CSOCK_NAME=$WORK/no-pcscd.comm

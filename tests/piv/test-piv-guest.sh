@@ -61,28 +61,11 @@ command -v "${QEMU:-qemu-system-x86_64}" >/dev/null || skip "no qemu-system-x86_
 for tool in openssl basenc; do
 	command -v $tool >/dev/null || skip "$tool not found on the host"
 done
-if [[ -z $AGENT ]]; then
-	for cand in "$SRC"/build*/host-agent/ccid-agent; do
-		[[ -x $cand ]] && AGENT=$cand && break
-	done
-fi
-[[ -n $AGENT && -x $AGENT ]] || die "no ccid-agent: build the project or pass --agent"
-
-"$GUEST/build-guest.sh" || die "build-guest.sh failed"
-
-if [[ -n $KEEP ]]; then
-	mkdir -p "$KEEP"
-	WORK=$(cd "$KEEP" && pwd)
-else
-	WORK=$(mktemp -d "${TMPDIR:-/tmp}/ccid-piv-guest.XXXXXX")
-fi
-export HL_DIR=$WORK
 # shellcheck source=../guest/host-lib.sh
 . "$GUEST/host-lib.sh"
-
-export XDG_DATA_HOME=$WORK/xdg-data XDG_RUNTIME_DIR=$WORK/xdg-run
-mkdir -p "$XDG_DATA_HOME" "$XDG_RUNTIME_DIR"
-chmod 700 "$XDG_RUNTIME_DIR"
+hl_find_agent "$SRC" || die "no ccid-agent: build the project or pass --agent"
+"$GUEST/build-guest.sh" || die "build-guest.sh failed"
+hl_work "$KEEP" ccid-piv-guest
 
 AGENTS=()
 cleanup() {
