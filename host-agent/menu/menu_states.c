@@ -1,0 +1,80 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#include "menu_states.h"
+
+/* Indexed by MenuCardState.  The icons differ in shape, not only colour
+ * (icons/README in docs/menu.md): a card with a chip, an empty slot, a
+ * card struck through. */
+static const MenuCardStateInfo card_states[] = {
+	[MENU_CARD_PRESENT] = { "card-present", "ccid-emu-card-present",
+				"ccid-emu-card-present-symbolic",
+				"card present" },
+	[MENU_CARD_NONE] = { "no-card", "ccid-emu-no-card",
+			     "ccid-emu-no-card-symbolic", "no card" },
+	[MENU_CARD_UNAVAILABLE] = { "unavailable", "ccid-emu-unavailable",
+				    "ccid-emu-unavailable-symbolic",
+				    "unavailable" },
+};
+
+const MenuCardStateInfo *menu_card_state_info(MenuCardState state)
+{
+	if ((unsigned)state >= G_N_ELEMENTS(card_states))
+		state = MENU_CARD_UNAVAILABLE;
+	return &card_states[state];
+}
+
+MenuCardState menu_card_state_from_daemon(const char *state)
+{
+	for (guint i = 0; i < G_N_ELEMENTS(card_states); i++)
+		if (g_strcmp0(card_states[i].daemon_state, state) == 0)
+			return (MenuCardState)i;
+	return MENU_CARD_UNAVAILABLE;
+}
+
+void menu_item_info_free(MenuItemInfo *item)
+{
+	if (item == NULL)
+		return;
+	g_free(item->entry_id);
+	g_free(item->label);
+	g_free(item->detail);
+	g_free(item);
+}
+
+void menu_section_info_free(MenuSectionInfo *section)
+{
+	if (section == NULL)
+		return;
+	g_free(section->vm);
+	g_free(section->vm_state);
+	g_clear_pointer(&section->items, g_ptr_array_unref);
+	g_free(section);
+}
+
+char *menu_item_accessible_name(const MenuItemInfo *item)
+{
+	GString *s = g_string_new(item->label);
+
+	g_string_append_printf(s, ", %s",
+			       menu_card_state_info(item->state)->words);
+	if (item->detail != NULL && item->detail[0] != '\0')
+		g_string_append_printf(s, ", %s", item->detail);
+	if (item->connected)
+		g_string_append(s, ", connected");
+	if (item->pending)
+		g_string_append(s, ", working");
+	return g_string_free(s, FALSE);
+}
+
+char *menu_item_display_label(const MenuItemInfo *item)
+{
+	if (item->detail != NULL && item->detail[0] != '\0')
+		return g_strdup_printf("%s (%s)", item->label, item->detail);
+	return g_strdup(item->label);
+}
+
+char *menu_section_title(const MenuSectionInfo *section)
+{
+	if (g_strcmp0(section->vm_state, "running") == 0)
+		return g_strdup(section->vm);
+	return g_strdup_printf("%s (%s)", section->vm, section->vm_state);
+}
