@@ -81,6 +81,12 @@ static gboolean on_signal(gpointer data)
 	return G_SOURCE_CONTINUE;
 }
 
+static gboolean on_usr1(gpointer data)
+{
+	menu_tray_toggle_popup(((Menu *)data)->tray);
+	return G_SOURCE_CONTINUE;
+}
+
 static gint on_options(GApplication *app, GVariantDict *opts, Menu *menu)
 {
 	if (menu->version) {
@@ -123,6 +129,7 @@ int main(int argc, char **argv)
 	g_signal_connect(menu.app, "activate", G_CALLBACK(on_activate), &menu);
 	g_unix_signal_add(SIGTERM, on_signal, menu.app);
 	g_unix_signal_add(SIGINT, on_signal, menu.app);
+	g_unix_signal_add(SIGUSR1, on_usr1, &menu);
 	status = g_application_run(G_APPLICATION(menu.app), argc, argv);
 	if (menu.window != NULL)
 		gtk_widget_destroy(menu.window);

@@ -65,11 +65,23 @@ char *menu_item_accessible_name(const MenuItemInfo *item)
 	return g_string_free(s, FALSE);
 }
 
+/* Longer holder or reason texts are cut on screen (the accessible name
+ * and the tooltip keep them whole). */
+#define DETAIL_SHOWN_CHARS 48
+
 char *menu_item_display_label(const MenuItemInfo *item)
 {
-	if (item->detail != NULL && item->detail[0] != '\0')
-		return g_strdup_printf("%s (%s)", item->label, item->detail);
-	return g_strdup(item->label);
+	g_autofree char *cut = NULL;
+
+	if (item->detail == NULL || item->detail[0] == '\0')
+		return g_strdup(item->label);
+	if (g_utf8_strlen(item->detail, -1) > DETAIL_SHOWN_CHARS) {
+		g_autofree char *head = g_utf8_substring(item->detail, 0,
+							  DETAIL_SHOWN_CHARS - 1);
+		cut = g_strconcat(head, "\u2026", NULL);
+	}
+	return g_strdup_printf("%s (%s)", item->label,
+			       cut != NULL ? cut : item->detail);
 }
 
 char *menu_section_title(const MenuSectionInfo *section)

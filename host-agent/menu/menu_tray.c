@@ -11,6 +11,7 @@ struct MenuTray {
 	GtkWidget *menu;
 	GtkWidget *status;           /* insensitive line: daemon absent, ... */
 	GtkWidget *separator;
+	GtkWidget *anchor;           /* where menu_tray_toggle_popup pops up */
 	GHashTable *vms;             /* VM name -> its GtkMenuItem */
 	gboolean syncing;
 	gulong changed_id;
@@ -192,7 +193,7 @@ MenuTray *menu_tray_new(CcidMenuModel *model, void (*show_window)(void *),
 	t->show_window = show_window;
 	t->data = data;
 	t->vms = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
-	t->menu = gtk_menu_new();
+	t->menu = g_object_ref_sink(gtk_menu_new());
 	t->status = gtk_menu_item_new_with_label("");
 	gtk_widget_set_sensitive(t->status, FALSE);
 	t->separator = gtk_separator_menu_item_new();
@@ -232,6 +233,41 @@ MenuTray *menu_tray_new(CcidMenuModel *model, void (*show_window)(void *),
 	return t;
 }
 
+void menu_tray_toggle_popup(MenuTray *t)
+{
+	GList *children;
+
+	if (t == NULL)
+		return;
+	if (gtk_widget_get_visible(t->menu)) {
+		gtk_menu_popdown(GTK_MENU(t->menu));
+		gtk_widget_hide(t->anchor);
+		return;
+	}
+	/* No tray host draws us here: anchor the menu to a 1x1 popup
+	 * window near the top of the screen instead of a tray icon. */
+	if (t->anchor == NULL) {
+		t->anchor = gtk_window_new(GTK_WINDOW_POPUP);
+		gtk_window_set_default_size(GTK_WINDOW(t->anchor), 1, 1);
+		gtk_window_move(GTK_WINDOW(t->anchor), 480, 4);
+	}
+	gtk_widget_show(t->anchor);
+	gtk_menu_popup_at_rect(GTK_MENU(t->menu),
+			       gtk_widget_get_window(t->anchor),
+			       &(GdkRectangle){ 0, 0, 1, 1 },
+			       GDK_GRAVITY_SOUTH_WEST, GDK_GRAVITY_NORTH_WEST,
+			       NULL);
+	children = gtk_container_get_children(GTK_CONTAINER(t->menu));
+	for (GList *l = children; l != NULL; l = l->next)
+		if (gtk_widget_get_visible(l->data) &&
+		    gtk_menu_item_get_submenu(l->data) != NULL) {
+			gtk_menu_shell_select_item(GTK_MENU_SHELL(t->menu),
+						   l->data);
+			break;
+		}
+	g_list_free(children);
+}
+
 void menu_tray_free(MenuTray *t)
 {
 	if (t == NULL)
@@ -240,6 +276,9 @@ void menu_tray_free(MenuTray *t)
 	g_clear_object(&t->indicator);
 	g_hash_table_unref(t->vms);
 	gtk_widget_destroy(t->menu);
+	g_object_unref(t->menu);
+	if (t->anchor != NULL)
+		gtk_widget_destroy(t->anchor);
 	g_object_unref(t->model);
 	g_free(t);
 }

@@ -17,3 +17,7 @@ typedef struct MenuTray MenuTray;
 MenuTray *menu_tray_new(CcidMenuModel *model, void (*show_window)(void *),
 			void *data);
 void menu_tray_free(MenuTray *tray);
+/* Pops the tray's own menu up where the pointer is, with the first VM's
+ * submenu open, or down again: what a tray host shows, for screenshots
+ * (SIGUSR1). */
+void menu_tray_toggle_popup(MenuTray *tray);
