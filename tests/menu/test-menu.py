@@ -339,6 +339,7 @@ def main():
                    1.0, "no card in the window")
     ms = (time.monotonic() - t0) * 1000
     check("remove-no-card-1s", got and ms < 1000, f"{ms:.0f} ms from 'ccid-agent remove' to the window")
+    screenshot("ccid-menu-window-states.png")   # all three states at once
     got = wait_for(lambda: [x for x in tray_model(bus)[0]["vm1 (paused)"]
                             if x[4] == "ccid-emu-no-card" and x[2] == 1], 2, "no card in the tray")
     check("remove-no-card-tray", got, repr(got))
