@@ -56,7 +56,10 @@ static void update_item(MenuTray *t, GtkWidget *item, const MenuItemInfo *it)
 	g_autofree char *text = menu_item_display_label(it);
 	g_autofree char *name = menu_item_accessible_name(it);
 
-	gtk_menu_item_set_label(GTK_MENU_ITEM(item), text);
+	gtk_label_set_text(g_object_get_data(G_OBJECT(item), "label"), text);
+	gtk_image_set_from_icon_name(g_object_get_data(G_OBJECT(item), "image"),
+				     menu_card_state_info(it->state)->icon,
+				     GTK_ICON_SIZE_MENU);
 	atk_object_set_name(gtk_widget_get_accessible(item), name);
 	gtk_widget_set_tooltip_text(item, name);
 	gtk_widget_set_sensitive(item, it->sensitive);
@@ -67,6 +70,26 @@ static void update_item(MenuTray *t, GtkWidget *item, const MenuItemInfo *it)
 	g_object_set_data(G_OBJECT(item), ITEM_ICON,
 			  (gpointer)menu_card_state_info(it->state)->icon);
 	export_icon(item);
+}
+
+/* A check item with the state icon before its label, for the GtkMenu
+ * itself (shown by XEmbed trays and on SIGUSR1); dbusmenu gets the label
+ * and, from export_icon(), the icon. */
+static GtkWidget *new_entry_item(void)
+{
+	GtkWidget *item = gtk_check_menu_item_new();
+	GtkWidget *box = gtk_box_new(GTK_ORIENTATION_HORIZONTAL, 6);
+	GtkWidget *image = gtk_image_new();
+	GtkWidget *label = gtk_label_new(NULL);
+
+	gtk_label_set_xalign(GTK_LABEL(label), 0);
+	gtk_box_pack_start(GTK_BOX(box), image, FALSE, FALSE, 0);
+	gtk_box_pack_start(GTK_BOX(box), label, TRUE, TRUE, 0);
+	gtk_container_add(GTK_CONTAINER(item), box);
+	g_object_set_data(G_OBJECT(item), "image", image);
+	g_object_set_data(G_OBJECT(item), "label", label);
+	gtk_widget_show_all(item);
+	return item;
 }
 
 static GtkWidget *new_vm_item(const char *vm)
@@ -99,7 +122,7 @@ static void update_vm(MenuTray *t, GtkWidget *vm_item,
 		GtkWidget *item = g_hash_table_lookup(items, it->entry_id);
 
 		if (item == NULL) {
-			item = gtk_check_menu_item_new_with_label(it->label);
+			item = new_entry_item();
 			g_object_set_data_full(G_OBJECT(item), ITEM_ENTRY,
 					       g_strdup(it->entry_id), g_free);
 			g_object_set_data_full(G_OBJECT(item), ITEM_VM,
