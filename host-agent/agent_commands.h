@@ -41,6 +41,7 @@ int agent_cmd_detach(int argc, char **argv);
 int agent_cmd_insert(int argc, char **argv);
 int agent_cmd_remove(int argc, char **argv);
 int agent_cmd_watch(int argc, char **argv);
+int agent_cmd_qemu_args(int argc, char **argv);
 
 /* Parses @argv with @ctx, printing "ccid-agent: MESSAGE" and a hint on
  * error.  Returns FALSE on a usage error (exit AGENT_EXIT_USAGE). */

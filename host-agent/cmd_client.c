@@ -13,6 +13,7 @@
 #include "agent_commands.h"
 #include "daemon_errors.h"
 
+#include <errno.h>
 #include <glib-unix.h>
 #include <json-glib/json-glib.h>
 #include <signal.h>
@@ -52,7 +53,6 @@ static int report(const char *argv0, GError *error)
 {
 	int code;
 
-	(void)DAEMON_ERROR;    /* the remote error names map to our codes */
 	g_dbus_error_strip_remote_error(error);
 	code = exit_code_for(error);
 	if (code == AGENT_EXIT_NO_DAEMON)
@@ -66,7 +66,7 @@ static int report(const char *argv0, GError *error)
 
 static CcidAgentManager *manager_proxy(GError **error)
 {
-	(void)DAEMON_ERROR;
+	daemon_errors_register();
 	return ccid_agent_manager_proxy_new_for_bus_sync(G_BUS_TYPE_SESSION,
 		G_DBUS_PROXY_FLAGS_DO_NOT_LOAD_PROPERTIES |
 		G_DBUS_PROXY_FLAGS_DO_NOT_CONNECT_SIGNALS, DAEMON_BUS_NAME,
@@ -78,7 +78,7 @@ static GDBusObjectManager *object_manager(GError **error)
 	GDBusObjectManager *om;
 	g_autofree char *owner = NULL;
 
-	(void)DAEMON_ERROR;
+	daemon_errors_register();
 	om = ccid_agent_object_manager_client_new_for_bus_sync(
 		G_BUS_TYPE_SESSION, G_DBUS_OBJECT_MANAGER_CLIENT_FLAGS_NONE,
 		DAEMON_BUS_NAME, DAEMON_PATH, NULL, error);
@@ -388,6 +388,76 @@ int agent_cmd_vm(int argc, char **argv)
 	if (!ccid_agent_manager_call_remove_vm_sync(m, argv[2], NULL, &error))
 		return report(argv[0], error);
 	printf("VM %s removed\n", argv[2]);
+	return AGENT_EXIT_OK;
+}
+
+/* --- qemu-args: cold plug --------------------------------------------------- */
+
+/* A VM name made of @text: what QEMU and the daemon accept. */
+static char *vm_name_from(const char *text)
+{
+	g_autofree char *base = g_strconcat("qemu-", text, NULL);
+
+	g_strcanon(base, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+			 "0123456789._-", '-');
+	if (strlen(base) > 64)
+		base[64] = '\0';
+	return g_steal_pointer(&base);
+}
+
+int agent_cmd_qemu_args(int argc, char **argv)
+{
+	g_autofree char *vm = NULL;
+	g_autofree char *qmp = NULL;
+	GOptionEntry options[] = {
+		{ "vm", 0, 0, G_OPTION_ARG_STRING, &vm,
+		  "the VM's name (default: qemu-ENTRY)", "NAME" },
+		{ "qmp", 0, 0, G_OPTION_ARG_FILENAME, &qmp,
+		  "the QMP socket QEMU is to create (default "
+		  "$XDG_RUNTIME_DIR/ccid-emu/NAME.qmp)", "PATH" },
+		{ NULL },
+	};
+	g_autoptr(GOptionContext) ctx = g_option_context_new("ENTRY...");
+	g_autoptr(GError) error = NULL;
+	g_autoptr(CcidAgentManager) m = NULL;
+	g_autofree char *path = NULL;
+	g_autofree char *addr = NULL;
+
+	g_option_context_set_summary(ctx, "Cold plug: prints the QEMU "
+		"arguments for a VM that starts later, and tells the daemon "
+		"to attach the entries as soon as that QEMU runs (a remembered "
+		"attachment, as after 'attach').");
+	g_option_context_add_main_entries(ctx, options, NULL);
+	if (!agent_parse_options(ctx, &argc, &argv))
+		return AGENT_EXIT_USAGE;
+	if (argc < 2)
+		return agent_usage_error(argv[0], "expected ENTRY... (ids or "
+					 "unique parts of labels)");
+	if (vm == NULL)
+		vm = vm_name_from(argv[1]);
+	if (qmp == NULL) {
+		g_autofree char *dir = g_build_filename(g_get_user_runtime_dir(),
+							"ccid-emu", NULL);
+
+		if (g_mkdir_with_parents(dir, 0700) != 0) {
+			fprintf(stderr, "%s: cannot create %s: %s\n", argv[0],
+				dir, g_strerror(errno));
+			return AGENT_EXIT_FAILED;
+		}
+		qmp = g_strdup_printf("%s/%s.qmp", dir, vm);
+	}
+	addr = g_strconcat("unix:", qmp, NULL);
+	m = manager_proxy(&error);
+	if (m == NULL ||
+	    !ccid_agent_manager_call_plan_vm_sync(m, vm, addr,
+						  (const char *const *)argv + 1,
+						  &path, NULL, &error))
+		return report(argv[0], error);
+	printf("# QEMU arguments for VM %s (the guest also needs a USB "
+	       "controller, e.g. -device qemu-xhci);\n# the daemon attaches "
+	       "the entries as soon as QEMU runs ('ccid-agent vm remove %s' "
+	       "forgets it):\nqemu: -qmp unix:%s,server=on,wait=off\n", vm,
+	       vm, qmp);
 	return AGENT_EXIT_OK;
 }
 

@@ -1,528 +1,29 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /*
  * ccid-agent daemon: the long-running service behind the D-Bus API of
- * dbus/org.ccidemu.Agent1.xml.  It owns the entries (daemon_entry.h) and
- * the VMs (daemon_vm.h) and exports them with an object manager; this file
- * is only the D-Bus glue: names, objects, properties, method calls.
+ * dbus/org.ccidemu.Agent1.xml.  This file is the process: options, the
+ * configuration, the bus name, signals.  The objects and methods are
+ * daemon/daemon_service.c.
  */
-#include "agent-dbus.h"
 #include "agent_commands.h"
 #include "daemon_config.h"
-#include "daemon_entry.h"
-#include "daemon_errors.h"
-#include "daemon_vm.h"
+#include "daemon_service.h"
+#include "daemon_state.h"
 
+#include <gio/gio.h>
 #include <glib-unix.h>
 #include <signal.h>
-#include <stdio.h>
-#include <string.h>
 
 #define DAEMON_BUS_NAME "org.ccidemu.Agent1"
-#define DAEMON_PATH "/org/ccidemu/Agent1"
-
-struct entry_rec {
-	struct daemon *d;
-	daemon_entry *entry;
-	CcidAgentObjectSkeleton *obj;
-	CcidAgentEntry *iface;
-};
-
-struct vm_rec {
-	struct daemon *d;
-	char *name;
-	daemon_vm *vm;
-	CcidAgentObjectSkeleton *obj;     /* NULL until QMP answered */
-	CcidAgentVm *iface;
-	GDBusMethodInvocation *adding;    /* AddVm waiting for QMP */
-	GDBusMethodInvocation *removing;  /* RemoveVm waiting for detaches */
-	guint detaches;
-};
 
 struct daemon {
 	GMainLoop *loop;
 	GBusType bus_type;
-	gboolean replace;
-	char *config_path;
-	struct daemon_config cfg;
-	guint owner_id;
-	GDBusConnection *conn;
-	GDBusObjectManagerServer *om;
-	CcidAgentManager *manager;
-	GPtrArray *entries;               /* struct entry_rec */
-	GHashTable *vms;                  /* name -> struct vm_rec */
+	daemon_service *svc;
 	int exit_code;
 };
 
-static void say(const char *fmt, ...) G_GNUC_PRINTF(1, 2);
-
-static void say(const char *fmt, ...)
-{
-	g_autofree char *msg = NULL;
-	va_list ap;
-
-	va_start(ap, fmt);
-	msg = g_strdup_vprintf(fmt, ap);
-	va_end(ap);
-	fprintf(stderr, "ccid-agent daemon: %s\n", msg);
-	fflush(stderr);
-}
-
-/* --- properties ------------------------------------------------------------ */
-
-static void update_vm_entries(struct daemon *d)
-{
-	GHashTableIter it;
-	gpointer v;
-
-	g_hash_table_iter_init(&it, d->vms);
-	while (g_hash_table_iter_next(&it, NULL, &v)) {
-		struct vm_rec *r = v;
-		g_autoptr(GStrvBuilder) b = g_strv_builder_new();
-		g_auto(GStrv) ids = NULL;
-
-		if (r->iface == NULL)
-			continue;
-		for (guint i = 0; i < d->entries->len; i++) {
-			struct entry_rec *e = g_ptr_array_index(d->entries, i);
-
-			if (daemon_entry_is_attached_to(e->entry, r->name))
-				g_strv_builder_add(b, daemon_entry_get_id(
-							   e->entry));
-		}
-		ids = g_strv_builder_end(b);
-		ccid_agent_vm_set_entries(r->iface, (const char *const *)ids);
-	}
-}
-
-static void update_entry(struct entry_rec *r)
-{
-	daemon_entry *e = r->entry;
-	g_auto(GStrv) holders = daemon_entry_get_holders(e);
-
-	ccid_agent_entry_set_id(r->iface, daemon_entry_get_id(e));
-	ccid_agent_entry_set_label(r->iface, daemon_entry_get_label(e));
-	ccid_agent_entry_set_mode(r->iface, daemon_entry_get_mode(e));
-	ccid_agent_entry_set_card(r->iface, daemon_entry_get_card(e));
-	ccid_agent_entry_set_state(r->iface, daemon_entry_get_state(e));
-	ccid_agent_entry_set_atr(r->iface, daemon_entry_get_atr(e));
-	ccid_agent_entry_set_holders(r->iface, (const char *const *)holders);
-	ccid_agent_entry_set_reason(r->iface, daemon_entry_get_reason(e));
-	ccid_agent_entry_set_single_session(r->iface,
-		daemon_entry_get_single_session(e));
-}
-
-static void on_entry_changed(void *user, daemon_entry *entry)
-{
-	struct entry_rec *r = user;
-
-	update_entry(r);
-	update_vm_entries(r->d);
-}
-
-static void on_session_started(void *user, daemon_entry *entry,
-			       const char *vm)
-{
-	struct entry_rec *r = user;
-
-	say("entry '%s' attached to VM '%s'", daemon_entry_get_id(entry), vm);
-	ccid_agent_manager_emit_session_started(r->d->manager,
-		daemon_entry_get_id(entry), vm);
-}
-
-static void vm_rec_detach_done(struct vm_rec *r);
-
-static void on_session_ended(void *user, daemon_entry *entry, const char *vm,
-			     const char *reason)
-{
-	struct entry_rec *r = user;
-
-	say("entry '%s' left VM '%s' (%s)", daemon_entry_get_id(entry), vm,
-	    reason);
-	ccid_agent_manager_emit_session_ended(r->d->manager,
-		daemon_entry_get_id(entry), vm, reason);
-}
-
-static void on_session_failed(void *user, daemon_entry *entry, const char *vm,
-			      const char *reason)
-{
-	struct entry_rec *r = user;
-
-	say("%s", reason);
-	ccid_agent_manager_emit_session_failed(r->d->manager,
-		daemon_entry_get_id(entry), vm, reason);
-}
-
-static const struct daemon_entry_callbacks entry_cbs = {
-	.changed = on_entry_changed,
-	.session_started = on_session_started,
-	.session_ended = on_session_ended,
-	.session_failed = on_session_failed,
-};
-
-/* --- lookups --------------------------------------------------------------- */
-
-/* ENTRY: an id, or a part of exactly one label (case-insensitive). */
-static struct entry_rec *find_entry(struct daemon *d, const char *text,
-				    GError **error)
-{
-	g_autofree char *want = g_utf8_casefold(text, -1);
-	g_autoptr(GString) ids = g_string_new(NULL);
-	struct entry_rec *found = NULL;
-	guint matches = 0;
-
-	for (guint i = 0; i < d->entries->len; i++) {
-		struct entry_rec *r = g_ptr_array_index(d->entries, i);
-
-		if (strcmp(daemon_entry_get_id(r->entry), text) == 0)
-			return r;
-	}
-	for (guint i = 0; i < d->entries->len; i++) {
-		struct entry_rec *r = g_ptr_array_index(d->entries, i);
-		g_autofree char *label = g_utf8_casefold(
-			daemon_entry_get_label(r->entry), -1);
-
-		g_string_append_printf(ids, "%s%s", i ? ", " : "",
-				       daemon_entry_get_id(r->entry));
-		if (text[0] != '\0' && strstr(label, want) != NULL) {
-			found = r;
-			matches++;
-		}
-	}
-	if (matches == 1)
-		return found;
-	if (matches == 0)
-		g_set_error(error, DAEMON_ERROR, DAEMON_ERROR_NOT_FOUND,
-			    "no entry '%s' (entries: %s; 'ccid-agent list' "
-			    "shows them)", text, ids->str);
-	else
-		g_set_error(error, DAEMON_ERROR, DAEMON_ERROR_INVALID_ARGS,
-			    "'%s' is part of %u entry labels: give an id "
-			    "(entries: %s)", text, matches, ids->str);
-	return NULL;
-}
-
-static struct vm_rec *find_vm(struct daemon *d, const char *name,
-			      GError **error)
-{
-	struct vm_rec *r = g_hash_table_lookup(d->vms, name);
-
-	if (r == NULL || r->obj == NULL) {
-		g_set_error(error, DAEMON_ERROR, DAEMON_ERROR_NOT_FOUND,
-			    "no VM '%s' (add it with 'ccid-agent vm add %s "
-			    "--qmp unix:PATH'; 'ccid-agent vms' lists the "
-			    "VMs)", name, name);
-		return NULL;
-	}
-	return r;
-}
-
-static void complete(GDBusMethodInvocation *inv, const GError *error)
-{
-	if (error != NULL)
-		g_dbus_method_invocation_return_gerror(inv, error);
-	else
-		g_dbus_method_invocation_return_value(inv, NULL);
-}
-
-static void on_call_done(void *user, const GError *error)
-{
-	complete(user, error);
-}
-
-/* --- entry methods --------------------------------------------------------- */
-
-static gboolean handle_attach(CcidAgentManager *m, GDBusMethodInvocation *inv,
-			      const char *entry, const char *vm, gpointer data)
-{
-	struct daemon *d = data;
-	g_autoptr(GError) error = NULL;
-	struct entry_rec *e = find_entry(d, entry, &error);
-	struct vm_rec *v = e != NULL ? find_vm(d, vm, &error) : NULL;
-
-	if (v == NULL || !daemon_entry_attach(e->entry, v->vm, on_call_done,
-					      inv, &error))
-		complete(inv, error);
-	return TRUE;
-}
-
-static gboolean handle_detach(CcidAgentManager *m, GDBusMethodInvocation *inv,
-			      const char *entry, const char *vm, gpointer data)
-{
-	struct daemon *d = data;
-	g_autoptr(GError) error = NULL;
-	struct entry_rec *e = find_entry(d, entry, &error);
-	struct vm_rec *v = e != NULL ? find_vm(d, vm, &error) : NULL;
-
-	if (v == NULL || !daemon_entry_detach(e->entry, vm, on_call_done, inv,
-					      &error))
-		complete(inv, error);
-	return TRUE;
-}
-
-static gboolean set_inserted(struct daemon *d, GDBusMethodInvocation *inv,
-			     const char *entry, gboolean inserted)
-{
-	g_autoptr(GError) error = NULL;
-	struct entry_rec *e = find_entry(d, entry, &error);
-
-	if (e == NULL || !daemon_entry_set_inserted(e->entry, inserted,
-						    on_call_done, inv, &error))
-		complete(inv, error);
-	return TRUE;
-}
-
-static gboolean handle_insert(CcidAgentManager *m, GDBusMethodInvocation *inv,
-			      const char *entry, gpointer data)
-{
-	return set_inserted(data, inv, entry, TRUE);
-}
-
-static gboolean handle_remove(CcidAgentManager *m, GDBusMethodInvocation *inv,
-			      const char *entry, gpointer data)
-{
-	return set_inserted(data, inv, entry, FALSE);
-}
-
-/* --- VMs ------------------------------------------------------------------- */
-
-static char *object_path(const char *kind, const char *name)
-{
-	g_autofree char *esc = g_dbus_escape_object_path(name);
-
-	return g_strdup_printf(DAEMON_PATH "/%s/%s", kind, esc);
-}
-
-static void vm_rec_free(gpointer p)
-{
-	struct vm_rec *r = p;
-	g_autoptr(GError) error = NULL;
-
-	/* No session may outlive its VM's record. */
-	for (guint i = 0; i < r->d->entries->len; i++) {
-		struct entry_rec *e = g_ptr_array_index(r->d->entries, i);
-
-		daemon_entry_vm_gone(e->entry, r->name, "vm-removed");
-	}
-
-	if (r->obj != NULL) {
-		g_dbus_object_manager_server_unexport(r->d->om,
-			g_dbus_object_get_object_path(G_DBUS_OBJECT(r->obj)));
-		g_object_unref(r->obj);
-		g_object_unref(r->iface);
-	}
-	error = g_error_new(DAEMON_ERROR, DAEMON_ERROR_FAILED,
-			    "VM '%s' was removed", r->name);
-	if (r->adding != NULL)
-		complete(r->adding, error);
-	if (r->removing != NULL)
-		complete(r->removing, NULL);
-	daemon_vm_free(r->vm);
-	g_free(r->name);
-	g_free(r);
-}
-
-/* Removal out of any callback of the VM itself. */
-static gboolean remove_vm_idle(gpointer data)
-{
-	struct vm_rec *r = data;
-
-	g_hash_table_remove(r->d->vms, r->name);
-	return G_SOURCE_REMOVE;
-}
-
-static void on_vm_state(void *user, daemon_vm *vm)
-{
-	struct vm_rec *r = user;
-
-	if (r->iface != NULL)
-		ccid_agent_vm_set_state(r->iface, daemon_vm_get_state(vm));
-}
-
-static void on_vm_gone(void *user, daemon_vm *vm, const char *reason,
-		       const char *detail)
-{
-	struct vm_rec *r = user;
-	struct daemon *d = r->d;
-
-	say("VM '%s' is gone (%s: %s); its sessions end", r->name, reason,
-	    detail);
-	for (guint i = 0; i < d->entries->len; i++) {
-		struct entry_rec *e = g_ptr_array_index(d->entries, i);
-
-		daemon_entry_vm_gone(e->entry, r->name, reason);
-	}
-}
-
-static void on_vm_ready(void *user, daemon_vm *vm, const GError *error)
-{
-	struct vm_rec *r = user;
-	struct daemon *d = r->d;
-	g_autofree char *path = NULL;
-	GDBusMethodInvocation *inv = g_steal_pointer(&r->adding);
-
-	if (error != NULL) {
-		g_autoptr(GError) err = g_error_new(DAEMON_ERROR,
-			DAEMON_ERROR_FAILED, "cannot add VM '%s': %s", r->name,
-			error->message);
-
-		say("%s", err->message);
-		complete(inv, err);
-		g_idle_add(remove_vm_idle, r);
-		return;
-	}
-	path = object_path("vm", r->name);
-	r->obj = ccid_agent_object_skeleton_new(path);
-	r->iface = ccid_agent_vm_skeleton_new();
-	ccid_agent_vm_set_name(r->iface, r->name);
-	{
-		g_autofree char *qmp = g_strconcat("unix:",
-			daemon_vm_get_qmp(vm), NULL);
-
-		ccid_agent_vm_set_qmp(r->iface, qmp);
-	}
-	ccid_agent_vm_set_state(r->iface, daemon_vm_get_state(vm));
-	ccid_agent_object_skeleton_set_vm(r->obj, r->iface);
-	g_dbus_object_manager_server_export(d->om,
-					    G_DBUS_OBJECT_SKELETON(r->obj));
-	update_vm_entries(d);
-	say("VM '%s' added (QMP %s, %s)", r->name, daemon_vm_get_qmp(vm),
-	    daemon_vm_get_state(vm));
-	g_dbus_method_invocation_return_value(inv, g_variant_new("(o)", path));
-}
-
-static gboolean valid_vm_name(const char *name)
-{
-	if (name[0] == '\0' || strlen(name) > 64)
-		return FALSE;
-	for (const char *p = name; *p != '\0'; p++)
-		if (!g_ascii_isalnum(*p) && *p != '-' && *p != '_' && *p != '.')
-			return FALSE;
-	return TRUE;
-}
-
-static gboolean handle_add_vm(CcidAgentManager *m, GDBusMethodInvocation *inv,
-			      const char *name, const char *qmp, gpointer data)
-{
-	static const struct daemon_vm_callbacks vm_cbs = {
-		.state_changed = on_vm_state,
-		.gone = on_vm_gone,
-	};
-	struct daemon *d = data;
-	struct vm_rec *r;
-
-	if (!valid_vm_name(name)) {
-		g_dbus_method_invocation_return_error(inv, DAEMON_ERROR,
-			DAEMON_ERROR_INVALID_ARGS, "VM name '%s': use 1 to 64 "
-			"letters, digits, '-', '_' or '.'", name);
-		return TRUE;
-	}
-	if (!g_str_has_prefix(qmp, "unix:") || qmp[5] == '\0') {
-		g_dbus_method_invocation_return_error(inv, DAEMON_ERROR,
-			DAEMON_ERROR_INVALID_ARGS, "QMP address '%s' of VM "
-			"'%s': write unix:PATH, the PATH of QEMU's -qmp "
-			"unix:PATH,server=on,wait=off", qmp, name);
-		return TRUE;
-	}
-	r = g_hash_table_lookup(d->vms, name);
-	if (r != NULL) {
-		g_dbus_method_invocation_return_error(inv, DAEMON_ERROR,
-			DAEMON_ERROR_BUSY, "VM '%s' is already registered "
-			"(QMP unix:%s): 'ccid-agent vm remove %s' first", name,
-			daemon_vm_get_qmp(r->vm), name);
-		return TRUE;
-	}
-	r = g_new0(struct vm_rec, 1);
-	r->d = d;
-	r->name = g_strdup(name);
-	r->adding = inv;
-	g_hash_table_insert(d->vms, r->name, r);
-	r->vm = daemon_vm_new(name, qmp + 5, &vm_cbs, r, on_vm_ready, r);
-	return TRUE;
-}
-
-static void vm_rec_detach_done(struct vm_rec *r)
-{
-	if (--r->detaches > 0)
-		return;
-	g_idle_add(remove_vm_idle, r);
-}
-
-static void on_remove_detached(void *user, const GError *error)
-{
-	struct vm_rec *r = user;
-
-	if (error != NULL)
-		say("removing VM '%s': %s", r->name, error->message);
-	vm_rec_detach_done(r);
-}
-
-static gboolean handle_remove_vm(CcidAgentManager *m,
-				 GDBusMethodInvocation *inv, const char *name,
-				 gpointer data)
-{
-	struct daemon *d = data;
-	g_autoptr(GError) error = NULL;
-	struct vm_rec *r = find_vm(d, name, &error);
-
-	if (r == NULL) {
-		complete(inv, error);
-		return TRUE;
-	}
-	if (r->removing != NULL) {
-		g_dbus_method_invocation_return_error(inv, DAEMON_ERROR,
-			DAEMON_ERROR_BUSY, "VM '%s' is being removed already",
-			name);
-		return TRUE;
-	}
-	r->removing = inv;
-	r->detaches = 1;    /* this function's own */
-	for (guint i = 0; i < d->entries->len; i++) {
-		struct entry_rec *e = g_ptr_array_index(d->entries, i);
-		g_autoptr(GError) why = NULL;
-
-		if (!daemon_entry_is_attached_to(e->entry, name))
-			continue;
-		r->detaches++;
-		if (!daemon_entry_detach(e->entry, name, on_remove_detached, r,
-					 &why))
-			on_remove_detached(r, why);
-	}
-	vm_rec_detach_done(r);
-	return TRUE;
-}
-
-/* --- bus ------------------------------------------------------------------- */
-
-static void export_entries(struct daemon *d)
-{
-	for (guint i = 0; i < d->cfg.entries->len; i++) {
-		struct daemon_entry_config *c = &g_array_index(d->cfg.entries,
-			struct daemon_entry_config, i);
-		struct entry_rec *r = g_new0(struct entry_rec, 1);
-		g_autofree char *path = object_path("entry", c->id);
-
-		r->d = d;
-		r->entry = daemon_entry_new(c->id, c->label, &c->spec,
-					    c->single_session, &entry_cbs, r);
-		r->obj = ccid_agent_object_skeleton_new(path);
-		r->iface = ccid_agent_entry_skeleton_new();
-		update_entry(r);
-		ccid_agent_object_skeleton_set_entry(r->obj, r->iface);
-		g_dbus_object_manager_server_export(d->om,
-			G_DBUS_OBJECT_SKELETON(r->obj));
-		g_ptr_array_add(d->entries, r);
-	}
-}
-
-static void entry_rec_free(gpointer p)
-{
-	struct entry_rec *r = p;
-
-	daemon_entry_free(r->entry);
-	g_object_unref(r->obj);
-	g_object_unref(r->iface);
-	g_free(r);
-}
+#define say daemon_say
 
 static void on_bus_acquired(GDBusConnection *conn, const char *name,
 			    gpointer data)
@@ -530,36 +31,11 @@ static void on_bus_acquired(GDBusConnection *conn, const char *name,
 	struct daemon *d = data;
 	g_autoptr(GError) error = NULL;
 
-	d->conn = g_object_ref(conn);
-	d->om = g_dbus_object_manager_server_new(DAEMON_PATH);
-	d->manager = ccid_agent_manager_skeleton_new();
-	ccid_agent_manager_set_version(d->manager, CCID_EMU_VERSION);
-	g_ptr_array_add(d->cfg.errors, NULL);
-	ccid_agent_manager_set_config_errors(d->manager,
-		(const char *const *)d->cfg.errors->pdata);
-	g_ptr_array_remove_index(d->cfg.errors, d->cfg.errors->len - 1);
-	g_signal_connect(d->manager, "handle-attach",
-			 G_CALLBACK(handle_attach), d);
-	g_signal_connect(d->manager, "handle-detach",
-			 G_CALLBACK(handle_detach), d);
-	g_signal_connect(d->manager, "handle-insert-card",
-			 G_CALLBACK(handle_insert), d);
-	g_signal_connect(d->manager, "handle-remove-card",
-			 G_CALLBACK(handle_remove), d);
-	g_signal_connect(d->manager, "handle-add-vm",
-			 G_CALLBACK(handle_add_vm), d);
-	g_signal_connect(d->manager, "handle-remove-vm",
-			 G_CALLBACK(handle_remove_vm), d);
-	if (!g_dbus_interface_skeleton_export(
-		    G_DBUS_INTERFACE_SKELETON(d->manager), conn, DAEMON_PATH,
-		    &error)) {
-		say("cannot export %s: %s", DAEMON_PATH, error->message);
+	if (!daemon_service_export(d->svc, conn, &error)) {
+		say("%s", error->message);
 		d->exit_code = AGENT_EXIT_FAILED;
 		g_main_loop_quit(d->loop);
-		return;
 	}
-	export_entries(d);
-	g_dbus_object_manager_server_set_connection(d->om, conn);
 }
 
 static void on_name_acquired(GDBusConnection *conn, const char *name,
@@ -567,9 +43,11 @@ static void on_name_acquired(GDBusConnection *conn, const char *name,
 {
 	struct daemon *d = data;
 
+	guint n = daemon_service_n_entries(d->svc);
+
 	say("ready: %s on the %s bus, %u entr%s", name,
-	    d->bus_type == G_BUS_TYPE_SYSTEM ? "system" : "session",
-	    d->entries->len, d->entries->len == 1 ? "y" : "ies");
+	    d->bus_type == G_BUS_TYPE_SYSTEM ? "system" : "session", n,
+	    n == 1 ? "y" : "ies");
 }
 
 static void on_name_lost(GDBusConnection *conn, const char *name,
@@ -600,12 +78,19 @@ static gboolean on_stop_signal(gpointer data)
 
 int agent_cmd_daemon(int argc, char **argv)
 {
-	gboolean system_bus = FALSE, replace = FALSE;
+	gboolean system_bus = FALSE, replace = FALSE, no_readers = FALSE;
 	g_autofree char *config = NULL;
+	g_autofree char *state = NULL;
 	GOptionEntry options[] = {
 		{ "config", 'C', 0, G_OPTION_ARG_FILENAME, &config,
 		  "configuration file (default "
 		  "$XDG_CONFIG_HOME/ccid-emu/agent.conf)", "FILE" },
+		{ "state", 0, 0, G_OPTION_ARG_FILENAME, &state,
+		  "remembered VMs and attachments (default "
+		  "$XDG_CONFIG_HOME/ccid-emu/vms.conf)", "FILE" },
+		{ "no-readers", 0, 0, G_OPTION_ARG_NONE, &no_readers,
+		  "do not offer the host's PC/SC readers as shared entries",
+		  NULL },
 		{ "system", 0, 0, G_OPTION_ARG_NONE, &system_bus,
 		  "serve on the system bus instead of the session bus", NULL },
 		{ "replace", 0, 0, G_OPTION_ARG_NONE, &replace,
@@ -614,7 +99,10 @@ int agent_cmd_daemon(int argc, char **argv)
 	};
 	g_autoptr(GOptionContext) ctx = g_option_context_new(NULL);
 	struct daemon d = { 0 };
-	guint sig_int, sig_term;
+	struct daemon_config cfg = { 0 };
+	g_autofree char *config_path = NULL;
+	g_autofree char *state_path = NULL;
+	guint sig_int, sig_term, owner_id;
 
 	g_option_context_set_summary(ctx, "Serves the entries (virtual cards) "
 		"to VMs over D-Bus (org.ccidemu.Agent1); see "
@@ -626,18 +114,17 @@ int agent_cmd_daemon(int argc, char **argv)
 		return agent_usage_error(argv[0], "unexpected argument '%s'",
 					 argv[1]);
 	d.bus_type = system_bus ? G_BUS_TYPE_SYSTEM : G_BUS_TYPE_SESSION;
-	d.config_path = config != NULL ? g_strdup(config) :
-			daemon_config_default_path();
-	daemon_config_load(&d.cfg, d.config_path);
-	for (guint i = 0; i < d.cfg.errors->len; i++)
+	config_path = config != NULL ? g_strdup(config) :
+		      daemon_config_default_path();
+	state_path = state != NULL ? g_strdup(state) :
+		     daemon_state_default_path();
+	daemon_config_load(&cfg, config_path);
+	for (guint i = 0; i < cfg.errors->len; i++)
 		say("configuration: %s",
-		    (const char *)g_ptr_array_index(d.cfg.errors, i));
-	(void)DAEMON_ERROR;    /* registers the D-Bus error names */
-	d.entries = g_ptr_array_new_with_free_func(entry_rec_free);
-	d.vms = g_hash_table_new_full(g_str_hash, g_str_equal, NULL,
-				      vm_rec_free);
+		    (const char *)g_ptr_array_index(cfg.errors, i));
+	d.svc = daemon_service_new(&cfg, state_path, !no_readers);
 	d.loop = g_main_loop_new(NULL, FALSE);
-	d.owner_id = g_bus_own_name(d.bus_type, DAEMON_BUS_NAME,
+	owner_id = g_bus_own_name(d.bus_type, DAEMON_BUS_NAME,
 		G_BUS_NAME_OWNER_FLAGS_ALLOW_REPLACEMENT |
 		(replace ? G_BUS_NAME_OWNER_FLAGS_REPLACE : 0),
 		on_bus_acquired, on_name_acquired, on_name_lost, &d, NULL);
@@ -646,18 +133,9 @@ int agent_cmd_daemon(int argc, char **argv)
 	g_main_loop_run(d.loop);
 	g_source_remove(sig_int);
 	g_source_remove(sig_term);
-	g_bus_unown_name(d.owner_id);
-
-	/* VMs first (their operations end), then the entries' sessions. */
-	g_hash_table_remove_all(d.vms);
-	g_ptr_array_set_size(d.entries, 0);
-	g_hash_table_unref(d.vms);
-	g_ptr_array_unref(d.entries);
-	g_clear_object(&d.om);
-	g_clear_object(&d.manager);
-	g_clear_object(&d.conn);
-	daemon_config_clear(&d.cfg);
-	g_free(d.config_path);
+	g_bus_unown_name(owner_id);
+	daemon_service_free(d.svc);
+	daemon_config_clear(&cfg);
 	g_main_loop_unref(d.loop);
 	return d.exit_code;
 }

@@ -35,6 +35,8 @@ static const struct agent_command commands[] = {
 	{ "remove", "pull the card of a virtual entry out", agent_cmd_remove },
 	{ "watch", "print the daemon's events until interrupted",
 	  agent_cmd_watch },
+	{ "qemu-args", "QEMU arguments for a VM that starts later (cold plug)",
+	  agent_cmd_qemu_args },
 };
 
 static void usage(FILE *out)

@@ -43,6 +43,12 @@ struct daemon_entry {
 	void *user;
 	gboolean inserted;           /* the user's wish for the card */
 	char *reason;                /* why unavailable, or NULL */
+	/* A card in a host reader (pcsc): what pcscd shows of the reader. */
+	gboolean has_reader;
+	gboolean reader_connected;
+	gboolean reader_present;
+	char *reader_atr;
+	char *reader_reason;
 	GPtrArray *sessions;         /* struct session, attach order */
 	guint next_dev;
 };
@@ -316,9 +322,11 @@ gboolean daemon_entry_attach(daemon_entry *entry, daemon_vm *vm,
 	if (daemon_vm_is_gone(vm) ||
 	    g_strcmp0(daemon_vm_get_state(vm), "connecting") == 0) {
 		g_set_error(error, DAEMON_ERROR, DAEMON_ERROR_FAILED,
-			    "VM '%s' is %s: restart it, then 'ccid-agent vm "
-			    "remove %s' and 'ccid-agent vm add' it again",
-			    name, daemon_vm_get_state(vm), name);
+			    "VM '%s' is not running (%s): start it again on "
+			    "its QMP socket and the daemon finds it within "
+			    "2 s; to attach as soon as it runs, use "
+			    "'ccid-agent qemu-args %s --vm NAME' for a new VM",
+			    name, daemon_vm_get_state(vm), entry->id);
 		return FALSE;
 	}
 	s = g_new0(struct session, 1);
@@ -336,8 +344,12 @@ gboolean daemon_entry_attach(daemon_entry *entry, daemon_vm *vm,
 		g_set_error(error, DAEMON_ERROR, DAEMON_ERROR_FAILED,
 			    "cannot attach entry '%s' to VM '%s': %s",
 			    entry->id, name, why->message);
-		g_free(entry->reason);
-		entry->reason = g_strdup(why->message);
+		/* A card in a host reader has the reader's state; other
+		 * cards are unavailable until an attach works again. */
+		if (!entry->has_reader) {
+			g_free(entry->reason);
+			entry->reason = g_strdup(why->message);
+		}
 		session_free(s);
 		changed(entry);
 		return FALSE;
@@ -456,6 +468,8 @@ void daemon_entry_free(daemon_entry *entry)
 	g_ptr_array_unref(entry->sessions);
 	agent_card_spec_clear(&entry->spec);
 	g_free(entry->reason);
+	g_free(entry->reader_atr);
+	g_free(entry->reader_reason);
 	g_free(entry->id);
 	g_free(entry->label);
 	g_free(entry);
@@ -473,8 +487,32 @@ const char *daemon_entry_get_label(const daemon_entry *entry)
 
 const char *daemon_entry_get_mode(const daemon_entry *entry)
 {
-	/* Every card kind served today gets its own device model per VM. */
-	return "virtual";
+	/* Every VM gets its own device model; a pcsc card shares the real
+	 * card with the host's applications and the other VMs. */
+	return entry->spec.kind == AGENT_CARD_PCSC ? "shared" : "virtual";
+}
+
+void daemon_entry_set_reader(daemon_entry *entry, gboolean connected,
+			     gboolean present, const char *atr)
+{
+	g_autofree char *old_atr = entry->reader_atr;
+
+	if (entry->has_reader && entry->reader_connected == connected &&
+	    entry->reader_present == present && g_strcmp0(old_atr, atr) == 0) {
+		entry->reader_atr = g_steal_pointer(&old_atr);
+		return;
+	}
+	entry->has_reader = TRUE;
+	entry->reader_connected = connected;
+	entry->reader_present = connected && present;
+	entry->reader_atr = g_strdup(entry->reader_present && atr != NULL ?
+				     atr : "");
+	g_free(entry->reader_reason);
+	entry->reader_reason = connected ? NULL : g_strdup_printf(
+		"reader '%s' is not connected (unplugged, or pcscd is not "
+		"running)", entry->spec.reader != NULL ? entry->spec.reader :
+		"");
+	changed(entry);
 }
 
 const char *daemon_entry_get_card(const daemon_entry *entry)
@@ -486,17 +524,25 @@ const char *daemon_entry_get_state(const daemon_entry *entry)
 {
 	if (entry->reason != NULL)
 		return "unavailable";
+	if (entry->has_reader)
+		return !entry->reader_connected ? "unavailable" :
+		       entry->reader_present ? "card-present" : "no-card";
 	return entry->inserted ? "card-present" : "no-card";
 }
 
 const char *daemon_entry_get_reason(const daemon_entry *entry)
 {
-	return entry->reason != NULL ? entry->reason : "";
+	if (entry->reason != NULL)
+		return entry->reason;
+	return entry->reader_reason != NULL ? entry->reader_reason : "";
 }
 
 const char *daemon_entry_get_atr(const daemon_entry *entry)
 {
-	return "";    /* not known before a card powers on; not yet tracked */
+	/* Known for a card in a host reader; for emulated cards only once a
+	 * guest powers one on, which is not tracked yet. */
+	return entry->has_reader && entry->reader_atr != NULL ?
+	       entry->reader_atr : "";
 }
 
 gboolean daemon_entry_get_single_session(const daemon_entry *entry)

@@ -72,6 +72,10 @@ gboolean daemon_entry_detach(daemon_entry *entry, const char *vm,
 /* The VM went away: its sessions end now with @reason. */
 void daemon_entry_vm_gone(daemon_entry *entry, const char *vm,
 			  const char *reason);
+/* For an entry whose card sits in a host reader (pcsc): what pcscd shows
+ * of that reader now (@atr: upper-case hex, may be NULL). */
+void daemon_entry_set_reader(daemon_entry *entry, gboolean connected,
+			     gboolean present, const char *atr);
 /* Pushes the card in / pulls it out, in every VM and for later ones. */
 gboolean daemon_entry_set_inserted(daemon_entry *entry, gboolean inserted,
 				   daemon_entry_done_fn done, void *user,

@@ -23,3 +23,8 @@ GQuark daemon_error_quark(void)
 					   G_N_ELEMENTS(daemon_error_entries));
 	return (GQuark)quark;
 }
+
+void daemon_errors_register(void)
+{
+	(void)daemon_error_quark();
+}

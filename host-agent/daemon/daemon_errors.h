@@ -22,6 +22,10 @@ enum daemon_error {
 	DAEMON_ERROR_INVALID_ARGS,   /* malformed name or address */
 };
 
+/* Makes the error names known to GDBus, so errors cross the bus as
+ * DAEMON_ERROR codes both ways.  Call before the first D-Bus call. */
+void daemon_errors_register(void);
+
 G_END_DECLS
 
 #endif /* CCID_DAEMON_ERRORS_H */

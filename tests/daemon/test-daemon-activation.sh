@@ -44,6 +44,7 @@ if [[ -z ${CCID_DAEMON_TEST_BUS:-} ]]; then
 	export CCID_DAEMON_TEST_BUS=$WORK
 	# The bus, and so the daemon it starts, never sees the user's files.
 	export XDG_DATA_HOME=$WORK/data XDG_CONFIG_HOME=$WORK/config XDG_RUNTIME_DIR=$WORK/run
+	export PCSCLITE_CSOCK_NAME=$WORK/no-pcscd.comm    # no host readers
 	rc=0
 	dbus-run-session --config-file="$WORK/bus.conf" -- "${BASH_SOURCE[0]}" "$AGENT" || rc=$?
 	rm -rf "$WORK"

@@ -15,13 +15,19 @@
 #     USB controller, attach twice, detach of what is not attached, insert
 #     on a card that cannot be moved: each a clear error and exit code,
 #     and the daemon keeps running;
+#   - cold plug: `qemu-args` before QEMU runs, the entry attached once it
+#     does;
 #   - 50 concurrent Attach calls for a single-session entry from separate
-#     clients: exactly one succeeds, 49 are Busy naming the holder;
+#     clients: exactly one succeeds, 49 are Busy naming the holder; 20
+#     concurrent detaches: one succeeds;
 #   - card remove/insert follow in list --json and watch --json;
 #   - a VM killed with SIGKILL: its session ends and the entry is free
 #     within 1 s; watch --json reports it;
-#   - a daemon killed with a device plugged: the next one unplugs the stale
-#     device when the VM is added, and attaching works again;
+#   - remembered attachments ($XDG_CONFIG_HOME/ccid-emu/vms.conf): a daemon
+#     killed with a device plugged comes back, unplugs the dead device and
+#     attaches the entry again; a VM that exits and comes back on the same
+#     QMP socket gets its entry back; a detach forgets; a corrupt file is
+#     a clear error and an empty state;
 #   - SIGTERM stops the daemon with status 0.
 #
 # Usage: test-daemon-cli.sh AGENT   (environment: DAEMON_WRAP, see below)
@@ -45,6 +51,9 @@ command -v qemu-system-x86_64 >/dev/null || die "qemu-system-x86_64 not found"
 
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/ccid-daemon-cli.XXXXXX")
 export XDG_DATA_HOME=$WORK/data XDG_CONFIG_HOME=$WORK/config XDG_RUNTIME_DIR=$WORK/run
+# No pcscd for the daemon: the host's readers would be entries too
+# (tests/daemon/test-daemon-pcsc.sh covers them).
+export PCSCLITE_CSOCK_NAME=$WORK/no-pcscd.comm
 mkdir -p "$XDG_DATA_HOME" "$XDG_CONFIG_HOME/ccid-emu" "$XDG_RUNTIME_DIR"
 chmod 700 "$XDG_RUNTIME_DIR"
 
@@ -134,6 +143,17 @@ qemu() {
 	die "QEMU $name did not create its QMP sockets: $(cat "$WORK/$name.log")"
 }
 devices() { $PY "$HERE/qmp-query.py" "$WORK/$1.obs" | grep '^ccidemu-' || true; }
+holders_of() {    # holders_of ENTRY: its holders, comma-separated
+	"$AGENT" list --json | $PY -c 'import json,sys; print(",".join([e for e in json.load(sys.stdin) if e["id"] == sys.argv[1]][0]["holders"]))' "$1"
+}
+wait_holders() {    # wait_holders ENTRY WANT SECONDS
+	local t
+	for ((t = 0; t < $3 * 20; t++)); do
+		[[ $(holders_of "$1" 2>/dev/null) == "$2" ]] && return 0
+		sleep 0.05
+	done
+	return 1
+}
 
 # --- no daemon: this bus has no service file to start one -------------------
 run no-daemon 6 "the daemon cannot be reached: .*start it with 'ccid-agent daemon'" "$AGENT" list
@@ -269,7 +289,47 @@ if ((ok == 1 && busy == 49 && named == 49)) && [[ $holder == vm1 || $holder == v
 else
 	fail race-50-attaches "$ok successes, $busy Busy, $named naming holder '$holder': $(cat "$RACE"/*.out | sort | uniq -c)"
 fi
-run race-detach 0 "detached solo from $holder" "$AGENT" detach solo "$holder"
+# 20 concurrent detaches of that one attachment: one does it, the others
+# are told it is being detached (Busy) or no longer attached (NotFound).
+RACE2=$WORK/race2
+mkdir -p "$RACE2"
+for i in $(seq 20); do
+	( rc=0; "$AGENT" detach solo "$holder" >"$RACE2/$i.out" 2>&1 || rc=$?; echo "$rc" >"$RACE2/$i.rc" ) &
+done
+for _ in $(seq 600); do
+	(($(ls "$RACE2"/*.rc 2>/dev/null | wc -l) == 20)) && break
+	sleep 0.05
+done
+ok=$(grep -lx 0 "$RACE2"/*.rc | wc -l)
+other=$(grep -Elx '3|4' "$RACE2"/*.rc | wc -l)
+if ((ok == 1 && other == 19)) && [[ -z $(holders_of solo) ]]; then
+	pass race-20-detaches "1 detach, 19 Busy or NotFound, entry free"
+else
+	fail race-20-detaches "$ok successes, $other Busy/NotFound: $(cat "$RACE2"/*.out | sort | uniq -c)"
+fi
+
+# --- cold plug: qemu-args first, QEMU later ----------------------------------------
+rc=0
+out=$("$AGENT" qemu-args loop2 --vm later1 --qmp "$WORK/later1.qmp" 2>&1) || rc=$?
+line=$(sed -n 's/^qemu: //p' <<<"$out")
+if ((rc == 0)) && [[ $line == "-qmp unix:$WORK/later1.qmp,server=on,wait=off" ]]; then
+	pass qemu-args "$out"
+else
+	fail qemu-args "rc=$rc: $out"
+fi
+json planned-vm '[v for v in j if v["name"] == "later1"][0]["state"] in ("gone", "connecting") and [v for v in j if v["name"] == "later1"][0]["entries"] == []' \
+	"$AGENT" vms --json
+run qemu-args-unknown-entry 3 "no entry 'nope'" "$AGENT" qemu-args nope --vm later2
+run qemu-args-vm-taken 4 "VM 'later1' is already registered" "$AGENT" qemu-args loop2 --vm later1
+# QEMU starts with what was printed (qemu() adds the same -qmp).
+qemu later1 -device qemu-xhci
+if wait_holders loop2 later1 10; then
+	pass cold-plugged "loop2 attached to later1 once it ran: $(devices later1)"
+else
+	fail cold-plugged "holders of loop2: '$(holders_of loop2)': $(tail -n 5 "$WORK/daemon.log")"
+fi
+run cold-plug-detach 0 "detached loop2 from later1" "$AGENT" detach loop2 later1
+run cold-plug-vm-remove 0 "VM later1 removed" "$AGENT" vm remove later1
 
 # --- card events and a VM that dies, seen by watch --json -------------------------
 "$AGENT" watch --json >"$WORK/watch.json" 2>"$WORK/watch.err" &
@@ -298,6 +358,7 @@ else
 	fail vm-killed-entry-free "after $(($(now_ms) - T0)) ms: $("$AGENT" list 2>&1 | tr '\n' ';')"
 fi
 json vm-killed-state-gone '[v for v in j if v["name"] == "vm2"][0]["state"] == "gone"' "$AGENT" vms --json
+run attach-gone-vm 1 "VM 'vm2' is not running \(gone\): start it again on its QMP socket" "$AGENT" attach loop2 vm2
 for _ in $(seq 100); do grep -q '"session-ended".*"vm2"' "$WORK/watch.json" && break; sleep 0.05; done
 kill -TERM "$WPID"
 wait "$WPID" || true
@@ -319,27 +380,74 @@ else
 	fail watch-json "$(cat "$WORK/watch.json")"
 fi
 
-# --- a daemon that dies with a device plugged: the next one cleans up ----------
+# --- remembered attachments -------------------------------------------------------
+STATE=$XDG_CONFIG_HOME/ccid-emu/vms.conf
+
+# A daemon killed with a device plugged: the next one remembers the VM,
+# unplugs the dead device and attaches the entry again.
 run attach-before-crash 0 "attached virtual to vm1" "$AGENT" attach virtual vm1
 stale=$(devices vm1)
+if grep -q '^\[vm vm1\]' "$STATE" && grep -q '^entries=virtual;' "$STATE"; then
+	pass state-written "$(tr '\n' ' ' <"$STATE")"
+else
+	fail state-written "$(cat "$STATE" 2>&1)"
+fi
 kill -KILL "$DPID"
 wait "$DPID" 2>/dev/null || true
 start_daemon
-run vm-add-after-crash 0 "VM vm1 added" "$AGENT" vm add vm1 --qmp "unix:$WORK/vm1.qmp"
-left=$(devices vm1)
-if [[ -n $stale && -z $left ]] && grep -q "unplugging $stale, left by an earlier daemon" "$WORK/daemon.log"; then
-	pass stale-device-unplugged "$stale of the killed daemon unplugged at vm add"
+if wait_holders virtual vm1 10; then
+	pass restored-after-crash "virtual attached to vm1 again after the restart"
 else
-	fail stale-device-unplugged "before: '$stale', after: '$left': $(cat "$WORK/daemon.log")"
+	fail restored-after-crash "holders '$(holders_of virtual)': $(cat "$WORK/daemon.log")"
 fi
-run attach-after-crash 0 "attached virtual to vm1" "$AGENT" attach virtual vm1
-[[ $(devices vm1) == ccidemu-* ]] && pass device-after-crash "$(devices vm1)" ||
-	fail device-after-crash "no device"
+now=$(devices vm1)
+if [[ -n $stale ]] && grep -q "unplugging $stale, left by an earlier daemon" "$WORK/daemon.log" &&
+	[[ $(wc -w <<<"$now") == 1 ]]; then
+	pass stale-device-unplugged "$stale of the killed daemon unplugged; now $now"
+else
+	fail stale-device-unplugged "before: '$stale', now: '$now': $(cat "$WORK/daemon.log")"
+fi
+
+# The VM exits and comes back (same QMP socket): the entry follows it.
+kill -KILL "$QPID_vm1"
+wait_holders virtual "" 2 && pass vm1-exit-frees "holders empty" || fail vm1-exit-frees "holders '$(holders_of virtual)'"
+rm -f "$WORK/vm1.qmp" "$WORK/vm1.obs"
+qemu vm1 -device qemu-xhci
+if wait_holders virtual vm1 15; then
+	pass vm-back-reattached "virtual attached to the new vm1 ($(devices vm1))"
+else
+	fail vm-back-reattached "holders '$(holders_of virtual)': $(tail -n 5 "$WORK/daemon.log")"
+fi
+
+# A detach forgets: after a restart the entry stays detached.
+run detach-forgets 0 "detached virtual from vm1" "$AGENT" detach virtual vm1
+stop_daemon || true
+start_daemon
+for _ in $(seq 100); do
+	"$AGENT" vms --json 2>/dev/null | grep -q '"name":"vm1","qmp":"[^"]*","state":"paused"' && break
+	sleep 0.05
+done
+json restored-vm-no-entry '[v for v in j if v["name"] == "vm1"][0]["state"] == "paused" and [v for v in j if v["name"] == "vm1"][0]["entries"] == []' "$AGENT" vms --json
+[[ -z $(devices vm1) ]] && pass restored-nothing-plugged "no device in vm1" || fail restored-nothing-plugged "$(devices vm1)"
+
+# A corrupt state file: a clear error, nothing remembered, the daemon runs.
+stop_daemon || true
+printf '[vm vm1\nqmp=\x02\n' >"$STATE"
+start_daemon
+if grep -q "remembered VMs: $STATE: .*no VM remembered" "$WORK/daemon.log"; then
+	pass corrupt-state-error "$(grep 'remembered VMs' "$WORK/daemon.log")"
+else
+	fail corrupt-state-error "$(cat "$WORK/daemon.log")"
+fi
+json corrupt-state-empty 'j == []' "$AGENT" vms --json
+run vm-add-after-corrupt 0 "VM vm1 added" "$AGENT" vm add vm1 --qmp "unix:$WORK/vm1.qmp"
+run attach-after-corrupt 0 "attached virtual to vm1" "$AGENT" attach virtual vm1
 
 run vm-remove 0 "VM vm1 removed" "$AGENT" vm remove vm1
 [[ -z $(devices vm1) ]] && pass vm-remove-unplugs "no ccidemu device left in vm1" ||
 	fail vm-remove-unplugs "still: $(devices vm1)"
 run vm-remove-unknown 3 "no VM 'vm1'" "$AGENT" vm remove vm1
+grep -q 'vm1' "$STATE" && fail vm-remove-forgets "$(cat "$STATE")" || pass vm-remove-forgets "vm1 not in $STATE"
 daemon_alive at-end
 RSS=$(awk '/^VmRSS:/ { print $2 }' "/proc/$DPID/status")
 echo "daemon RSS: $RSS kB (4 entries, 3 VMs seen)"

@@ -11,7 +11,10 @@
 # session and the entry is free again.  Runs on a private session bus
 # (dbus-run-session) with temporary XDG directories.
 #
-# Usage: test-daemon-guest.sh [--agent PATH] [--controller xhci|ehci|uhci]
+# One daemon serves a guest behind each USB controller in turn (a VM each,
+# so the daemon also sees VMs come and go).
+#
+# Usage: test-daemon-guest.sh [--agent PATH] [--controllers "xhci ehci uhci"]
 #                             [--quiet] [--keep DIR]
 # Exit status: 0 pass, 1 fail, 2 setup error.
 set -euo pipefail
@@ -21,7 +24,7 @@ HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 SRC=$(cd "$HERE/../.." && pwd)
 GUEST=$SRC/tests/guest
 AGENT=${CCID_AGENT:-}
-CONTROLLER=xhci
+CONTROLLERS=(xhci ehci uhci)
 QUIET=()
 KEEP=
 ARGS=("$@")
@@ -33,10 +36,10 @@ die() { printf 'test-daemon-guest: error: %s\n' "$*" >&2; exit 2; }
 while (($#)); do
 	case $1 in
 	--agent) AGENT=${2:?--agent needs a path}; shift ;;
-	--controller) CONTROLLER=${2:?--controller needs a name}; shift ;;
+	--controllers) read -r -a CONTROLLERS <<<"${2:?--controllers needs a list}"; shift ;;
 	--quiet|-q) QUIET=(-q) ;;
 	--keep) KEEP=${2:?--keep needs a directory}; shift ;;
-	-h|--help) sed -n '3,17p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 0 ;;
+	-h|--help) sed -n '3,19p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 0 ;;
 	*) die "unknown argument '$1'" ;;
 	esac
 	shift
@@ -67,6 +70,9 @@ export HL_DIR=$WORK
 # shellcheck source=../guest/host-lib.sh
 . "$GUEST/host-lib.sh"
 export XDG_DATA_HOME=$WORK/xdg-data XDG_CONFIG_HOME=$WORK/xdg-config XDG_RUNTIME_DIR=$WORK/xdg-run
+# No pcscd for the daemon: the host's readers would be entries too
+# (tests/daemon/test-daemon-pcsc.sh covers them).
+export PCSCLITE_CSOCK_NAME=$WORK/no-pcscd.comm
 mkdir -p "$XDG_DATA_HOME" "$XDG_CONFIG_HOME" "$XDG_RUNTIME_DIR"
 chmod 700 "$XDG_RUNTIME_DIR"
 
@@ -94,15 +100,9 @@ DPID=$!
 gdbus wait --session --timeout 10 org.ccidemu.Agent1 || die "the daemon did not appear on the bus: $(cat "$WORK/daemon.log")"
 RSS0=$(rss_kb "$DPID")
 
-VM=guest-$CONTROLLER
-QMP=$WORK/qmp.sock
-D=$WORK/boot
-mkdir -p "$D"
-: >"$WORK/requests.log"
 echo "VATR=$VATR" >"$WORK/params"
-
 # What the guest's REQUEST lines ask for (run by watch_requests, in one
-# subshell: the variables below live across requests).
+# subshell per boot: `added` lives across the requests of one boot).
 added=0
 on_request() {
 	local what=$1 t0 out rc
@@ -129,67 +129,98 @@ on_request() {
 	esac
 }
 
-rc=0
-"$GUEST/boot-guest.sh" --no-build "${QUIET[@]}" -c "$CONTROLLER" --qmp "$QMP" \
-	-s "$HERE/guest/daemon-hotplug.sh" -f "$WORK/params:/ccid-test/params" \
-	-e usb-enumerated,reader,atr-virtual,opensc-atr,pkcs11-token,reader-gone,usb-gone,reader-again,atr-again,opensc-atr-again \
-	--pidfile "$D/qemu.pid" -w "$D" -t 400 &
-BOOT=$!
-watch_requests "$D/results.log" "$BOOT" on_request &
-WATCH=$!
-wait "$BOOT" || rc=$?
-T_EXIT=$(now_ms)
-wait "$WATCH" 2>/dev/null || true
-cat "$WORK/requests.log"
-
-if ((rc == 0)); then
-	hres guest-hotplug PASS "attach, detach, attach again: the guest's pcscd and OpenSC saw the reader come, go and come back"
-else
-	hres guest-hotplug FAIL "boot-guest.sh exit $rc (logs: $D)"
-fi
-for want in "vm-add rc=0" "attach rc=0" "detach rc=0"; do
-	if grep -q "^$want" "$WORK/requests.log"; then
-		hres "cli-${want%% *}" PASS "$(grep -m 1 "^$want" "$WORK/requests.log")"
-	else
-		hres "cli-${want%% *}" FAIL "no '$want' in: $(tr '\n' ';' <"$WORK/requests.log")"
-	fi
-done
-n_attach=$(grep -c '^attach rc=0' "$WORK/requests.log" || true)
-[[ $n_attach == 2 ]] && hres attach-twice-ok PASS "2 successful attaches" ||
-	hres attach-twice-ok FAIL "$n_attach successful attaches, want 2"
-
-# The guest powered off: its session ends and the entry is free.
+# The entry has no holder any more.
 free_again() {
 	"$AGENT" list --json | /usr/bin/python3 -c '
 import json, sys
 e = [x for x in json.load(sys.stdin) if x["id"] == "virtual"][0]
 sys.exit(0 if e["holders"] == [] else 1)'
 }
-ok=0
-for _ in $(seq 100); do
-	free_again && ok=1 && break
-	sleep 0.05
-done
-if ((ok)); then
-	hres entry-free-after-poweroff PASS "holders empty $(($(now_ms) - T_EXIT)) ms after QEMU exited"
-else
-	hres entry-free-after-poweroff FAIL "$("$AGENT" list 2>&1 | tr '\n' ';')"
-fi
-state=$("$AGENT" vms --json | /usr/bin/python3 -c 'import json,sys; print(json.load(sys.stdin)[0]["state"])' || true)
-[[ $state == gone ]] && hres vm-gone PASS "vms: state gone" || hres vm-gone FAIL "VM state '$state'"
-if kill -0 "$DPID" 2>/dev/null; then
-	hres daemon-alive PASS "RSS ${RSS0} kB at start, $(rss_kb "$DPID") kB after the guest"
-else
-	hres daemon-alive FAIL "the daemon exited: $(tail -n 5 "$WORK/daemon.log")"
-fi
 
-T=$D/results.timed
-echo "=== summary ($CONTROLLER): attach->USB $(guest_metric "$T" attach_to_usb_ms) ms," \
-	"attach->ATR $(guest_metric "$T" attach_to_atr_ms) ms (incl. pcscd start)," \
-	"re-attach->ATR $(guest_metric "$T" reattach_to_atr_ms) ms," \
-	"detach->reader gone $(guest_metric "$T" detach_to_reader_gone_ms) ms," \
-	"detach->USB gone $(guest_metric "$T" detach_to_usb_gone_ms) ms;" \
-	"CLI: $(sed -n 's/^\(attach\|detach\) rc=0 ms=\([0-9]*\).*/\1 \2 ms/p' "$WORK/requests.log" | tr '\n' ' ')"
+vm_state() {
+	"$AGENT" vms --json | /usr/bin/python3 -c '
+import json, sys
+print([v for v in json.load(sys.stdin) if v["name"] == sys.argv[1]][0]["state"])' "$1"
+}
+
+# One guest behind one controller: attach, detach, attach, power off.
+boot_one() {
+	local C=$1 rc=0 n_attach ok=0 state out T t_exit
+	VM=guest-$C
+	QMP=$WORK/qmp-$C.sock
+	D=$WORK/boot-$C
+	mkdir -p "$D"
+	: >"$WORK/requests.log"
+	echo "=== hot attach into a guest behind $C"
+	"$GUEST/boot-guest.sh" --no-build "${QUIET[@]}" -c "$C" --qmp "$QMP" \
+		-s "$HERE/guest/daemon-hotplug.sh" -f "$WORK/params:/ccid-test/params" \
+		-e usb-enumerated,reader,atr-virtual,opensc-atr,pkcs11-token,reader-gone,usb-gone,reader-again,atr-again,opensc-atr-again \
+		--pidfile "$D/qemu.pid" -w "$D" -t 400 &
+	BOOT=$!
+	watch_requests "$D/results.log" "$BOOT" on_request &
+	WATCH=$!
+	wait "$BOOT" || rc=$?
+	t_exit=$(now_ms)
+	wait "$WATCH" 2>/dev/null || true
+	cat "$WORK/requests.log"
+
+	if ((rc == 0)); then
+		hres "$C-guest-hotplug" PASS "attach, detach, attach again: the guest's pcscd and OpenSC saw the reader come, go and come back"
+	else
+		hres "$C-guest-hotplug" FAIL "boot-guest.sh exit $rc (logs: $D)"
+	fi
+	for want in "vm-add rc=0" "attach rc=0" "detach rc=0"; do
+		if grep -q "^$want" "$WORK/requests.log"; then
+			hres "$C-cli-${want%% *}" PASS "$(grep -m 1 "^$want" "$WORK/requests.log")"
+		else
+			hres "$C-cli-${want%% *}" FAIL "no '$want' in: $(tr '\n' ';' <"$WORK/requests.log")"
+		fi
+	done
+	n_attach=$(grep -c '^attach rc=0' "$WORK/requests.log" || true)
+	if [[ $n_attach == 2 ]]; then
+		hres "$C-attach-twice-ok" PASS "2 successful attaches"
+	else
+		hres "$C-attach-twice-ok" FAIL "$n_attach successful attaches, want 2"
+	fi
+
+	# The guest powered off: its session ends and the entry is free.
+	for _ in $(seq 100); do
+		free_again && ok=1 && break
+		sleep 0.05
+	done
+	if ((ok)); then
+		hres "$C-entry-free-after-poweroff" PASS "holders empty $(($(now_ms) - t_exit)) ms after QEMU exited"
+	else
+		hres "$C-entry-free-after-poweroff" FAIL "$("$AGENT" list 2>&1 | tr '\n' ';')"
+	fi
+	state=$(vm_state "$VM" || true)
+	if [[ $state == gone ]]; then
+		hres "$C-vm-gone" PASS "vms: state gone"
+	else
+		hres "$C-vm-gone" FAIL "VM state '$state'"
+	fi
+	if out=$("$AGENT" vm remove "$VM" 2>&1); then
+		hres "$C-vm-remove" PASS "$out"
+	else
+		hres "$C-vm-remove" FAIL "$out"
+	fi
+
+	T=$D/results.timed
+	SUMMARY+=("$C: attach->USB $(guest_metric "$T" attach_to_usb_ms) ms, attach->ATR $(guest_metric "$T" attach_to_atr_ms) ms (incl. pcscd start), re-attach->ATR $(guest_metric "$T" reattach_to_atr_ms) ms, detach->reader gone $(guest_metric "$T" detach_to_reader_gone_ms) ms, detach->USB gone $(guest_metric "$T" detach_to_usb_gone_ms) ms; CLI: $(sed -n 's/^\(attach\|detach\) rc=0 ms=\([0-9]*\).*/\1 \2 ms/p' "$WORK/requests.log" | tr '\n' ' ')")
+}
+
+SUMMARY=()
+for CONTROLLER in "${CONTROLLERS[@]}"; do
+	boot_one "$CONTROLLER"
+	if ! kill -0 "$DPID" 2>/dev/null; then
+		hres daemon-alive FAIL "the daemon exited: $(tail -n 5 "$WORK/daemon.log")"
+		break
+	fi
+done
+kill -0 "$DPID" 2>/dev/null &&
+	hres daemon-alive PASS "RSS ${RSS0} kB at start, $(rss_kb "$DPID") kB after ${#CONTROLLERS[@]} guests"
+echo "=== summary"
+printf '%s\n' "${SUMMARY[@]}"
 echo "daemon log:"; sed 's/^/  | /' "$WORK/daemon.log"
 if ((FAILS)); then
 	echo "test-daemon-guest: FAIL (${KEEP:+logs in $WORK; }rerun with --keep DIR for the logs)"

@@ -1,0 +1,1004 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * The daemon's D-Bus objects and methods (see daemon_service.h): entries
+ * and VMs exported with an object manager, Attach/Detach/... handled by
+ * daemon_entry.c and daemon_vm.c, and the remembered VMs and attachments
+ * (daemon_state.c) kept up to date.
+ */
+#include "daemon_service.h"
+
+#include "agent-dbus.h"
+#include "daemon_entry.h"
+#include "daemon_errors.h"
+#include "daemon_readers.h"
+#include "daemon_state.h"
+#include "daemon_vm.h"
+
+#include <ccid_card_pcsc.h>
+#include <stdio.h>
+#include <string.h>
+
+#define DAEMON_PATH "/org/ccidemu/Agent1"
+
+struct entry_rec {
+	daemon_service *d;
+	daemon_entry *entry;
+	CcidAgentObjectSkeleton *obj;
+	CcidAgentEntry *iface;
+	char *reader;                     /* discovered: pcscd's reader name */
+};
+
+/* How often a remembered VM that is not there is looked for again. */
+#define VM_RETRY_MS 2000u
+
+struct vm_rec {
+	daemon_service *d;
+	char *name;
+	char *qmp;                        /* "unix:PATH" */
+	daemon_vm *vm;                    /* the current connection */
+	CcidAgentObjectSkeleton *obj;     /* NULL until known (QMP answered
+					   * once, or remembered) */
+	CcidAgentVm *iface;
+	GDBusMethodInvocation *adding;    /* AddVm waiting for QMP */
+	GDBusMethodInvocation *removing;  /* RemoveVm waiting for detaches */
+	guint detaches;
+	GPtrArray *remembered;            /* entry ids to attach (char *) */
+	guint retry_id;                   /* reconnect timer */
+};
+
+struct daemon_service {
+	struct daemon_config *cfg;        /* the caller's */
+	GDBusConnection *conn;
+	GDBusObjectManagerServer *om;
+	CcidAgentManager *manager;
+	GPtrArray *entries;               /* struct entry_rec */
+	GHashTable *vms;                  /* name -> struct vm_rec */
+	char *state_path;                 /* remembered VMs and attachments */
+	gboolean stopping;                /* no state written while stopping */
+	gboolean discover;                /* PC/SC readers become entries */
+	daemon_readers *readers;
+};
+
+void daemon_say(const char *fmt, ...)
+{
+	g_autofree char *msg = NULL;
+	va_list ap;
+
+	va_start(ap, fmt);
+	msg = g_strdup_vprintf(fmt, ap);
+	va_end(ap);
+	fprintf(stderr, "ccid-agent daemon: %s\n", msg);
+	fflush(stderr);
+}
+
+#define say daemon_say
+
+/* --- properties ------------------------------------------------------------ */
+
+static void update_vm_entries(daemon_service *d)
+{
+	GHashTableIter it;
+	gpointer v;
+
+	g_hash_table_iter_init(&it, d->vms);
+	while (g_hash_table_iter_next(&it, NULL, &v)) {
+		struct vm_rec *r = v;
+		g_autoptr(GStrvBuilder) b = g_strv_builder_new();
+		g_auto(GStrv) ids = NULL;
+
+		if (r->iface == NULL)
+			continue;
+		for (guint i = 0; i < d->entries->len; i++) {
+			struct entry_rec *e = g_ptr_array_index(d->entries, i);
+
+			if (daemon_entry_is_attached_to(e->entry, r->name))
+				g_strv_builder_add(b, daemon_entry_get_id(
+							   e->entry));
+		}
+		ids = g_strv_builder_end(b);
+		ccid_agent_vm_set_entries(r->iface, (const char *const *)ids);
+	}
+}
+
+static void update_entry(struct entry_rec *r)
+{
+	daemon_entry *e = r->entry;
+	g_auto(GStrv) holders = daemon_entry_get_holders(e);
+
+	ccid_agent_entry_set_id(r->iface, daemon_entry_get_id(e));
+	ccid_agent_entry_set_label(r->iface, daemon_entry_get_label(e));
+	ccid_agent_entry_set_mode(r->iface, daemon_entry_get_mode(e));
+	ccid_agent_entry_set_card(r->iface, daemon_entry_get_card(e));
+	ccid_agent_entry_set_state(r->iface, daemon_entry_get_state(e));
+	ccid_agent_entry_set_atr(r->iface, daemon_entry_get_atr(e));
+	ccid_agent_entry_set_holders(r->iface, (const char *const *)holders);
+	ccid_agent_entry_set_reason(r->iface, daemon_entry_get_reason(e));
+	ccid_agent_entry_set_single_session(r->iface,
+		daemon_entry_get_single_session(e));
+}
+
+static void on_entry_changed(void *user, daemon_entry *entry)
+{
+	struct entry_rec *r = user;
+
+	update_entry(r);
+	update_vm_entries(r->d);
+}
+
+static void remember(daemon_service *d, const char *vm, const char *entry,
+		     gboolean attached);
+
+static void on_session_started(void *user, daemon_entry *entry,
+			       const char *vm)
+{
+	struct entry_rec *r = user;
+
+	say("entry '%s' attached to VM '%s'", daemon_entry_get_id(entry), vm);
+	remember(r->d, vm, daemon_entry_get_id(entry), TRUE);
+	ccid_agent_manager_emit_session_started(r->d->manager,
+		daemon_entry_get_id(entry), vm);
+}
+
+static void on_session_ended(void *user, daemon_entry *entry, const char *vm,
+			     const char *reason)
+{
+	struct entry_rec *r = user;
+
+	say("entry '%s' left VM '%s' (%s)", daemon_entry_get_id(entry), vm,
+	    reason);
+	/* Only the user's detach forgets: an entry comes back to a VM that
+	 * exited when it returns. */
+	if (strcmp(reason, "detached") == 0)
+		remember(r->d, vm, daemon_entry_get_id(entry), FALSE);
+	ccid_agent_manager_emit_session_ended(r->d->manager,
+		daemon_entry_get_id(entry), vm, reason);
+}
+
+static void on_session_failed(void *user, daemon_entry *entry, const char *vm,
+			      const char *reason)
+{
+	struct entry_rec *r = user;
+
+	say("%s", reason);
+	ccid_agent_manager_emit_session_failed(r->d->manager,
+		daemon_entry_get_id(entry), vm, reason);
+}
+
+static const struct daemon_entry_callbacks entry_cbs = {
+	.changed = on_entry_changed,
+	.session_started = on_session_started,
+	.session_ended = on_session_ended,
+	.session_failed = on_session_failed,
+};
+
+/* --- lookups --------------------------------------------------------------- */
+
+/* ENTRY: an id, or a part of exactly one label (case-insensitive). */
+static struct entry_rec *find_entry(daemon_service *d, const char *text,
+				    GError **error)
+{
+	g_autofree char *want = g_utf8_casefold(text, -1);
+	g_autoptr(GString) ids = g_string_new(NULL);
+	struct entry_rec *found = NULL;
+	guint matches = 0;
+
+	for (guint i = 0; i < d->entries->len; i++) {
+		struct entry_rec *r = g_ptr_array_index(d->entries, i);
+
+		if (strcmp(daemon_entry_get_id(r->entry), text) == 0)
+			return r;
+	}
+	for (guint i = 0; i < d->entries->len; i++) {
+		struct entry_rec *r = g_ptr_array_index(d->entries, i);
+		g_autofree char *label = g_utf8_casefold(
+			daemon_entry_get_label(r->entry), -1);
+
+		g_string_append_printf(ids, "%s%s", i ? ", " : "",
+				       daemon_entry_get_id(r->entry));
+		if (text[0] != '\0' && strstr(label, want) != NULL) {
+			found = r;
+			matches++;
+		}
+	}
+	if (matches == 1)
+		return found;
+	if (matches == 0)
+		g_set_error(error, DAEMON_ERROR, DAEMON_ERROR_NOT_FOUND,
+			    "no entry '%s' (entries: %s; 'ccid-agent list' "
+			    "shows them)", text, ids->str);
+	else
+		g_set_error(error, DAEMON_ERROR, DAEMON_ERROR_INVALID_ARGS,
+			    "'%s' is part of %u entry labels: give an id "
+			    "(entries: %s)", text, matches, ids->str);
+	return NULL;
+}
+
+static struct vm_rec *find_vm(daemon_service *d, const char *name,
+			      GError **error)
+{
+	struct vm_rec *r = g_hash_table_lookup(d->vms, name);
+
+	if (r == NULL || r->obj == NULL) {
+		g_set_error(error, DAEMON_ERROR, DAEMON_ERROR_NOT_FOUND,
+			    "no VM '%s' (add it with 'ccid-agent vm add %s "
+			    "--qmp unix:PATH'; 'ccid-agent vms' lists the "
+			    "VMs)", name, name);
+		return NULL;
+	}
+	return r;
+}
+
+static void complete(GDBusMethodInvocation *inv, const GError *error)
+{
+	if (error != NULL)
+		g_dbus_method_invocation_return_gerror(inv, error);
+	else
+		g_dbus_method_invocation_return_value(inv, NULL);
+}
+
+static void on_call_done(void *user, const GError *error)
+{
+	complete(user, error);
+}
+
+/* --- entry methods --------------------------------------------------------- */
+
+static gboolean handle_attach(CcidAgentManager *m, GDBusMethodInvocation *inv,
+			      const char *entry, const char *vm, gpointer data)
+{
+	daemon_service *d = data;
+	g_autoptr(GError) error = NULL;
+	struct entry_rec *e = find_entry(d, entry, &error);
+	struct vm_rec *v = e != NULL ? find_vm(d, vm, &error) : NULL;
+
+	if (v == NULL || !daemon_entry_attach(e->entry, v->vm, on_call_done,
+					      inv, &error))
+		complete(inv, error);
+	return TRUE;
+}
+
+static gboolean handle_detach(CcidAgentManager *m, GDBusMethodInvocation *inv,
+			      const char *entry, const char *vm, gpointer data)
+{
+	daemon_service *d = data;
+	g_autoptr(GError) error = NULL;
+	struct entry_rec *e = find_entry(d, entry, &error);
+	struct vm_rec *v = e != NULL ? find_vm(d, vm, &error) : NULL;
+
+	if (v == NULL || !daemon_entry_detach(e->entry, vm, on_call_done, inv,
+					      &error))
+		complete(inv, error);
+	return TRUE;
+}
+
+static gboolean set_inserted(daemon_service *d, GDBusMethodInvocation *inv,
+			     const char *entry, gboolean inserted)
+{
+	g_autoptr(GError) error = NULL;
+	struct entry_rec *e = find_entry(d, entry, &error);
+
+	if (e == NULL || !daemon_entry_set_inserted(e->entry, inserted,
+						    on_call_done, inv, &error))
+		complete(inv, error);
+	return TRUE;
+}
+
+static gboolean handle_insert(CcidAgentManager *m, GDBusMethodInvocation *inv,
+			      const char *entry, gpointer data)
+{
+	return set_inserted(data, inv, entry, TRUE);
+}
+
+static gboolean handle_remove(CcidAgentManager *m, GDBusMethodInvocation *inv,
+			      const char *entry, gpointer data)
+{
+	return set_inserted(data, inv, entry, FALSE);
+}
+
+/* --- VMs ------------------------------------------------------------------- */
+
+static char *object_path(const char *kind, const char *name)
+{
+	g_autofree char *esc = g_dbus_escape_object_path(name);
+
+	return g_strdup_printf(DAEMON_PATH "/%s/%s", kind, esc);
+}
+
+/* --- remembered VMs and attachments ----------------------------------------- */
+
+static void save_state(daemon_service *d)
+{
+	g_autoptr(GArray) vms = g_array_new(FALSE, TRUE,
+					    sizeof(struct daemon_state_vm));
+	g_autoptr(GError) error = NULL;
+	GHashTableIter it;
+	gpointer v;
+
+	if (d->stopping)
+		return;
+	g_hash_table_iter_init(&it, d->vms);
+	while (g_hash_table_iter_next(&it, NULL, &v)) {
+		struct vm_rec *r = v;
+		struct daemon_state_vm sv;
+
+		if (r->obj == NULL || r->removing != NULL)
+			continue;
+		sv.name = r->name;
+		sv.qmp = r->qmp;
+		g_ptr_array_add(r->remembered, NULL);
+		sv.entries = (char **)r->remembered->pdata;
+		g_array_append_val(vms, sv);
+	}
+	if (!daemon_state_save(d->state_path, vms, &error))
+		say("%s", error->message);
+	g_hash_table_iter_init(&it, d->vms);
+	while (g_hash_table_iter_next(&it, NULL, &v)) {
+		struct vm_rec *r = v;
+
+		if (r->obj != NULL && r->removing == NULL)
+			g_ptr_array_remove_index(r->remembered,
+						 r->remembered->len - 1);
+	}
+}
+
+static gboolean remembered_has(struct vm_rec *r, const char *entry)
+{
+	for (guint i = 0; i < r->remembered->len; i++)
+		if (strcmp(g_ptr_array_index(r->remembered, i), entry) == 0)
+			return TRUE;
+	return FALSE;
+}
+
+static void remember(daemon_service *d, const char *vm, const char *entry,
+		     gboolean attached)
+{
+	struct vm_rec *r = g_hash_table_lookup(d->vms, vm);
+
+	if (r == NULL || remembered_has(r, entry) == attached)
+		return;
+	if (attached) {
+		g_ptr_array_add(r->remembered, g_strdup(entry));
+	} else {
+		for (guint i = 0; i < r->remembered->len; i++)
+			if (strcmp(g_ptr_array_index(r->remembered, i),
+				   entry) == 0)
+				g_ptr_array_remove_index(r->remembered, i);
+	}
+	save_state(d);
+}
+
+static void on_reattached(void *user, const GError *error)
+{
+	if (error != NULL)
+		say("%s", error->message);
+}
+
+/* The VM is (back) there: its remembered entries come back to it. */
+static void reattach(struct vm_rec *r)
+{
+	daemon_service *d = r->d;
+
+	for (guint i = 0; i < r->remembered->len; i++) {
+		const char *id = g_ptr_array_index(r->remembered, i);
+		g_autoptr(GError) error = NULL;
+		struct entry_rec *e = NULL;
+
+		for (guint j = 0; j < d->entries->len && e == NULL; j++) {
+			struct entry_rec *c = g_ptr_array_index(d->entries, j);
+
+			if (strcmp(daemon_entry_get_id(c->entry), id) == 0)
+				e = c;
+		}
+		if (e == NULL) {
+			say("VM '%s': remembered entry '%s' no longer exists",
+			    r->name, id);
+			continue;
+		}
+		if (daemon_entry_is_attached_to(e->entry, r->name))
+			continue;
+		say("VM '%s': attaching remembered entry '%s'", r->name, id);
+		if (!daemon_entry_attach(e->entry, r->vm, on_reattached, NULL,
+					 &error))
+			say("%s", error->message);
+	}
+}
+
+/* A new entry may be remembered by VMs that are there. */
+static void reattach_all(daemon_service *d)
+{
+	GHashTableIter it;
+	gpointer v;
+
+	g_hash_table_iter_init(&it, d->vms);
+	while (g_hash_table_iter_next(&it, NULL, &v)) {
+		struct vm_rec *r = v;
+
+		if (r->vm != NULL && r->removing == NULL &&
+		    !daemon_vm_is_gone(r->vm) &&
+		    g_strcmp0(daemon_vm_get_state(r->vm), "connecting") != 0)
+			reattach(r);
+	}
+}
+
+/* --- VMs ------------------------------------------------------------------- */
+
+static void vm_connect(struct vm_rec *r);
+
+static void vm_rec_free(gpointer p)
+{
+	struct vm_rec *r = p;
+	g_autoptr(GError) error = NULL;
+
+	if (r->retry_id != 0)
+		g_source_remove(r->retry_id);
+	/* No session may outlive its VM's record. */
+	for (guint i = 0; i < r->d->entries->len; i++) {
+		struct entry_rec *e = g_ptr_array_index(r->d->entries, i);
+
+		daemon_entry_vm_gone(e->entry, r->name, "vm-removed");
+	}
+
+	if (r->obj != NULL) {
+		g_dbus_object_manager_server_unexport(r->d->om,
+			g_dbus_object_get_object_path(G_DBUS_OBJECT(r->obj)));
+		g_object_unref(r->obj);
+		g_object_unref(r->iface);
+	}
+	error = g_error_new(DAEMON_ERROR, DAEMON_ERROR_FAILED,
+			    "VM '%s' was removed", r->name);
+	if (r->adding != NULL)
+		complete(r->adding, error);
+	if (r->removing != NULL)
+		complete(r->removing, NULL);
+	daemon_vm_free(r->vm);
+	g_ptr_array_unref(r->remembered);
+	g_free(r->qmp);
+	g_free(r->name);
+	g_free(r);
+}
+
+/* Removal out of any callback of the VM itself. */
+static gboolean remove_vm_idle(gpointer data)
+{
+	struct vm_rec *r = data;
+	daemon_service *d = r->d;
+	gboolean known = r->obj != NULL;
+
+	g_hash_table_remove(d->vms, r->name);
+	if (known)
+		save_state(d);
+	return G_SOURCE_REMOVE;
+}
+
+static void set_vm_state(struct vm_rec *r, const char *state)
+{
+	if (r->iface != NULL)
+		ccid_agent_vm_set_state(r->iface, state);
+}
+
+static void on_vm_state(void *user, daemon_vm *vm)
+{
+	struct vm_rec *r = user;
+
+	if (vm == r->vm)
+		set_vm_state(r, daemon_vm_get_state(vm));
+}
+
+static gboolean on_vm_retry(gpointer data)
+{
+	struct vm_rec *r = data;
+
+	r->retry_id = 0;
+	vm_connect(r);
+	return G_SOURCE_REMOVE;
+}
+
+/* A known VM is not there (any more): look for it again later, with a
+ * new connection (out of the old one's callbacks). */
+static void schedule_retry(struct vm_rec *r)
+{
+	if (r->retry_id == 0 && r->removing == NULL)
+		r->retry_id = g_timeout_add(VM_RETRY_MS, on_vm_retry, r);
+}
+
+static void on_vm_gone(void *user, daemon_vm *vm, const char *reason,
+		       const char *detail)
+{
+	struct vm_rec *r = user;
+	daemon_service *d = r->d;
+
+	say("VM '%s' is gone (%s: %s); its sessions end", r->name, reason,
+	    detail);
+	for (guint i = 0; i < d->entries->len; i++) {
+		struct entry_rec *e = g_ptr_array_index(d->entries, i);
+
+		daemon_entry_vm_gone(e->entry, r->name, reason);
+	}
+	schedule_retry(r);
+}
+
+static void export_vm(struct vm_rec *r, const char *state)
+{
+	g_autofree char *path = object_path("vm", r->name);
+
+	r->obj = ccid_agent_object_skeleton_new(path);
+	r->iface = ccid_agent_vm_skeleton_new();
+	ccid_agent_vm_set_name(r->iface, r->name);
+	ccid_agent_vm_set_qmp(r->iface, r->qmp);
+	ccid_agent_vm_set_state(r->iface, state);
+	ccid_agent_object_skeleton_set_vm(r->obj, r->iface);
+	g_dbus_object_manager_server_export(r->d->om,
+					    G_DBUS_OBJECT_SKELETON(r->obj));
+	update_vm_entries(r->d);
+}
+
+static void on_vm_ready(void *user, daemon_vm *vm, const GError *error)
+{
+	struct vm_rec *r = user;
+	g_autofree char *path = object_path("vm", r->name);
+	GDBusMethodInvocation *inv = g_steal_pointer(&r->adding);
+
+	if (error != NULL && r->obj != NULL) {
+		/* Remembered: it may come (back) later. */
+		g_debug("VM '%s': %s", r->name, error->message);
+		set_vm_state(r, "gone");
+		schedule_retry(r);
+		return;
+	}
+	if (error != NULL) {
+		g_autoptr(GError) err = g_error_new(DAEMON_ERROR,
+			DAEMON_ERROR_FAILED, "cannot add VM '%s': %s", r->name,
+			error->message);
+
+		say("%s", err->message);
+		complete(inv, err);
+		g_idle_add(remove_vm_idle, r);
+		return;
+	}
+	if (r->obj == NULL) {
+		export_vm(r, daemon_vm_get_state(vm));
+		save_state(r->d);
+	}
+	set_vm_state(r, daemon_vm_get_state(vm));
+	say("VM '%s' %s (QMP %s, %s)", r->name, inv != NULL ? "added" :
+	    "is there", r->qmp, daemon_vm_get_state(vm));
+	if (inv != NULL)
+		g_dbus_method_invocation_return_value(inv,
+			g_variant_new("(o)", path));
+	reattach(r);
+}
+
+/* A new connection to the VM's QMP socket (the first, or after the VM
+ * went away). */
+static void vm_connect(struct vm_rec *r)
+{
+	static const struct daemon_vm_callbacks vm_cbs = {
+		.state_changed = on_vm_state,
+		.gone = on_vm_gone,
+	};
+
+	g_clear_pointer(&r->vm, daemon_vm_free);
+	r->vm = daemon_vm_new(r->name, r->qmp + strlen("unix:"), &vm_cbs, r,
+			      on_vm_ready, r);
+}
+
+static struct vm_rec *vm_rec_new(daemon_service *d, const char *name,
+				 const char *qmp)
+{
+	struct vm_rec *r = g_new0(struct vm_rec, 1);
+
+	r->d = d;
+	r->name = g_strdup(name);
+	r->qmp = g_strdup(qmp);
+	r->remembered = g_ptr_array_new_with_free_func(g_free);
+	g_hash_table_insert(d->vms, r->name, r);
+	return r;
+}
+
+static gboolean valid_vm_name(const char *name)
+{
+	if (name[0] == '\0' || strlen(name) > 64)
+		return FALSE;
+	for (const char *p = name; *p != '\0'; p++)
+		if (!g_ascii_isalnum(*p) && *p != '-' && *p != '_' && *p != '.')
+			return FALSE;
+	return TRUE;
+}
+
+/* The VMs of the state file, each looked for (and its entries attached)
+ * as if it had come back. */
+static void restore_vms(daemon_service *d, GPtrArray *errors)
+{
+	g_autoptr(GArray) vms = daemon_state_load(d->state_path, errors);
+
+	for (guint i = 0; i < vms->len; i++) {
+		struct daemon_state_vm *v = &g_array_index(vms,
+			struct daemon_state_vm, i);
+		struct vm_rec *r;
+
+		if (!valid_vm_name(v->name) ||
+		    g_hash_table_contains(d->vms, v->name)) {
+			g_ptr_array_add(errors, g_strdup_printf("%s: VM '%s': "
+				"bad or repeated name; not remembered",
+				d->state_path, v->name));
+			continue;
+		}
+		r = vm_rec_new(d, v->name, v->qmp);
+		for (guint j = 0; v->entries[j] != NULL; j++)
+			g_ptr_array_add(r->remembered, g_strdup(v->entries[j]));
+		export_vm(r, "connecting");
+		vm_connect(r);
+	}
+}
+
+/* A new VM's name and QMP address are usable and the name is free. */
+static gboolean check_new_vm(daemon_service *d, const char *name,
+			     const char *qmp, GError **error)
+{
+	struct vm_rec *r;
+
+	if (!valid_vm_name(name)) {
+		g_set_error(error, DAEMON_ERROR, DAEMON_ERROR_INVALID_ARGS,
+			    "VM name '%s': use 1 to 64 letters, digits, '-', "
+			    "'_' or '.'", name);
+		return FALSE;
+	}
+	if (!g_str_has_prefix(qmp, "unix:") || qmp[5] == '\0') {
+		g_set_error(error, DAEMON_ERROR, DAEMON_ERROR_INVALID_ARGS,
+			    "QMP address '%s' of VM '%s': write unix:PATH, the "
+			    "PATH of QEMU's -qmp unix:PATH,server=on,wait=off",
+			    qmp, name);
+		return FALSE;
+	}
+	r = g_hash_table_lookup(d->vms, name);
+	if (r != NULL) {
+		g_set_error(error, DAEMON_ERROR, DAEMON_ERROR_BUSY,
+			    "VM '%s' is already registered (QMP %s): "
+			    "'ccid-agent vm remove %s' first", name, r->qmp,
+			    name);
+		return FALSE;
+	}
+	return TRUE;
+}
+
+static gboolean handle_add_vm(CcidAgentManager *m, GDBusMethodInvocation *inv,
+			      const char *name, const char *qmp, gpointer data)
+{
+	daemon_service *d = data;
+	g_autoptr(GError) error = NULL;
+	struct vm_rec *r;
+
+	if (!check_new_vm(d, name, qmp, &error)) {
+		complete(inv, error);
+		return TRUE;
+	}
+	r = vm_rec_new(d, name, qmp);
+	r->adding = inv;
+	vm_connect(r);
+	return TRUE;
+}
+
+static gboolean handle_plan_vm(CcidAgentManager *m, GDBusMethodInvocation *inv,
+			       const char *name, const char *qmp,
+			       const char *const *entries, gpointer data)
+{
+	daemon_service *d = data;
+	g_autoptr(GError) error = NULL;
+	g_autoptr(GPtrArray) ids = g_ptr_array_new();
+	g_autofree char *path = object_path("vm", name);
+	struct vm_rec *r;
+
+	if (!check_new_vm(d, name, qmp, &error)) {
+		complete(inv, error);
+		return TRUE;
+	}
+	for (guint i = 0; entries[i] != NULL; i++) {
+		struct entry_rec *e = find_entry(d, entries[i], &error);
+
+		if (e == NULL) {
+			complete(inv, error);
+			return TRUE;
+		}
+		g_ptr_array_add(ids, (gpointer)daemon_entry_get_id(e->entry));
+	}
+	r = vm_rec_new(d, name, qmp);
+	for (guint i = 0; i < ids->len; i++)
+		if (!remembered_has(r, g_ptr_array_index(ids, i)))
+			g_ptr_array_add(r->remembered,
+					g_strdup(g_ptr_array_index(ids, i)));
+	export_vm(r, "connecting");
+	save_state(d);
+	say("VM '%s' planned (QMP %s): %u entr%s attached when it runs",
+	    name, qmp, r->remembered->len,
+	    r->remembered->len == 1 ? "y" : "ies");
+	vm_connect(r);
+	g_dbus_method_invocation_return_value(inv, g_variant_new("(o)", path));
+	return TRUE;
+}
+
+static void vm_rec_detach_done(struct vm_rec *r)
+{
+	if (--r->detaches > 0)
+		return;
+	g_idle_add(remove_vm_idle, r);
+}
+
+static void on_remove_detached(void *user, const GError *error)
+{
+	struct vm_rec *r = user;
+
+	if (error != NULL)
+		say("removing VM '%s': %s", r->name, error->message);
+	vm_rec_detach_done(r);
+}
+
+static gboolean handle_remove_vm(CcidAgentManager *m,
+				 GDBusMethodInvocation *inv, const char *name,
+				 gpointer data)
+{
+	daemon_service *d = data;
+	g_autoptr(GError) error = NULL;
+	struct vm_rec *r = find_vm(d, name, &error);
+
+	if (r == NULL) {
+		complete(inv, error);
+		return TRUE;
+	}
+	if (r->removing != NULL) {
+		g_dbus_method_invocation_return_error(inv, DAEMON_ERROR,
+			DAEMON_ERROR_BUSY, "VM '%s' is being removed already",
+			name);
+		return TRUE;
+	}
+	r->removing = inv;
+	if (r->retry_id != 0) {
+		g_source_remove(r->retry_id);
+		r->retry_id = 0;
+	}
+	r->detaches = 1;    /* this function's own */
+	for (guint i = 0; i < d->entries->len; i++) {
+		struct entry_rec *e = g_ptr_array_index(d->entries, i);
+		g_autoptr(GError) why = NULL;
+
+		if (!daemon_entry_is_attached_to(e->entry, name))
+			continue;
+		r->detaches++;
+		if (!daemon_entry_detach(e->entry, name, on_remove_detached, r,
+					 &why))
+			on_remove_detached(r, why);
+	}
+	vm_rec_detach_done(r);
+	return TRUE;
+}
+
+/* --- bus ------------------------------------------------------------------- */
+
+static struct entry_rec *add_entry(daemon_service *d, const char *id,
+				   const char *label,
+				   struct agent_card_spec *spec,
+				   gboolean single_session)
+{
+	struct entry_rec *r = g_new0(struct entry_rec, 1);
+	g_autofree char *path = object_path("entry", id);
+
+	r->d = d;
+	r->entry = daemon_entry_new(id, label, spec, single_session,
+				    &entry_cbs, r);
+	r->obj = ccid_agent_object_skeleton_new(path);
+	r->iface = ccid_agent_entry_skeleton_new();
+	update_entry(r);
+	ccid_agent_object_skeleton_set_entry(r->obj, r->iface);
+	g_dbus_object_manager_server_export(d->om,
+					    G_DBUS_OBJECT_SKELETON(r->obj));
+	g_ptr_array_add(d->entries, r);
+	return r;
+}
+
+static void export_entries(daemon_service *d)
+{
+	for (guint i = 0; i < d->cfg->entries->len; i++) {
+		struct daemon_entry_config *c = &g_array_index(d->cfg->entries,
+			struct daemon_entry_config, i);
+
+		add_entry(d, c->id, c->label, &c->spec, c->single_session);
+	}
+}
+
+/* --- PC/SC readers as "Shared <reader>" entries ----------------------------- */
+
+static struct entry_rec *entry_by_id(daemon_service *d, const char *id)
+{
+	for (guint i = 0; i < d->entries->len; i++) {
+		struct entry_rec *r = g_ptr_array_index(d->entries, i);
+
+		if (strcmp(daemon_entry_get_id(r->entry), id) == 0)
+			return r;
+	}
+	return NULL;
+}
+
+static struct entry_rec *entry_by_reader(daemon_service *d, const char *name)
+{
+	for (guint i = 0; i < d->entries->len; i++) {
+		struct entry_rec *r = g_ptr_array_index(d->entries, i);
+
+		if (g_strcmp0(r->reader, name) == 0)
+			return r;
+	}
+	return NULL;
+}
+
+/* "pcsc-" and the reader name in lower case, other characters as '-':
+ * stable while the reader keeps its name (pcscd names a reader by model,
+ * serial where known, and index). */
+static char *reader_entry_id(daemon_service *d, const char *name)
+{
+	GString *id = g_string_new("pcsc-");
+	g_autofree char *base = NULL;
+
+	for (const char *p = name; *p != '\0' && id->len < 60; p++) {
+		if (g_ascii_isalnum(*p))
+			g_string_append_c(id, g_ascii_tolower(*p));
+		else if (id->str[id->len - 1] != '-')
+			g_string_append_c(id, '-');
+	}
+	while (id->len > 5 && id->str[id->len - 1] == '-')
+		g_string_truncate(id, id->len - 1);
+	base = g_strdup(id->str);
+	for (guint n = 2; entry_by_id(d, id->str) != NULL; n++)
+		g_string_printf(id, "%s-%u", base, n);
+	return g_string_free(id, FALSE);
+}
+
+static void on_readers(void *user, const GPtrArray *readers)
+{
+	daemon_service *d = user;
+	gboolean added = FALSE;
+
+	for (guint i = 0; i < readers->len; i++) {
+		const struct daemon_reader *rd = g_ptr_array_index(readers, i);
+		struct entry_rec *r = entry_by_reader(d, rd->name);
+
+		if (r == NULL) {
+			struct agent_card_spec spec = { .kind = AGENT_CARD_PCSC };
+			struct ccid_card_pcsc_config defaults;
+			g_autofree char *id = reader_entry_id(d, rd->name);
+			g_autofree char *label = g_strconcat("Shared ",
+							     rd->name, NULL);
+
+			/* The exact name, never parsed as a pattern. */
+			ccid_card_pcsc_config_init(&defaults);
+			spec.reader = g_strdup(rd->name);
+			spec.idle_ms = defaults.idle_ms;
+			spec.lock_timeout_ms = defaults.lock_timeout_ms;
+			r = add_entry(d, id, label, &spec, FALSE);
+			r->reader = g_strdup(rd->name);
+			say("PC/SC reader '%s' is entry '%s'", rd->name, id);
+			added = TRUE;
+		}
+		daemon_entry_set_reader(r->entry, TRUE, rd->present, rd->atr);
+	}
+	/* A reader that left stays an entry, unavailable, with its id. */
+	for (guint i = 0; i < d->entries->len; i++) {
+		struct entry_rec *r = g_ptr_array_index(d->entries, i);
+		gboolean seen = FALSE;
+
+		if (r->reader == NULL)
+			continue;
+		for (guint j = 0; j < readers->len && !seen; j++)
+			seen = strcmp(((const struct daemon_reader *)
+				       g_ptr_array_index(readers, j))->name,
+				      r->reader) == 0;
+		if (!seen)
+			daemon_entry_set_reader(r->entry, FALSE, FALSE, NULL);
+	}
+	if (added)
+		reattach_all(d);
+}
+
+static void entry_rec_free(gpointer p)
+{
+	struct entry_rec *r = p;
+
+	g_free(r->reader);
+	daemon_entry_free(r->entry);
+	g_object_unref(r->obj);
+	g_object_unref(r->iface);
+	g_free(r);
+}
+
+static void report_restore(daemon_service *d);
+
+gboolean daemon_service_export(daemon_service *d, GDBusConnection *conn,
+			       GError **error)
+{
+	d->conn = g_object_ref(conn);
+	d->om = g_dbus_object_manager_server_new(DAEMON_PATH);
+	d->manager = ccid_agent_manager_skeleton_new();
+	ccid_agent_manager_set_version(d->manager, CCID_EMU_VERSION);
+	g_signal_connect(d->manager, "handle-attach",
+			 G_CALLBACK(handle_attach), d);
+	g_signal_connect(d->manager, "handle-detach",
+			 G_CALLBACK(handle_detach), d);
+	g_signal_connect(d->manager, "handle-insert-card",
+			 G_CALLBACK(handle_insert), d);
+	g_signal_connect(d->manager, "handle-remove-card",
+			 G_CALLBACK(handle_remove), d);
+	g_signal_connect(d->manager, "handle-add-vm",
+			 G_CALLBACK(handle_add_vm), d);
+	g_signal_connect(d->manager, "handle-plan-vm",
+			 G_CALLBACK(handle_plan_vm), d);
+	g_signal_connect(d->manager, "handle-remove-vm",
+			 G_CALLBACK(handle_remove_vm), d);
+	if (!g_dbus_interface_skeleton_export(
+		    G_DBUS_INTERFACE_SKELETON(d->manager), conn, DAEMON_PATH,
+		    error)) {
+		g_prefix_error(error, "cannot export %s: ", DAEMON_PATH);
+		return FALSE;
+	}
+	export_entries(d);
+	report_restore(d);
+	if (d->discover)
+		d->readers = daemon_readers_new(on_readers, d);
+	g_ptr_array_add(d->cfg->errors, NULL);
+	ccid_agent_manager_set_config_errors(d->manager,
+		(const char *const *)d->cfg->errors->pdata);
+	g_ptr_array_remove_index(d->cfg->errors, d->cfg->errors->len - 1);
+	g_dbus_object_manager_server_set_connection(d->om, conn);
+	return TRUE;
+}
+
+/* The state file's VMs, its problems on stderr (and in ConfigErrors). */
+static void report_restore(daemon_service *d)
+{
+	guint before = d->cfg->errors->len;
+
+	restore_vms(d, d->cfg->errors);
+	for (guint i = before; i < d->cfg->errors->len; i++)
+		say("remembered VMs: %s", (const char *)
+		    g_ptr_array_index(d->cfg->errors, i));
+}
+
+daemon_service *daemon_service_new(struct daemon_config *cfg,
+				   const char *state_path, gboolean discover)
+{
+	daemon_service *d = g_new0(daemon_service, 1);
+
+	d->discover = discover;
+	daemon_errors_register();
+	d->cfg = cfg;
+	d->state_path = g_strdup(state_path);
+	d->entries = g_ptr_array_new_with_free_func(entry_rec_free);
+	d->vms = g_hash_table_new_full(g_str_hash, g_str_equal, NULL,
+				       vm_rec_free);
+	return d;
+}
+
+guint daemon_service_n_entries(const daemon_service *d)
+{
+	return d->entries->len;
+}
+
+void daemon_service_free(daemon_service *d)
+{
+	if (d == NULL)
+		return;
+	/* VMs first (their operations end), then the entries' sessions;
+	 * what is remembered stays as it was. */
+	d->stopping = TRUE;
+	g_clear_pointer(&d->readers, daemon_readers_free);
+	g_hash_table_remove_all(d->vms);
+	g_ptr_array_set_size(d->entries, 0);
+	g_hash_table_unref(d->vms);
+	g_ptr_array_unref(d->entries);
+	if (d->om != NULL)
+		g_dbus_object_manager_server_set_connection(d->om, NULL);
+	if (d->manager != NULL)
+		g_dbus_interface_skeleton_unexport(
+			G_DBUS_INTERFACE_SKELETON(d->manager));
+	g_clear_object(&d->om);
+	g_clear_object(&d->manager);
+	g_clear_object(&d->conn);
+	g_free(d->state_path);
+	g_free(d);
+}

@@ -1,0 +1,189 @@
+#!/bin/bash
+# SPDX-License-Identifier: LGPL-2.1-or-later
+#
+# PC/SC readers as "Shared <reader>" entries of `ccid-agent daemon`, on a
+# private pcscd with the vpcd driver (tests/pcsc/private-pcscd.sh: two
+# readers, "Virtual PCD 00 00" and "... 01") and the vicc test card
+# (tests/pcsc/vicc_card.py), on a private session bus:
+#   - both readers become entries (mode shared, card pcsc), no-card;
+#   - vicc connects: card-present with the card's ATR; vicc killed:
+#     no-card; back: card-present (watch --json sees the State change);
+#   - attach by a part of the label into a paused QEMU: the usb-redir
+#     device appears; a second VM shares the reader (two holders);
+#     insert/remove are refused (NotSupported, exit 5);
+#   - pcscd stopped: the entries stay, unavailable, with the reason.
+#
+# Usage: test-daemon-pcsc.sh AGENT
+# Exit status: 0 pass, 1 fail, 2 setup error, 77 skipped (no private
+# pcscd possible here).
+set -euo pipefail
+export LC_ALL=C
+
+HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+PCSC=$(cd "$HERE/../pcsc" && pwd)
+AGENT=${1:?usage: test-daemon-pcsc.sh PATH-TO-ccid-agent}
+AGENT=$(cd "$(dirname "$AGENT")" && pwd)/$(basename "$AGENT")
+PY=/usr/bin/python3
+
+die() { printf 'test-daemon-pcsc: error: %s\n' "$*" >&2; exit 2; }
+if [[ -z ${CCID_DAEMON_TEST_BUS:-} ]]; then
+	command -v dbus-run-session >/dev/null || die "dbus-run-session not found (Debian package dbus-daemon)"
+	export CCID_DAEMON_TEST_BUS=1
+	exec dbus-run-session -- "${BASH_SOURCE[0]}" "$AGENT"
+fi
+
+WORK=$(mktemp -d "${TMPDIR:-/tmp}/ccid-daemon-pcsc.XXXXXX")
+export XDG_DATA_HOME=$WORK/data XDG_CONFIG_HOME=$WORK/config XDG_RUNTIME_DIR=$WORK/run
+mkdir -p "$XDG_DATA_HOME" "$XDG_CONFIG_HOME" "$XDG_RUNTIME_DIR"
+chmod 700 "$XDG_RUNTIME_DIR"
+PCSCD_DIR=$WORK/pcscd
+DPID=
+QPID=
+QPID2=
+WPID=
+vicc_start() {
+	$PY "$PCSC/vicc_card.py" --port "$VPCD_PORT" >>"$WORK/vicc.log" 2>&1 &
+	echo $! >"$WORK/vicc.pid"
+	disown $!
+}
+vicc_stop() {
+	local pid
+	pid=$(cat "$WORK/vicc.pid" 2>/dev/null) || return 0
+	kill -KILL "$pid" 2>/dev/null || true
+	rm -f "$WORK/vicc.pid"
+}
+cleanup() {
+	local p
+	for p in $DPID $QPID $QPID2 $WPID; do kill -KILL "$p" 2>/dev/null || true; done
+	vicc_stop
+	"$PCSC/private-pcscd.sh" stop "$PCSCD_DIR" >/dev/null 2>&1 || true
+	rm -rf "$WORK"
+}
+trap cleanup EXIT
+
+rc=0
+"$PCSC/private-pcscd.sh" start "$PCSCD_DIR" >"$WORK/pcscd.env" || rc=$?
+((rc == 77)) && { echo "test-daemon-pcsc: no private pcscd possible here (skipping)"; exit 77; }
+((rc == 0)) || die "cannot start the private pcscd"
+# shellcheck disable=SC1091
+. "$WORK/pcscd.env"
+export PCSCLITE_CSOCK_NAME
+
+FAILS=0
+PASSES=0
+pass() { echo "PASS $1: ${*:2}"; PASSES=$((PASSES + 1)); }
+fail() { echo "FAIL $1: ${*:2}"; FAILS=$((FAILS + 1)); }
+
+# entry_is ID PYTHON_EXPR SECONDS: waits until the entry (as `e`) of
+# list --json satisfies the expression.
+entry_is() {
+	local id=$1 expr=$2 t
+	for ((t = 0; t < $3 * 20; t++)); do
+		if "$AGENT" list --json 2>/dev/null | $PY -c "
+import json, sys
+e = [x for x in json.load(sys.stdin) if x['id'] == sys.argv[1]]
+sys.exit(0 if e and ($expr) else 1)" "$id" 2>/dev/null; then
+			return 0
+		fi
+		sleep 0.05
+	done
+	return 1
+}
+entry_json() {
+	"$AGENT" list --json | $PY -c 'import json,sys; print([x for x in json.load(sys.stdin) if x["id"] == sys.argv[1]])' "$1"
+}
+
+"$AGENT" daemon >"$WORK/daemon.log" 2>&1 &
+DPID=$!
+gdbus wait --session --timeout 10 org.ccidemu.Agent1 || die "no daemon: $(cat "$WORK/daemon.log")"
+"$AGENT" watch --json >"$WORK/watch.json" 2>&1 &
+WPID=$!
+
+R0=pcsc-virtual-pcd-00-00
+R1=pcsc-virtual-pcd-00-01
+for id in $R0 $R1; do
+	if entry_is $id 'e[0]["state"] == "no-card" and e[0]["mode"] == "shared" and e[0]["card"] == "pcsc" and e[0]["label"].startswith("Shared Virtual PCD 00 0") and e[0]["atr"] == ""' 10; then
+		pass "reader-entry-$id" "$(entry_json $id)"
+	else
+		fail "reader-entry-$id" "$("$AGENT" list 2>&1 | tr '\n' ';') $(cat "$WORK/daemon.log")"
+	fi
+done
+
+vicc_start
+if entry_is $R0 'e[0]["state"] == "card-present" and e[0]["atr"].startswith("3B")' 15; then
+	pass card-present "$(entry_json $R0)"
+else
+	fail card-present "$(entry_json $R0)"
+fi
+
+qemu-system-x86_64 -machine pc -accel tcg -nodefaults -display none -S -device qemu-xhci \
+	-qmp "unix:$WORK/vm.qmp,server=on,wait=off" -qmp "unix:$WORK/vm.obs,server=on,wait=off" \
+	>"$WORK/qemu.log" 2>&1 &
+QPID=$!
+for _ in $(seq 100); do [[ -S $WORK/vm.obs ]] && break; sleep 0.05; done
+out=$("$AGENT" vm add vm --qmp "unix:$WORK/vm.qmp" 2>&1) || fail vm-add "$out"
+rc=0
+out=$("$AGENT" attach "PCD 00 00" vm 2>&1) || rc=$?
+dev=$($PY "$HERE/qmp-query.py" "$WORK/vm.obs" | grep '^ccidemu-' || true)
+if ((rc == 0)) && [[ $dev == ccidemu-*-$R0 ]]; then
+	pass attach-shared "$out; QEMU has $dev"
+else
+	fail attach-shared "rc=$rc $out; devices '$dev'; $(tail -n 3 "$WORK/daemon.log")"
+fi
+entry_is $R0 'e[0]["holders"] == ["vm"]' 2 && pass holders "$(entry_json $R0)" || fail holders "$(entry_json $R0)"
+# A second VM shares the same reader: one device model each.
+qemu-system-x86_64 -machine pc -accel tcg -nodefaults -display none -S -device qemu-xhci \
+	-qmp "unix:$WORK/vm2.qmp,server=on,wait=off" >"$WORK/qemu2.log" 2>&1 &
+QPID2=$!
+for _ in $(seq 100); do [[ -S $WORK/vm2.qmp ]] && break; sleep 0.05; done
+out=$("$AGENT" vm add vm2 --qmp "unix:$WORK/vm2.qmp" 2>&1) || fail vm2-add "$out"
+out=$("$AGENT" attach $R0 vm2 2>&1) && pass attach-second-vm "$out" || fail attach-second-vm "$out"
+entry_is $R0 'e[0]["holders"] == ["vm", "vm2"]' 2 && pass shared-by-two "$(entry_json $R0)" ||
+	fail shared-by-two "$(entry_json $R0)"
+out=$("$AGENT" vm remove vm2 2>&1) && pass vm2-remove "$out" || fail vm2-remove "$out"
+kill -KILL "$QPID2" 2>/dev/null || true
+entry_is $R0 'e[0]["holders"] == ["vm"]' 2 && pass holders-after-vm2 "$(entry_json $R0)" ||
+	fail holders-after-vm2 "$(entry_json $R0)"
+rc=0
+out=$("$AGENT" remove $R0 2>&1) || rc=$?
+((rc == 5)) && [[ $out == *"holds a real card (pcsc): remove it in the reader itself"* ]] &&
+	pass remove-not-supported "$out" || fail remove-not-supported "rc=$rc $out"
+
+vicc_stop
+entry_is $R0 'e[0]["state"] == "no-card" and e[0]["atr"] == ""' 15 &&
+	pass card-removed "$(entry_json $R0)" || fail card-removed "$(entry_json $R0)"
+vicc_start
+entry_is $R0 'e[0]["state"] == "card-present"' 15 &&
+	pass card-back "$(entry_json $R0)" || fail card-back "$(entry_json $R0)"
+out=$("$AGENT" detach $R0 vm 2>&1) && pass detach "$out" || fail detach "$out"
+
+"$PCSC/private-pcscd.sh" stop "$PCSCD_DIR" >/dev/null 2>&1 || true
+if entry_is $R0 'e[0]["state"] == "unavailable" and "not connected" in e[0]["reason"]' 15; then
+	pass pcscd-gone-unavailable "$(entry_json $R0)"
+else
+	fail pcscd-gone-unavailable "$(entry_json $R0)"
+fi
+kill -TERM "$WPID"
+wait "$WPID" 2>/dev/null || true
+WPID=
+if $PY - "$WORK/watch.json" <<'PYEOF'
+import json, sys
+ev = [json.loads(l) for l in open(sys.argv[1])]
+states = [e["changed"]["State"] for e in ev
+          if e["event"] == "changed" and e.get("entry") == "pcsc-virtual-pcd-00-00" and "State" in e["changed"]]
+sys.exit(0 if "card-present" in states and "no-card" in states and "unavailable" in states else 1)
+PYEOF
+then
+	pass watch-states "State changes seen by watch --json"
+else
+	fail watch-states "$(cat "$WORK/watch.json")"
+fi
+
+kill -0 "$DPID" && pass daemon-alive "running" || fail daemon-alive "$(tail -n 5 "$WORK/daemon.log")"
+rc=0
+kill -TERM "$DPID"
+wait "$DPID" || rc=$?
+DPID=
+((rc == 0)) && pass sigterm "status 0" || fail sigterm "status $rc: $(tail -n 5 "$WORK/daemon.log")"
+echo "test-daemon-pcsc: $PASSES passed, $FAILS failed"
+((FAILS == 0))
