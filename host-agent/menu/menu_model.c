@@ -30,11 +30,6 @@ static char *pending_key(const char *entry, const char *vm)
 	return g_strdup_printf("%s\n%s", entry, vm);
 }
 
-static gboolean strv_has(const char *const *v, const char *s)
-{
-	return v != NULL && g_strv_contains(v, s);
-}
-
 static void message(CcidMenuModel *m, const char *id, const char *title,
 		    const char *body)
 {
@@ -97,40 +92,20 @@ static char *entry_label(CcidMenuModel *m, const char *id)
 }
 
 static MenuItemInfo *item_for(CcidMenuModel *m, CcidAgentEntry *e,
-			      const char *vm, gboolean vm_running)
+			      const char *vm, gboolean vm_usable)
 {
-	MenuItemInfo *it = g_new0(MenuItemInfo, 1);
-	const char *const *holders = ccid_agent_entry_get_holders(e);
-	g_autofree char *key = NULL;
+	const MenuEntryFacts facts = {
+		.id = ccid_agent_entry_get_id(e),
+		.label = ccid_agent_entry_get_label(e),
+		.state = ccid_agent_entry_get_state(e),
+		.reason = ccid_agent_entry_get_reason(e),
+		.holders = ccid_agent_entry_get_holders(e),
+		.single_session = ccid_agent_entry_get_single_session(e),
+	};
+	g_autofree char *key = pending_key(facts.id, vm);
 
-	it->entry_id = g_strdup(ccid_agent_entry_get_id(e));
-	it->label = g_strdup(ccid_agent_entry_get_label(e));
-	if (it->label[0] == '\0') {
-		g_free(it->label);
-		it->label = g_strdup(it->entry_id);
-	}
-	it->state = menu_card_state_from_daemon(ccid_agent_entry_get_state(e));
-	it->connected = strv_has(holders, vm);
-	key = pending_key(it->entry_id, vm);
-	it->pending = g_hash_table_contains(m->pending, key);
-
-	if (it->state == MENU_CARD_UNAVAILABLE) {
-		const char *reason = ccid_agent_entry_get_reason(e);
-
-		if (reason != NULL && reason[0] != '\0')
-			it->detail = g_strdup(reason);
-	} else if (!it->connected && ccid_agent_entry_get_single_session(e) &&
-		   holders != NULL && holders[0] != NULL) {
-		/* Held by another VM: not available to this one. */
-		it->state = MENU_CARD_UNAVAILABLE;
-		it->detail = g_strdup_printf("in use by VM %s", holders[0]);
-	}
-	/* A connected entry can always be disconnected; anything else only
-	 * when it is available and the VM can take a device. */
-	it->sensitive = !it->pending &&
-		(it->connected ||
-		 (it->state != MENU_CARD_UNAVAILABLE && vm_running));
-	return it;
+	return menu_item_from_entry(&facts, vm, vm_usable,
+				    g_hash_table_contains(m->pending, key));
 }
 
 /* Tells about a card that moved in an entry some VM holds. */
@@ -194,17 +169,17 @@ static void rebuild(CcidMenuModel *m)
 	for (guint i = 0; running && i < vms->len; i++) {
 		CcidAgentVm *v = vms->pdata[i];
 		MenuSectionInfo *s = g_new0(MenuSectionInfo, 1);
-		gboolean vm_running;
+		gboolean vm_usable;
 
 		s->vm = g_strdup(ccid_agent_vm_get_name(v));
 		s->vm_state = g_strdup(ccid_agent_vm_get_state(v));
-		vm_running = g_str_equal(s->vm_state, "running") ||
+		vm_usable = g_str_equal(s->vm_state, "running") ||
 			     g_str_equal(s->vm_state, "paused");
 		s->items = g_ptr_array_new_with_free_func(
 			(GDestroyNotify)menu_item_info_free);
 		for (guint j = 0; j < entries->len; j++)
 			g_ptr_array_add(s->items, item_for(m, entries->pdata[j],
-							   s->vm, vm_running));
+							   s->vm, vm_usable));
 		g_ptr_array_add(m->sections, s);
 	}
 

@@ -30,6 +30,34 @@ MenuCardState menu_card_state_from_daemon(const char *state)
 	return MENU_CARD_UNAVAILABLE;
 }
 
+MenuItemInfo *menu_item_from_entry(const MenuEntryFacts *e, const char *vm,
+				   gboolean vm_usable, gboolean pending)
+{
+	MenuItemInfo *it = g_new0(MenuItemInfo, 1);
+	gboolean held_elsewhere;
+
+	it->entry_id = g_strdup(e->id);
+	it->label = g_strdup(e->label != NULL && e->label[0] != '\0' ?
+			     e->label : e->id);
+	it->state = menu_card_state_from_daemon(e->state);
+	it->connected = e->holders != NULL && g_strv_contains(e->holders, vm);
+	it->pending = pending;
+	held_elsewhere = !it->connected && e->single_session &&
+			 e->holders != NULL && e->holders[0] != NULL;
+
+	if (it->state == MENU_CARD_UNAVAILABLE) {
+		if (e->reason != NULL && e->reason[0] != '\0')
+			it->detail = g_strdup(e->reason);
+	} else if (held_elsewhere) {
+		it->state = MENU_CARD_UNAVAILABLE;
+		it->detail = g_strdup_printf("in use by VM %s", e->holders[0]);
+	}
+	it->sensitive = !pending &&
+		(it->connected ||
+		 (it->state != MENU_CARD_UNAVAILABLE && vm_usable));
+	return it;
+}
+
 void menu_item_info_free(MenuItemInfo *item)
 {
 	if (item == NULL)

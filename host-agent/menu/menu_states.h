@@ -43,6 +43,25 @@ typedef struct {
 	GPtrArray *items;    /* MenuItemInfo */
 } MenuSectionInfo;
 
+/* What the daemon says about one entry (its Entry properties). */
+typedef struct {
+	const char *id;
+	const char *label;
+	const char *state;              /* Entry.State */
+	const char *reason;             /* Entry.Reason */
+	const char *const *holders;     /* Entry.Holders, may be NULL */
+	gboolean single_session;
+} MenuEntryFacts;
+
+/* The entry as VM's submenu shows it.  VM_USABLE: the VM can take a
+ * device (running or paused); PENDING: our own Attach or Detach of this
+ * entry and VM is under way.  An entry is unavailable in VM when the
+ * daemon says so (with its reason) or when it is single-session and
+ * another VM holds it ("in use by VM X"); a connected entry can always be
+ * disconnected. */
+MenuItemInfo *menu_item_from_entry(const MenuEntryFacts *entry,
+				   const char *vm, gboolean vm_usable,
+				   gboolean pending);
 void menu_item_info_free(MenuItemInfo *item);
 void menu_section_info_free(MenuSectionInfo *section);
 
