@@ -492,6 +492,11 @@ const char *daemon_entry_get_mode(const daemon_entry *entry)
 	return entry->spec.kind == AGENT_CARD_PCSC ? "shared" : "virtual";
 }
 
+const char *daemon_entry_get_reader_pattern(const daemon_entry *entry)
+{
+	return entry->spec.kind == AGENT_CARD_PCSC ? entry->spec.reader : NULL;
+}
+
 void daemon_entry_set_reader(daemon_entry *entry, gboolean connected,
 			     gboolean present, const char *atr)
 {

@@ -72,6 +72,8 @@ gboolean daemon_entry_detach(daemon_entry *entry, const char *vm,
 /* The VM went away: its sessions end now with @reason. */
 void daemon_entry_vm_gone(daemon_entry *entry, const char *vm,
 			  const char *reason);
+/* The reader name or pattern of a pcsc entry, else NULL. */
+const char *daemon_entry_get_reader_pattern(const daemon_entry *entry);
 /* For an entry whose card sits in a host reader (pcsc): what pcscd shows
  * of that reader now (@atr: upper-case hex, may be NULL). */
 void daemon_entry_set_reader(daemon_entry *entry, gboolean connected,

@@ -19,6 +19,8 @@ G_DEFINE_QUARK(daemon-qmp-error-quark, daemon_qmp_error)
 
 struct pending {
 	gint64 id;
+	char *command;
+	gint64 deadline;             /* monotonic microseconds */
 	daemon_qmp_reply_fn reply;
 	void *user;
 };
@@ -46,6 +48,8 @@ struct daemon_qmp {
 	GSource *in_src;
 	GSource *out_src;
 	GSource *greet_timer;
+	GSource *reply_timer;        /* the oldest command's deadline */
+	guint timeout_ms;
 	GByteArray *inbuf;
 	GQueue out;                  /* struct outgoing */
 	GQueue pending;              /* struct pending, in id order */
@@ -100,6 +104,7 @@ static void fail_pending(daemon_qmp *q, const GError *error)
 	while ((p = g_queue_pop_head(&q->pending)) != NULL) {
 		if (p->reply != NULL)
 			p->reply(p->user, NULL, NULL, error);
+		g_free(p->command);
 		g_free(p);
 	}
 }
@@ -117,6 +122,7 @@ static void qmp_close(daemon_qmp *q, const GError *error)
 	destroy_source(&q->in_src);
 	destroy_source(&q->out_src);
 	destroy_source(&q->greet_timer);
+	destroy_source(&q->reply_timer);
 	while ((o = g_queue_pop_head(&q->out)) != NULL)
 		outgoing_free(o);
 	if (q->sock != NULL)
@@ -240,6 +246,52 @@ static void queue_message(daemon_qmp *q, JsonNode *msg, int fd)
 		arm_writer(q);
 }
 
+static gboolean on_reply_timeout(gpointer data);
+
+/* The timer follows the oldest command still unanswered (QEMU answers in
+ * order). */
+static void arm_reply_timer(daemon_qmp *q)
+{
+	struct pending *p = g_queue_peek_head(&q->pending);
+	gint64 left;
+
+	destroy_source(&q->reply_timer);
+	if (p == NULL || q->phase == QMP_CLOSED)
+		return;
+	left = p->deadline - g_get_monotonic_time();
+	q->reply_timer = g_timeout_source_new(left > 0 ?
+		(guint)((left + 999) / 1000) : 0);
+	g_source_set_callback(q->reply_timer, on_reply_timeout, q, NULL);
+	g_source_attach(q->reply_timer, NULL);
+}
+
+/* A monitor that stops answering is as good as gone: the connection is
+ * dropped, every command waiting fails, and the owner hears closed(). */
+static gboolean on_reply_timeout(gpointer data)
+{
+	daemon_qmp *q = data;
+	struct pending *p = g_queue_peek_head(&q->pending);
+	g_autofree char *command = p != NULL ? g_strdup(p->command) : NULL;
+
+	g_source_unref(q->reply_timer);
+	q->reply_timer = NULL;
+	if (p == NULL)
+		return G_SOURCE_REMOVE;
+	if (g_get_monotonic_time() < p->deadline) {
+		arm_reply_timer(q);
+		return G_SOURCE_REMOVE;
+	}
+	qmp_close_with(q, DAEMON_QMP_ERROR_TIMEOUT, "QEMU did not answer "
+		       "'%s' within %u ms (is it stopped or hung?)", command,
+		       q->timeout_ms);
+	return G_SOURCE_REMOVE;
+}
+
+void daemon_qmp_set_timeout(daemon_qmp *qmp, guint ms)
+{
+	qmp->timeout_ms = ms;
+}
+
 static void send_command(daemon_qmp *q, const char *command, JsonObject *args,
 			 int fd, daemon_qmp_reply_fn reply, void *user)
 {
@@ -248,6 +300,8 @@ static void send_command(daemon_qmp *q, const char *command, JsonObject *args,
 	struct pending *p = g_new0(struct pending, 1);
 
 	p->id = q->next_id++;
+	p->command = g_strdup(command);
+	p->deadline = g_get_monotonic_time() + (gint64)q->timeout_ms * 1000;
 	p->reply = reply;
 	p->user = user;
 	json_object_set_string_member(obj, "execute", command);
@@ -256,6 +310,8 @@ static void send_command(daemon_qmp *q, const char *command, JsonObject *args,
 	json_object_set_int_member(obj, "id", p->id);
 	json_node_take_object(node, obj);
 	g_queue_push_tail(&q->pending, p);
+	if (q->reply_timer == NULL)
+		arm_reply_timer(q);
 	queue_message(q, node, fd);
 }
 
@@ -318,6 +374,7 @@ static gboolean handle_reply(daemon_qmp *q, JsonObject *obj)
 		return FALSE;
 	}
 	g_queue_pop_head(&q->pending);
+	arm_reply_timer(q);
 	if (json_object_has_member(obj, "error")) {
 		JsonNode *e = json_object_get_member(obj, "error");
 		JsonObject *eo = JSON_NODE_HOLDS_OBJECT(e) ?
@@ -334,6 +391,7 @@ static gboolean handle_reply(daemon_qmp *q, JsonObject *obj)
 		p->reply(p->user, json_object_get_member(obj, "return"), NULL,
 			 NULL);
 	}
+	g_free(p->command);
 	g_free(p);
 	return TRUE;
 }
@@ -499,6 +557,7 @@ daemon_qmp *daemon_qmp_new(const char *path,
 	q->ready_user = ready_user;
 	q->inbuf = g_byte_array_new();
 	q->next_id = 1;
+	q->timeout_ms = DAEMON_QMP_REPLY_TIMEOUT_MS;
 	q->cancel = g_cancellable_new();
 	g_queue_init(&q->out);
 	g_queue_init(&q->pending);

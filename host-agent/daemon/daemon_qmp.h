@@ -35,6 +35,10 @@ enum daemon_qmp_error {
  * few hundred bytes; query results stay far below this). */
 #define DAEMON_QMP_MAX_LINE (1024u * 1024u)
 
+/* How long QEMU may take to answer a command before the connection is
+ * given up (DAEMON_QMP_ERROR_TIMEOUT): hot plug answers in milliseconds. */
+#define DAEMON_QMP_REPLY_TIMEOUT_MS 10000u
+
 typedef struct daemon_qmp daemon_qmp;
 
 struct daemon_qmp_callbacks {
@@ -71,6 +75,8 @@ void daemon_qmp_execute(daemon_qmp *qmp, const char *command, JsonObject *args,
 			int fd, daemon_qmp_reply_fn reply, void *user);
 
 gboolean daemon_qmp_is_connected(const daemon_qmp *qmp);
+/* Another reply timeout for the commands sent from now on (tests). */
+void daemon_qmp_set_timeout(daemon_qmp *qmp, guint ms);
 
 /* The string member @name of @obj (may be NULL), or NULL when it is
  * absent or not a string. */

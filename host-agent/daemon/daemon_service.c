@@ -800,7 +800,13 @@ static void export_entries(daemon_service *d)
 		struct daemon_entry_config *c = &g_array_index(d->cfg->entries,
 			struct daemon_entry_config, i);
 
-		add_entry(d, c->id, c->label, &c->spec, c->single_session);
+		struct entry_rec *r = add_entry(d, c->id, c->label, &c->spec,
+						c->single_session);
+
+		/* Not known to be there until the reader watcher says so. */
+		if (d->discover &&
+		    daemon_entry_get_reader_pattern(r->entry) != NULL)
+			daemon_entry_set_reader(r->entry, FALSE, FALSE, NULL);
 	}
 }
 
@@ -850,6 +856,35 @@ static char *reader_entry_id(daemon_service *d, const char *name)
 	return g_string_free(id, FALSE);
 }
 
+/* A configured pcsc entry (card=pcsc:PATTERN) shows the reader its
+ * pattern names as the card will pick it: the exact name, else the one
+ * reader whose name contains it. */
+static void configured_reader_state(struct entry_rec *r,
+				    const GPtrArray *readers)
+{
+	const char *pattern = daemon_entry_get_reader_pattern(r->entry);
+	const struct daemon_reader *hit = NULL;
+	guint n_sub = 0;
+
+	if (pattern == NULL)
+		return;
+	for (guint i = 0; i < readers->len; i++) {
+		const struct daemon_reader *rd = g_ptr_array_index(readers, i);
+
+		if (strcmp(rd->name, pattern) == 0) {
+			hit = rd;
+			n_sub = 1;
+			break;
+		}
+		if (strstr(rd->name, pattern) != NULL && n_sub++ == 0)
+			hit = rd;
+	}
+	if (n_sub == 1)
+		daemon_entry_set_reader(r->entry, TRUE, hit->present, hit->atr);
+	else
+		daemon_entry_set_reader(r->entry, FALSE, FALSE, NULL);
+}
+
 static void on_readers(void *user, const GPtrArray *readers)
 {
 	daemon_service *d = user;
@@ -883,8 +918,10 @@ static void on_readers(void *user, const GPtrArray *readers)
 		struct entry_rec *r = g_ptr_array_index(d->entries, i);
 		gboolean seen = FALSE;
 
-		if (r->reader == NULL)
+		if (r->reader == NULL) {
+			configured_reader_state(r, readers);
 			continue;
+		}
 		for (guint j = 0; j < readers->len && !seen; j++)
 			seen = strcmp(((const struct daemon_reader *)
 				       g_ptr_array_index(readers, j))->name,

@@ -17,6 +17,8 @@
 #     and the daemon keeps running;
 #   - cold plug: `qemu-args` before QEMU runs, the entry attached once it
 #     does;
+#   - a QEMU stopped with SIGSTOP: attach fails after the 10 s QMP reply
+#     timeout, naming the command; after SIGCONT the VM is found again;
 #   - 50 concurrent Attach calls for a single-session entry from separate
 #     clients: exactly one succeeds, 49 are Busy naming the holder; 20
 #     concurrent detaches: one succeeds;
@@ -196,7 +198,7 @@ if grep -q "\[entry broken\] card: .*needs an NSS database directory" "$WORK/dae
 else
 	fail bad-entry-skipped "$(cat "$WORK/daemon.log")"
 fi
-json list-json 'sorted(e["id"] for e in j) == ["host", "loop2", "solo", "virtual"] and all(set(e) >= {"id", "label", "mode", "card", "state", "atr", "holders", "reason", "single_session"} for e in j) and [e for e in j if e["id"] == "solo"][0]["single_session"] is True and all(e["state"] == "card-present" and e["holders"] == [] for e in j)' \
+json list-json 'sorted(e["id"] for e in j) == ["host", "loop2", "solo", "virtual"] and all(set(e) >= {"id", "label", "mode", "card", "state", "atr", "holders", "reason", "single_session"} for e in j) and [e for e in j if e["id"] == "solo"][0]["single_session"] is True and all(e["state"] == "card-present" and e["holders"] == [] for e in j if e["id"] != "host") and [e for e in j if e["id"] == "host"][0]["state"] == "unavailable" and "not connected" in [e for e in j if e["id"] == "host"][0]["reason"] and [e for e in j if e["id"] == "host"][0]["mode"] == "shared"' \
 	"$AGENT" list --json
 json vms-json-empty 'j == []' "$AGENT" vms --json
 run list-text 0 '^solo +card-present +virtual +loopback +- +Solo test card' "$AGENT" list
@@ -264,6 +266,24 @@ run attach-no-usb-controller 1 "cannot attach entry 'loop2' to VM 'nousb': VM 'n
 	"$AGENT" attach loop2 nousb
 json free-after-failed-attach '[e for e in j if e["id"] == "loop2"][0]["holders"] == []' "$AGENT" list --json
 daemon_alive after-bad-attach
+
+# --- a QEMU that stops answering (SIGSTOP) ------------------------------------------
+qemu hung -device qemu-xhci
+run vm-add-hung 0 "VM hung added" "$AGENT" vm add hung --qmp "unix:$WORK/hung.qmp"
+kill -STOP "$QPID_hung"
+run attach-hung-vm 1 "QEMU did not answer 'getfd' within 10000 ms \(is it stopped or hung\?\)" \
+	"$AGENT" attach loop2 hung
+json free-after-hung '[e for e in j if e["id"] == "loop2"][0]["holders"] == []' "$AGENT" list --json
+kill -CONT "$QPID_hung"
+ok=0
+for _ in $(seq 200); do
+	"$AGENT" vms --json | grep -q '"name":"hung","qmp":"[^"]*","state":"paused"' && ok=1 && break
+	sleep 0.05
+done
+((ok)) && pass hung-vm-back "found again after SIGCONT" || fail hung-vm-back "$("$AGENT" vms 2>&1 | tr '\n' ';')"
+run attach-after-hung 0 "attached loop2 to hung" "$AGENT" attach loop2 hung
+run detach-after-hung 0 "detached loop2 from hung" "$AGENT" detach loop2 hung
+run vm-remove-hung 0 "VM hung removed" "$AGENT" vm remove hung
 
 # --- 50 concurrent attaches of a single-session entry -----------------------------
 qemu vm2 -device qemu-xhci

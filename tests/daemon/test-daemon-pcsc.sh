@@ -5,7 +5,8 @@
 # private pcscd with the vpcd driver (tests/pcsc/private-pcscd.sh: two
 # readers, "Virtual PCD 00 00" and "... 01") and the vicc test card
 # (tests/pcsc/vicc_card.py), on a private session bus:
-#   - both readers become entries (mode shared, card pcsc), no-card;
+#   - both readers become entries (mode shared, card pcsc), no-card; a
+#     configured pcsc entry (card=pcsc:PCD 00 00) follows its reader too;
 #   - vicc connects: card-present with the card's ATR; vicc killed:
 #     no-card; back: card-present (watch --json sees the State change);
 #   - attach by a part of the label into a paused QEMU: the usb-redir
@@ -93,6 +94,9 @@ entry_json() {
 	"$AGENT" list --json | $PY -c 'import json,sys; print([x for x in json.load(sys.stdin) if x["id"] == sys.argv[1]])' "$1"
 }
 
+# A configured entry names its reader by a part of the name.
+mkdir -p "$XDG_CONFIG_HOME/ccid-emu"
+printf '[entry mine]\ncard=pcsc:PCD 00 00\nlabel=My reader\n' >"$XDG_CONFIG_HOME/ccid-emu/agent.conf"
 "$AGENT" daemon >"$WORK/daemon.log" 2>&1 &
 DPID=$!
 gdbus wait --session --timeout 10 org.ccidemu.Agent1 || die "no daemon: $(cat "$WORK/daemon.log")"
@@ -114,6 +118,12 @@ if entry_is $R0 'e[0]["state"] == "card-present" and e[0]["atr"].startswith("3B"
 	pass card-present "$(entry_json $R0)"
 else
 	fail card-present "$(entry_json $R0)"
+fi
+
+if entry_is mine 'e[0]["state"] == "card-present" and e[0]["atr"].startswith("3B") and e[0]["mode"] == "shared"' 5; then
+	pass configured-entry "$(entry_json mine)"
+else
+	fail configured-entry "$(entry_json mine)"
 fi
 
 qemu-system-x86_64 -machine pc -accel tcg -nodefaults -display none -S -device qemu-xhci \
@@ -163,6 +173,9 @@ if entry_is $R0 'e[0]["state"] == "unavailable" and "not connected" in e[0]["rea
 else
 	fail pcscd-gone-unavailable "$(entry_json $R0)"
 fi
+entry_is mine 'e[0]["state"] == "unavailable"' 5 &&
+	pass configured-entry-unavailable "$(entry_json mine)" ||
+	fail configured-entry-unavailable "$(entry_json mine)"
 kill -TERM "$WPID"
 wait "$WPID" 2>/dev/null || true
 WPID=

@@ -292,6 +292,79 @@ START_TEST(test_command_errors)
 }
 END_TEST
 
+/* A monitor that answers the capabilities and then nothing: the command
+ * fails with TIMEOUT after the client's reply timeout, naming it, and
+ * the connection is given up (closed() runs). */
+static gpointer mute_peer(gpointer data)
+{
+	struct peer *p = data;
+	int fd = accept(p->listen_fd, NULL, NULL);
+
+	if (fd < 0)
+		return NULL;
+	write_all(fd, GREETING, strlen(GREETING));
+	if (read_line(fd))
+		write_all(fd, CAPS_OK, strlen(CAPS_OK));
+	while (read_line(fd))
+		;
+	close(fd);
+	return NULL;
+}
+
+static void on_closed_count(void *user, const GError *why)
+{
+	(*(int *)user)++;
+}
+
+START_TEST(test_reply_timeout)
+{
+	static const struct daemon_qmp_callbacks cbs = {
+		.closed = on_closed_count,
+	};
+	g_autofree char *dir = g_dir_make_tmp("ccid-qmp-XXXXXX", NULL);
+	g_autofree char *path = g_build_filename(dir, "qmp.sock", NULL);
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	struct peer p = { 0 };
+	struct result r = { 0 };
+	struct cmd_result c = { 0 };
+	int closed = 0;
+	daemon_qmp *q;
+	gint64 t0, deadline = g_get_monotonic_time() + 10 * G_USEC_PER_SEC;
+
+	g_strlcpy(sa.sun_path, path, sizeof(sa.sun_path));
+	p.listen_fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	ck_assert_int_eq(bind(p.listen_fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+	ck_assert_int_eq(listen(p.listen_fd, 1), 0);
+	p.thread = g_thread_new("qmp-peer", mute_peer, &p);
+	q = daemon_qmp_new(path, &cbs, &closed, on_ready, &r);
+	daemon_qmp_set_timeout(q, 300);
+	while (!r.done && g_get_monotonic_time() < deadline)
+		g_main_context_iteration(NULL, TRUE);
+	ck_assert(r.done && r.error == NULL);
+	t0 = g_get_monotonic_time();
+	daemon_qmp_execute(q, "device_add", NULL, -1, on_reply, &c);
+	while (!c.done && g_get_monotonic_time() < deadline)
+		g_main_context_iteration(NULL, TRUE);
+	ck_assert(c.done);
+	ck_assert_msg(g_error_matches(c.error, DAEMON_QMP_ERROR,
+				      DAEMON_QMP_ERROR_TIMEOUT), "%s",
+		      c.error != NULL ? c.error->message : "no error");
+	ck_assert_msg(strstr(c.error->message, "'device_add' within 300 ms") !=
+		      NULL, "%s", c.error->message);
+	/* Not before its time. */
+	ck_assert_int_ge(g_get_monotonic_time() - t0, 300 * 1000);
+	ck_assert_int_eq(closed, 1);
+	ck_assert(!daemon_qmp_is_connected(q));
+	daemon_qmp_free(q);
+	g_thread_join(p.thread);
+	close(p.listen_fd);
+	g_clear_error(&c.error);
+	g_free(c.cls);
+	unlink(path);
+	rmdir(dir);
+}
+END_TEST
+
 int main(void)
 {
 	Suite *s = suite_create("daemon-qmp");
@@ -305,6 +378,7 @@ int main(void)
 	tcase_set_timeout(tc, 60);
 	tcase_add_loop_test(tc, test_vector, 0, G_N_ELEMENTS(vectors));
 	tcase_add_test(tc, test_command_errors);
+	tcase_add_test(tc, test_reply_timeout);
 	suite_add_tcase(s, tc);
 	sr = srunner_create(s);
 	srunner_run_all(sr, CK_NORMAL);
