@@ -93,6 +93,11 @@ static gint on_options(GApplication *app, GVariantDict *opts, Menu *menu)
 		printf("ccid-menu %s\n", CCID_EMU_VERSION);
 		return 0;
 	}
+	if (!gtk_init_check(NULL, NULL)) {
+		fprintf(stderr, "ccid-menu: cannot open the display (DISPLAY "
+			"or WAYLAND_DISPLAY): run it inside a desktop session\n");
+		return 1;
+	}
 	if (!menu->want_window)
 		menu->want_tray = TRUE;
 	return -1;

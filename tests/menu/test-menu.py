@@ -9,6 +9,7 @@ tray menu read and clicked through com.canonical.dbusmenu on the item the
 program registers with the StatusNotifierWatcher (menu_bus.py).  QEMUs
 are paused (-S): hot-plugging needs only their device tree.
 
+  - no display: a clear message;
   - the daemon absent at start: a clear message on stderr, in the window
     and in the tray menu; the menu fills in when the daemon starts;
   - entries with the right states in each VM's section: card present,
@@ -153,6 +154,12 @@ def main():
         ":" + os.environ.get("XDG_DATA_DIRS", "/usr/local/share:/usr/share")
     os.environ.pop("NO_AT_BRIDGE", None)
     os.environ["GTK_THEME"] = "Adwaita"
+
+    # No display at all: a clear message, no crash.
+    env = {k: v for k, v in os.environ.items() if k not in ("DISPLAY", "WAYLAND_DISPLAY")}
+    r = subprocess.run([MENU, "--window"], env=env, capture_output=True, text=True, timeout=30)
+    check("no-display", r.returncode == 1 and "cannot open the display" in r.stderr,
+          f"rc={r.returncode}: {r.stderr.strip()}")
 
     # Xvfb tells its display number when it is ready.
     rfd, wfd = os.pipe()
