@@ -23,7 +23,8 @@ are paused (-S): hot-plugging needs only their device tree.
   - `ccid-agent remove`: the entry says "no card" within 1 s, in the window
     and the tray; a "Card removed" notification;
   - Disconnect through the tray (dbusmenu Event "clicked");
-  - a refused request (Busy from the daemon) is a notification and a
+  - an attach refused with Busy (a tray click on a greyed item) and a
+    detach refused with Busy (one under way) are a notification and a
     message in the window naming the holder;
   - the daemon killed while the menu is open: the menu says so, keeps
     running, and fills in again when a daemon comes back;
@@ -289,6 +290,22 @@ def main():
     n = wait_for(lambda: [x for x in bus.notifications if x[0] == "Reader unshared"], 5,
                  "the unshared notification")
     check("notify-unshared", n, repr(n))
+
+    # --- an attach refused with Busy -------------------------------------------------------
+    # A tray host may send "clicked" for any item, also a greyed one (or
+    # one its stale layout still shows free): the menu asks the daemon,
+    # which decides, and tells the user why not.
+    tray, _, menu_path = tray_model(bus)
+    lid = [x for x in tray["vm1 (paused)"] if x[0].startswith("Lab test card")][0][5]
+    bus.menu_event(bus.items[0], menu_path, lid)
+    n = wait_for(lambda: [x for x in bus.notifications
+                          if x[0] == "Could not connect Lab test card to VM vm1"], 5,
+                 "the attach-refused notification")
+    check("attach-busy-notification", n and "held by VM 'win11'" in n[0][1], repr(n))
+    msg = window_model(app)[2]
+    check("attach-busy-window-message", msg and "held by VM 'win11'" in msg, repr(msg))
+    check("attach-busy-unchanged", list_json()["lab"]["holders"] == ["win11"],
+          repr(list_json()["lab"]["holders"]))
 
     # --- a refused request: Busy from the daemon ---------------------------------------------
     # win11's QEMU is stopped, so a detach started from the command line
