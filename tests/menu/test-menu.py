@@ -58,6 +58,7 @@ WORK = tempfile.mkdtemp(prefix="ccid-menu-test.")
 PASSES = 0
 FAILS = 0
 PROCS = []
+QEMU_PIDS = []   # daemonized: not our children
 
 STATE_ICONS = {"card present": "ccid-emu-card-present",
                "no card": "ccid-emu-no-card",
@@ -105,7 +106,9 @@ def qemu(name):
                     "-qmp", f"unix:{WORK}/{name}.qmp,server=on,wait=off",
                     "-daemonize", "-pidfile", pidfile], check=True, timeout=60)
     with open(pidfile) as f:
-        return int(f.read())
+        pid = int(f.read())
+    QEMU_PIDS.append(pid)
+    return pid
 
 
 # --- the tray menu ------------------------------------------------------------
@@ -356,8 +359,6 @@ def main():
     menu.send_signal(signal.SIGTERM)
     rc = menu.wait(timeout=10)
     check("menu-exits-0", rc == 0, f"status {rc}")
-    for q in qpids.values():
-        os.kill(q, signal.SIGKILL)
 
 
 def screenshot_tray(menu):
@@ -392,6 +393,12 @@ if __name__ == "__main__":
             if p.poll() is None:
                 p.kill()
                 p.wait()
+        for q in QEMU_PIDS:
+            try:
+                os.kill(q, signal.SIGCONT)
+                os.kill(q, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
         for f in ("menu.err", "daemon.log"):
             p = os.path.join(WORK, f)
             if os.path.exists(p):
