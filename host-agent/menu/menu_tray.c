@@ -268,11 +268,11 @@ void menu_tray_toggle_popup(MenuTray *t)
 		return;
 	}
 	/* No tray host draws us here: anchor the menu to a 1x1 popup
-	 * window near the top of the screen instead of a tray icon. */
+	 * window (below where --window opens) instead of a tray icon. */
 	if (t->anchor == NULL) {
 		t->anchor = gtk_window_new(GTK_WINDOW_POPUP);
 		gtk_window_set_default_size(GTK_WINDOW(t->anchor), 1, 1);
-		gtk_window_move(GTK_WINDOW(t->anchor), 480, 4);
+		gtk_window_move(GTK_WINDOW(t->anchor), 4, 440);
 	}
 	gtk_widget_show(t->anchor);
 	gtk_menu_popup_at_rect(GTK_MENU(t->menu),
