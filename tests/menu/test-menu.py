@@ -57,6 +57,7 @@ ART = os.path.abspath(sys.argv[4]) if len(sys.argv) > 4 else None
 WORK = tempfile.mkdtemp(prefix="ccid-menu-test.")
 PASSES = 0
 FAILS = 0
+FAILED = []      # repeated at the end, where CI's log tail shows them
 PROCS = []
 QEMU_PIDS = []   # daemonized: not our children
 
@@ -72,6 +73,7 @@ def check(name, ok, detail=""):
         print(f"PASS {name}: {detail}", flush=True)
     else:
         FAILS += 1
+        FAILED.append(f"FAIL {name}: {detail}"[:300])
         print(f"FAIL {name}: {detail}", flush=True)
     return ok
 
@@ -404,5 +406,7 @@ if __name__ == "__main__":
             if os.path.exists(p):
                 print(f"--- {f}:\n" + open(p).read(), flush=True)
         shutil.rmtree(WORK, ignore_errors=True)
+    for line in FAILED:
+        print(line)
     print(f"{PASSES} passed, {FAILS} failed")
     sys.exit(1 if FAILS or not PASSES else 0)
