@@ -284,6 +284,9 @@ def main():
     got = wait_for(lambda: ", card present" in item(app, "vm1 (paused)", "Virtual CAC card (ccid-emu)")[0],
                    1.0, "card present again")
     check("insert-card-present", got, "")
+    n = wait_for(lambda: [x for x in bus.notifications if x[0] == "Card inserted"], 5,
+                 "the card-inserted notification")
+    check("notify-card-inserted", n, repr(n))
 
     # --- Disconnect through the tray ---------------------------------------------------------
     tray, _, menu_path = tray_model(bus)
