@@ -172,8 +172,18 @@ verify_sig() {
 	pub=$d/pub-$id.pem
 	openssl x509 -inform DER -in "$WORK/certs/$match.der" -noout -pubkey >"$pub"
 	# The same check on a changed challenge must fail, or it proves nothing.
+	# Its first byte complemented: always a change, whatever the random
+	# challenge starts with (setting it to 0xff was no change 1 time in 256).
 	cp "$D/challenge.bin" "$d/challenge-bad.bin"
-	printf '\xff' | dd of="$d/challenge-bad.bin" bs=1 seek=0 conv=notrunc status=none
+	local b0
+	b0=$(od -An -tu1 -N1 "$D/challenge.bin" | tr -d ' ')
+	# shellcheck disable=SC2059
+	printf "\\$(printf '%03o' $((b0 ^ 255)))" |
+		dd of="$d/challenge-bad.bin" bs=1 seek=0 conv=notrunc status=none
+	if cmp -s "$D/challenge.bin" "$d/challenge-bad.bin"; then
+		hres "sig-$id-verify" FAIL "could not make a changed challenge"
+		return
+	fi
 	local rc_good=0 rc_bad=0
 	case $mech in
 	SHA256-RSA-PKCS)
