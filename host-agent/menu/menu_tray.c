@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 #include "menu_tray.h"
+#include "menu_widgets.h"
 
 #include <libayatana-appindicator/app-indicator.h>
 #include <libdbusmenu-gtk/parser.h>
@@ -113,8 +114,6 @@ static void update_vm(MenuTray *t, GtkWidget *vm_item,
 	GtkWidget *sub = gtk_menu_item_get_submenu(GTK_MENU_ITEM(vm_item));
 	g_autofree char *title = menu_section_title(s);
 	g_autoptr(GHashTable) seen = g_hash_table_new(g_str_hash, g_str_equal);
-	GHashTableIter iter;
-	gpointer key, value;
 
 	gtk_menu_item_set_label(GTK_MENU_ITEM(vm_item), title);
 	for (guint i = 0; i < s->items->len; i++) {
@@ -136,12 +135,7 @@ static void update_vm(MenuTray *t, GtkWidget *vm_item,
 		update_item(t, item, it);
 		g_hash_table_add(seen, it->entry_id);
 	}
-	g_hash_table_iter_init(&iter, items);
-	while (g_hash_table_iter_next(&iter, &key, &value))
-		if (!g_hash_table_contains(seen, key)) {
-			gtk_widget_destroy(value);
-			g_hash_table_iter_remove(&iter);
-		}
+	menu_widgets_prune(items, seen);
 }
 
 static void on_model_changed(CcidMenuModel *model, MenuTray *t)
@@ -149,8 +143,6 @@ static void on_model_changed(CcidMenuModel *model, MenuTray *t)
 	GPtrArray *sections = ccid_menu_model_sections(model);
 	const char *status = ccid_menu_model_status(model);
 	g_autoptr(GHashTable) seen = g_hash_table_new(g_str_hash, g_str_equal);
-	GHashTableIter iter;
-	gpointer key, value;
 
 	t->syncing = TRUE;
 	gtk_menu_item_set_label(GTK_MENU_ITEM(t->status), status ? status : "");
@@ -170,12 +162,7 @@ static void on_model_changed(CcidMenuModel *model, MenuTray *t)
 		update_vm(t, vm_item, s);
 		g_hash_table_add(seen, s->vm);
 	}
-	g_hash_table_iter_init(&iter, t->vms);
-	while (g_hash_table_iter_next(&iter, &key, &value))
-		if (!g_hash_table_contains(seen, key)) {
-			gtk_widget_destroy(value);
-			g_hash_table_iter_remove(&iter);
-		}
+	menu_widgets_prune(t->vms, seen);
 	app_indicator_set_status(t->indicator, APP_INDICATOR_STATUS_ACTIVE);
 	app_indicator_set_icon_full(t->indicator,
 		ccid_menu_model_daemon_running(model) ? "ccid-menu" :

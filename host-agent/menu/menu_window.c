@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 #include "menu_window.h"
+#include "menu_widgets.h"
 
 typedef struct {
 	CcidMenuModel *model;
@@ -96,8 +97,6 @@ static void update_frame(MenuWindow *w, GtkWidget *frame,
 	GtkWidget *box = gtk_bin_get_child(GTK_BIN(frame));
 	g_autofree char *title = menu_section_title(s);
 	g_autoptr(GHashTable) seen = g_hash_table_new(g_str_hash, g_str_equal);
-	GHashTableIter iter;
-	gpointer key, value;
 
 	gtk_frame_set_label(GTK_FRAME(frame), title);
 	atk_object_set_name(gtk_widget_get_accessible(frame), title);
@@ -114,12 +113,7 @@ static void update_frame(MenuWindow *w, GtkWidget *frame,
 		update_item(w, button, it);
 		g_hash_table_add(seen, it->entry_id);
 	}
-	g_hash_table_iter_init(&iter, items);
-	while (g_hash_table_iter_next(&iter, &key, &value))
-		if (!g_hash_table_contains(seen, key)) {
-			gtk_widget_destroy(value);
-			g_hash_table_iter_remove(&iter);
-		}
+	menu_widgets_prune(items, seen);
 }
 
 static void on_model_changed(CcidMenuModel *model, MenuWindow *w)
@@ -127,8 +121,6 @@ static void on_model_changed(CcidMenuModel *model, MenuWindow *w)
 	GPtrArray *sections = ccid_menu_model_sections(model);
 	const char *status = ccid_menu_model_status(model);
 	g_autoptr(GHashTable) seen = g_hash_table_new(g_str_hash, g_str_equal);
-	GHashTableIter iter;
-	gpointer key, value;
 
 	w->syncing = TRUE;
 	gtk_label_set_text(GTK_LABEL(w->status), status ? status : "");
@@ -147,12 +139,7 @@ static void on_model_changed(CcidMenuModel *model, MenuWindow *w)
 		update_frame(w, frame, s);
 		g_hash_table_add(seen, s->vm);
 	}
-	g_hash_table_iter_init(&iter, w->frames);
-	while (g_hash_table_iter_next(&iter, &key, &value))
-		if (!g_hash_table_contains(seen, key)) {
-			gtk_widget_destroy(value);
-			g_hash_table_iter_remove(&iter);
-		}
+	menu_widgets_prune(w->frames, seen);
 	w->syncing = FALSE;
 }
 
