@@ -112,7 +112,9 @@ static void client_dispatch(control_client *c)
 {
 	c->dispatching = TRUE;
 	while (c->ctl != NULL && !c->busy) {
-		guint8 *nl = memchr(c->in->data, '\n', c->in->len);
+		/* An empty GByteArray may have no buffer at all. */
+		guint8 *nl = c->in->len > 0 ?
+			     memchr(c->in->data, '\n', c->in->len) : NULL;
 		g_autofree char *line = NULL;
 		g_auto(GStrv) words = NULL;
 		g_autoptr(GPtrArray) argv = NULL;

@@ -17,6 +17,10 @@
 #   FUZZ_MERGE=1     afterwards, merge inputs that add coverage into the
 #                    committed corpus (libFuzzer -merge=1, minimising)
 #   FUZZ_ARGS        extra libFuzzer flags
+#   FUZZ_RUNS=N      stop each target after N executions (SECONDS still caps
+#                    the time); e.g. FUZZ_RUNS=10000000 for the recorded runs
+#
+# Each target's full libFuzzer log is kept as artifacts/NAME/last-run.log.
 set -eu
 
 usage() {
@@ -62,12 +66,19 @@ for t in $targets; do
 	mkdir -p "$work" "$art"
 	cp "$corpus"/* "$work"/
 	rc=0
+	runs=
+	[ -n "${FUZZ_RUNS:-}" ] && runs="-runs=$FUZZ_RUNS"
 	# shellcheck disable=SC2086
-	"$bin" -max_total_time="$secs" -max_len=16384 -timeout=30 \
+	"$bin" -max_total_time="$secs" $runs -max_len=16384 -timeout=30 \
 		-rss_limit_mb=2560 -use_value_profile=1 -print_final_stats=1 \
 		-artifact_prefix="$art/" ${FUZZ_ARGS:-} "$work" >"$log" 2>&1 || rc=$?
 	execs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log" | tail -n 1)
-	echo "target=$t execs=${execs:-0}"
+	rate=$(sed -n 's/^stat::average_exec_per_sec: *//p' "$log" | tail -n 1)
+	covft=$(grep -o 'cov: [0-9]* ft: [0-9]*' "$log" | tail -n 1)
+	echo "target=$t execs=${execs:-0} exec/s=${rate:-0} ${covft:-}"
+	cp "$log" "$art/last-run.log"
+	# 72: stopped early with SIGINT (kill -INT on the fuzzer), not a finding.
+	[ "$rc" -eq 72 ] && grep -q 'libFuzzer: run interrupted' "$log" && rc=0
 	if [ "$rc" -ne 0 ] || grep -q -e '^==[0-9]*==ERROR' -e 'runtime error:' \
 	    -e 'FUZZ INVARIANT BROKEN' "$log"; then
 		failed=1
