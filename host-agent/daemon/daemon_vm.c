@@ -33,6 +33,11 @@ struct vm_op {
 	gboolean deleted;
 	gboolean del_answered;
 	GSource *timer;
+	/* QMP commands sent for this op whose reply callback has not run: an
+	 * op that ended early (unplug timeout, VM gone) is freed only once
+	 * the last of them has, as each gets the op as its user data. */
+	guint in_flight;
+	gboolean finished;
 };
 
 struct daemon_vm {
@@ -74,12 +79,35 @@ static void op_free(struct vm_op *op)
 	g_free(op);
 }
 
-/* Ends @op: off the list, then its callback, then freed. */
+static void op_execute(struct vm_op *op, const char *command,
+		       JsonObject *args, int fd, daemon_qmp_reply_fn reply)
+{
+	op->in_flight++;
+	daemon_qmp_execute(op->vm->qmp, command, args, fd, reply, op);
+}
+
+/* At the top of each reply callback of an op: TRUE when the op has
+ * already ended, so the reply is only accounted for. */
+static gboolean op_reply_after_end(struct vm_op *op)
+{
+	op->in_flight--;
+	if (!op->finished)
+		return FALSE;
+	if (op->in_flight == 0)
+		op_free(op);
+	return TRUE;
+}
+
+/* Ends @op: off the list, then its callback, then freed (or, with replies
+ * still due, once they have come). */
 static void op_finish(struct vm_op *op, const GError *error)
 {
 	daemon_vm *vm = op->vm;
 	int fd = -1;
 
+	if (op->finished)
+		return;
+	op->finished = TRUE;
 	vm->ops = g_list_remove(vm->ops, op);
 	if (!op->unplug && error == NULL) {
 		fd = op->fd;
@@ -89,7 +117,18 @@ static void op_finish(struct vm_op *op, const GError *error)
 		op->unplug_done(op->user, error);
 	else
 		op->plug_done(op->user, fd, error);
-	op_free(op);
+	if (op->in_flight == 0) {
+		op_free(op);
+		return;
+	}
+	if (op->timer != NULL) {
+		g_source_destroy(op->timer);
+		g_source_unref(op->timer);
+		op->timer = NULL;
+	}
+	if (op->fd >= 0)
+		close(op->fd);
+	op->fd = -1;
 }
 
 static void op_fail(struct vm_op *op, const char *fmt, ...) G_GNUC_PRINTF(2, 3);
@@ -139,6 +178,8 @@ static void on_chardev_remove(void *user, JsonNode *ret, const char *cls,
 {
 	struct vm_op *op = user;
 
+	if (op_reply_after_end(op))
+		return;
 	/* "not found": usb-redir's unplug already removed its chardev.  Any
 	 * other refusal leaves a chardev nobody uses, which is not worth
 	 * failing the detach for: the device is gone. */
@@ -163,8 +204,7 @@ static void unplug_chardev(struct vm_op *op)
 		op->timer = NULL;
 	}
 	json_object_set_string_member(args, "id", op->id);
-	daemon_qmp_execute(op->vm->qmp, "chardev-remove", args, -1,
-			   on_chardev_remove, op);
+	op_execute(op, "chardev-remove", args, -1, on_chardev_remove);
 }
 
 static void on_device_del(void *user, JsonNode *ret, const char *cls,
@@ -172,6 +212,8 @@ static void on_device_del(void *user, JsonNode *ret, const char *cls,
 {
 	struct vm_op *op = user;
 
+	if (op_reply_after_end(op))
+		return;
 	if (error != NULL && !g_error_matches(error, DAEMON_QMP_ERROR,
 					      DAEMON_QMP_ERROR_COMMAND)) {
 		op_finish(op, NULL);    /* QMP gone: the VM is too */
@@ -228,7 +270,7 @@ void daemon_vm_unplug_redir(daemon_vm *vm, const char *dev_id,
 	json_object_set_string_member(args, "id", dev_id);
 	/* USB devices go at once: DEVICE_DELETED may come before the
 	 * answer, which is why both are tracked. */
-	daemon_qmp_execute(vm->qmp, "device_del", args, -1, on_device_del, op);
+	op_execute(op, "device_del", args, -1, on_device_del);
 }
 
 /* --- plug --------------------------------------------------------------- */
@@ -238,6 +280,8 @@ static void on_device_add(void *user, JsonNode *ret, const char *cls,
 {
 	struct vm_op *op = user;
 
+	if (op_reply_after_end(op))
+		return;
 	if (error != NULL) {
 		JsonObject *args;
 
@@ -261,6 +305,8 @@ static void on_chardev_add(void *user, JsonNode *ret, const char *cls,
 	struct vm_op *op = user;
 	JsonObject *args;
 
+	if (op_reply_after_end(op))
+		return;
 	if (error != NULL) {
 		if (daemon_qmp_is_connected(op->vm->qmp)) {
 			args = json_object_new();
@@ -276,8 +322,7 @@ static void on_chardev_add(void *user, JsonNode *ret, const char *cls,
 	json_object_set_string_member(args, "driver", "usb-redir");
 	json_object_set_string_member(args, "chardev", op->id);
 	json_object_set_string_member(args, "id", op->id);
-	daemon_qmp_execute(op->vm->qmp, "device_add", args, -1, on_device_add,
-			   op);
+	op_execute(op, "device_add", args, -1, on_device_add);
 }
 
 static void on_getfd(void *user, JsonNode *ret, const char *cls,
@@ -286,6 +331,8 @@ static void on_getfd(void *user, JsonNode *ret, const char *cls,
 	struct vm_op *op = user;
 	JsonObject *args, *backend, *data, *addr, *addr_data;
 
+	if (op_reply_after_end(op))
+		return;
 	if (error != NULL) {
 		op_fail(op, "VM '%s' did not take the socket descriptor: %s",
 			op->vm->name, error->message);
@@ -305,8 +352,7 @@ static void on_getfd(void *user, JsonNode *ret, const char *cls,
 	args = json_object_new();
 	json_object_set_string_member(args, "id", op->id);
 	json_object_set_object_member(args, "backend", backend);
-	daemon_qmp_execute(op->vm->qmp, "chardev-add", args, -1,
-			   on_chardev_add, op);
+	op_execute(op, "chardev-add", args, -1, on_chardev_add);
 }
 
 void daemon_vm_plug_redir(daemon_vm *vm, const char *dev_id,
@@ -334,7 +380,7 @@ void daemon_vm_plug_redir(daemon_vm *vm, const char *dev_id,
 	args = json_object_new();
 	json_object_set_string_member(args, "fdname", dev_id);
 	/* QEMU gets sv[1]; the QMP client closes our copy once sent. */
-	daemon_qmp_execute(vm->qmp, "getfd", args, sv[1], on_getfd, op);
+	op_execute(op, "getfd", args, sv[1], on_getfd);
 }
 
 /* --- QMP events and lifetime ------------------------------------------- */
