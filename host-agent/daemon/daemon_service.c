@@ -44,6 +44,7 @@ struct vm_rec {
 	guint detaches;
 	GPtrArray *remembered;            /* entry ids to attach (char *) */
 	guint retry_id;                   /* reconnect timer */
+	guint remove_id;                  /* remove_vm_idle() pending */
 };
 
 struct daemon_service {
@@ -431,6 +432,9 @@ static void vm_rec_free(gpointer p)
 
 	if (r->retry_id != 0)
 		g_source_remove(r->retry_id);
+	/* Freed first (daemon_service_free): the idle must not run later. */
+	if (r->remove_id != 0)
+		g_source_remove(r->remove_id);
 	/* No session may outlive its VM's record. */
 	for (guint i = 0; i < r->d->entries->len; i++) {
 		struct entry_rec *e = g_ptr_array_index(r->d->entries, i);
@@ -464,6 +468,7 @@ static gboolean remove_vm_idle(gpointer data)
 	daemon_service *d = r->d;
 	gboolean known = r->obj != NULL;
 
+	r->remove_id = 0;
 	g_hash_table_remove(d->vms, r->name);
 	if (known)
 		save_state(d);
@@ -552,7 +557,8 @@ static void on_vm_ready(void *user, daemon_vm *vm, const GError *error)
 
 		say("%s", err->message);
 		complete(inv, err);
-		g_idle_add(remove_vm_idle, r);
+		if (r->remove_id == 0)
+			r->remove_id = g_idle_add(remove_vm_idle, r);
 		return;
 	}
 	if (r->obj == NULL) {
@@ -720,7 +726,8 @@ static void vm_rec_detach_done(struct vm_rec *r)
 {
 	if (--r->detaches > 0)
 		return;
-	g_idle_add(remove_vm_idle, r);
+	if (r->remove_id == 0)
+		r->remove_id = g_idle_add(remove_vm_idle, r);
 }
 
 static void on_remove_detached(void *user, const GError *error)

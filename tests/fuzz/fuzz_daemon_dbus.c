@@ -1,0 +1,229 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * fuzz_daemon_dbus: the daemon's D-Bus methods with any arguments.  The
+ * real daemon_service (host-agent/daemon/daemon_service.c) is exported on a
+ * peer-to-peer GDBus connection over a socket pair; a client on the other
+ * end calls Attach, Detach, InsertCard, RemoveCard, AddVm, PlanVm and
+ * RemoveVm with strings from the input (valid UTF-8, as the bus demands:
+ * names, ids, label fragments, QMP addresses) and waits for each reply.
+ * A fresh service per input, with a config of loopback entries and an
+ * empty state file in a private directory; QMP addresses point at a socket
+ * nobody listens on, or at any path the input names.
+ *
+ * Input: ops, each a method byte (% 7) and its strings; a string is a
+ * selector byte (< 0xa0: one of `words`, else 0..63 raw bytes made valid
+ * UTF-8, NULs replaced).
+ *
+ * Checks: every call gets exactly one reply (a value or an error naming
+ * what was wrong) within the deadline; no sanitizer report; the service
+ * frees everything (LeakSanitizer).
+ */
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <gio/gio.h>
+#include <glib/gstdio.h>
+
+#include "daemon_config.h"
+#include "daemon_service.h"
+#include "fuzz_harness.h"
+
+static struct {
+	char *dir, *conf, *state, *qmp_absent;
+	GDBusConnection *server, *client;
+} S;
+
+static const char *const words[] = {
+	"virtual", "loop1", "loop2", "Loop", "loopback card", "", "vm1", "vm2",
+	"a.b-c_d", "unix:", "unix:/nonexistent/qmp", "tcp:1.2.3.4:5", "x",
+	"0123456789012345678901234567890123456789012345678901234567890123",
+	"01234567890123456789012345678901234567890123456789012345678901234",
+	"vm/1", "é", "card", "ccidemu-0", "..",
+};
+
+static void new_conn_done(GObject *src, GAsyncResult *res, gpointer data)
+{
+	GDBusConnection **out = data;
+	g_autoptr(GError) error = NULL;
+
+	*out = g_dbus_connection_new_finish(res, &error);
+	FZ_CHECK(*out != NULL, "p2p connection: %s", error->message);
+}
+
+static void setup_once(void)
+{
+	g_autoptr(GError) error = NULL;
+	g_autoptr(GSocket) s0 = NULL, s1 = NULL;
+	g_autoptr(GIOStream) io0 = NULL, io1 = NULL;
+	g_autofree char *guid = g_dbus_generate_guid();
+	int sv[2];
+
+	if (S.server != NULL)
+		return;
+	S.dir = g_dir_make_tmp("fuzz-dbus-XXXXXX", &error);
+	FZ_CHECK(S.dir != NULL, "tmp dir: %s", error->message);
+	S.conf = g_build_filename(S.dir, "agent.conf", NULL);
+	S.state = g_build_filename(S.dir, "vms.conf", NULL);
+	S.qmp_absent = g_strdup_printf("unix:%s/absent.qmp", S.dir);
+	FZ_CHECK(g_file_set_contents(S.conf,
+		"[entry loop1]\ncard=loopback\nlabel=Loopback card one\n"
+		"[entry loop2]\ncard=loopback\nlabel=Loopback two\n"
+		"single-session=true\n", -1, NULL), "write agent.conf");
+	FZ_CHECK(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) == 0,
+		 "socketpair");
+	s0 = g_socket_new_from_fd(sv[0], NULL);
+	s1 = g_socket_new_from_fd(sv[1], NULL);
+	io0 = G_IO_STREAM(g_socket_connection_factory_create_connection(s0));
+	io1 = G_IO_STREAM(g_socket_connection_factory_create_connection(s1));
+	g_dbus_connection_new(io0, guid,
+			      G_DBUS_CONNECTION_FLAGS_AUTHENTICATION_SERVER |
+			      G_DBUS_CONNECTION_FLAGS_AUTHENTICATION_ALLOW_ANONYMOUS,
+			      NULL, NULL, new_conn_done, &S.server);
+	g_dbus_connection_new(io1, NULL,
+			      G_DBUS_CONNECTION_FLAGS_AUTHENTICATION_CLIENT,
+			      NULL, NULL, new_conn_done, &S.client);
+	while (S.server == NULL || S.client == NULL)
+		g_main_context_iteration(NULL, TRUE);
+}
+
+/* Valid UTF-8 without NULs, from the input. */
+static char *read_string(struct fz_in *in)
+{
+	uint8_t sel = fz_u8(in);
+	char raw[64];
+	unsigned n;
+
+	if (sel < 0xa0)
+		return g_strdup(words[sel % G_N_ELEMENTS(words)]);
+	n = fz_u8(in) % sizeof(raw);
+	fz_bytes(in, (uint8_t *)raw, n);
+	for (unsigned i = 0; i < n; i++)
+		if (raw[i] == '\0')
+			raw[i] = 'x';
+	return g_utf8_make_valid(raw, n);
+}
+
+static char *read_qmp(struct fz_in *in)
+{
+	uint8_t sel = fz_u8(in);
+
+	if (sel < 0x80)
+		return g_strdup(S.qmp_absent);
+	return read_string(in);
+}
+
+struct call {
+	bool done;
+	bool ok;
+};
+
+static void call_done(GObject *src, GAsyncResult *res, gpointer data)
+{
+	struct call *c = data;
+	g_autoptr(GError) error = NULL;
+	g_autoptr(GVariant) ret = g_dbus_connection_call_finish(G_DBUS_CONNECTION(src),
+								  res, &error);
+
+	FZ_CHECK(!c->done, "two replies to one call");
+	c->done = true;
+	c->ok = ret != NULL;
+	if (error != NULL) {
+		fz_trace("  -> error %s", error->message);
+		FZ_CHECK(error->message[0] != '\0', "an error without a message");
+	}
+}
+
+static void call(const char *method, GVariant *args)
+{
+	struct call c = { 0 };
+	gint64 deadline = g_get_monotonic_time() + 5 * G_USEC_PER_SEC;
+
+	if (fz_trace_enabled()) {
+		g_autofree char *text = g_variant_print(args, FALSE);
+
+		fz_trace("%s %s", method, text);
+	}
+	g_dbus_connection_call(S.client, NULL, "/org/ccidemu/Agent1",
+			       "org.ccidemu.Agent1.Manager", method, args, NULL,
+			       G_DBUS_CALL_FLAGS_NONE, 5000, NULL, call_done, &c);
+	while (!c.done && g_get_monotonic_time() < deadline)
+		g_main_context_iteration(NULL, TRUE);
+	FZ_CHECK(c.done, "no reply to %s", method);
+}
+
+static void quiet_log(const gchar *domain, GLogLevelFlags level,
+		      const gchar *msg, gpointer user)
+{
+	fz_trace("  glib: %s", msg);
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+	struct fz_in in = { data, size };
+	struct daemon_config cfg = { 0 };
+	g_autoptr(GError) error = NULL;
+	daemon_service *svc;
+	unsigned ops = 0;
+
+	g_log_set_default_handler(quiet_log, NULL);
+	setup_once();
+	g_unlink(S.state);
+	daemon_config_load(&cfg, S.conf);
+	svc = daemon_service_new(&cfg, S.state, FALSE);
+	FZ_CHECK(daemon_service_export(svc, S.server, &error), "export: %s",
+		 error->message);
+	while (fz_more(&in) && ops++ < 16) {
+		g_autofree char *a = NULL, *b = NULL;
+
+		switch (fz_u8(&in) % 7) {
+		case 0:
+			a = read_string(&in);
+			b = read_string(&in);
+			call("Attach", g_variant_new("(ss)", a, b));
+			break;
+		case 1:
+			a = read_string(&in);
+			b = read_string(&in);
+			call("Detach", g_variant_new("(ss)", a, b));
+			break;
+		case 2:
+			a = read_string(&in);
+			call("InsertCard", g_variant_new("(s)", a));
+			break;
+		case 3:
+			a = read_string(&in);
+			call("RemoveCard", g_variant_new("(s)", a));
+			break;
+		case 4:
+			a = read_string(&in);
+			b = read_qmp(&in);
+			call("AddVm", g_variant_new("(ss)", a, b));
+			break;
+		case 5: {
+			GVariantBuilder vb;
+			unsigned n = fz_u8(&in) % 4;
+
+			a = read_string(&in);
+			b = read_qmp(&in);
+			g_variant_builder_init(&vb, G_VARIANT_TYPE("as"));
+			for (unsigned i = 0; i < n; i++) {
+				g_autofree char *e = read_string(&in);
+
+				g_variant_builder_add(&vb, "s", e);
+			}
+			call("PlanVm", g_variant_new("(ssas)", a, b, &vb));
+			break;
+		}
+		case 6:
+			a = read_string(&in);
+			call("RemoveVm", g_variant_new("(s)", a));
+			break;
+		}
+	}
+	daemon_service_free(svc);
+	daemon_config_clear(&cfg);
+	while (g_main_context_iteration(NULL, FALSE))
+		;
+	return 0;
+}
