@@ -549,34 +549,31 @@ static GThread *start_thread(ccid_card_pcsc *card, const char *name,
 	return t;
 }
 
-ccid_card_pcsc *ccid_card_pcsc_new(ccid_slot *slot,
-				   const struct ccid_card_pcsc_config *cfg,
-				   GError **error)
+static gboolean config_ok(const struct ccid_card_pcsc_config *cfg,
+			  GError **error)
 {
-	g_autoptr(ccid_card_pcsc) card = NULL;
-	struct ccid_card_pcsc_config defaults;
+	if (cfg->lock_timeout_ms < 1 ||
+	    cfg->lock_timeout_ms > CCID_CARD_PCSC_MAX_MS ||
+	    cfg->idle_ms > CCID_CARD_PCSC_MAX_MS)
+		return pcsc_error(error, CCID_CARD_PCSC_ERROR_SPEC,
+				  "pcsc card: idle must be 0..%u ms and "
+				  "lock_timeout 1..%u ms",
+				  CCID_CARD_PCSC_MAX_MS, CCID_CARD_PCSC_MAX_MS);
+	return TRUE;
+}
+
+/* The card and what it shares with its threads, from @st (taken), before
+ * any thread runs. */
+static ccid_card_pcsc *card_create(const struct ccid_card_pcsc_config *cfg,
+				   struct ccid_pcsc_state *st)
+{
+	ccid_card_pcsc *card;
 	struct ccid_pcsc_shared *sh;
 	GMainContext *ctx;
 
-	g_return_val_if_fail(slot != NULL, NULL);
-	if (cfg == NULL) {
-		ccid_card_pcsc_config_init(&defaults);
-		cfg = &defaults;
-	}
-	if (cfg->lock_timeout_ms < 1 ||
-	    cfg->lock_timeout_ms > CCID_CARD_PCSC_MAX_MS ||
-	    cfg->idle_ms > CCID_CARD_PCSC_MAX_MS) {
-		pcsc_error(error, CCID_CARD_PCSC_ERROR_SPEC,
-			   "pcsc card: idle must be 0..%u ms and lock_timeout "
-			   "1..%u ms", CCID_CARD_PCSC_MAX_MS,
-			   CCID_CARD_PCSC_MAX_MS);
-		return NULL;
-	}
-
 	card = g_new0(ccid_card_pcsc, 1);
-	if (!initial_state(cfg->reader != NULL ? cfg->reader : "", &card->state,
-			   error))
-		return NULL;
+	card->state = *st;
+	memset(st, 0, sizeof(*st));
 	card->reader = g_strdup(card->state.reader);
 	card->lock_timeout_ms = cfg->lock_timeout_ms;
 	card->event = cfg->event;
@@ -597,7 +594,26 @@ ccid_card_pcsc *ccid_card_pcsc_new(ccid_slot *slot,
 	sh->reader = g_strdup(card->state.reader);
 	sh->card = card;
 	card->sh = sh;
+	return card;
+}
 
+ccid_card_pcsc *ccid_card_pcsc_new(ccid_slot *slot,
+				   const struct ccid_card_pcsc_config *cfg,
+				   GError **error)
+{
+	g_autoptr(ccid_card_pcsc) card = NULL;
+	struct ccid_card_pcsc_config defaults;
+	struct ccid_pcsc_state st = { 0 };
+
+	g_return_val_if_fail(slot != NULL, NULL);
+	if (cfg == NULL) {
+		ccid_card_pcsc_config_init(&defaults);
+		cfg = &defaults;
+	}
+	if (!config_ok(cfg, error) ||
+	    !initial_state(cfg->reader != NULL ? cfg->reader : "", &st, error))
+		return NULL;
+	card = card_create(cfg, &st);
 	card->worker = start_thread(card, "ccid-pcsc-io", ccid_pcsc_worker_run,
 				    error);
 	if (card->worker == NULL)
@@ -608,6 +624,26 @@ ccid_card_pcsc *ccid_card_pcsc_new(ccid_slot *slot,
 		return NULL;
 	card->slot = slot;
 	return g_steal_pointer(&card);
+}
+
+ccid_card_pcsc *ccid_pcsc_card_new_unstarted(ccid_slot *slot,
+					     const struct ccid_card_pcsc_config *cfg,
+					     const struct ccid_pcsc_state *initial)
+{
+	struct ccid_pcsc_state st = { 0 };
+	ccid_card_pcsc *card;
+
+	if (!config_ok(cfg, NULL))
+		return NULL;
+	ccid_pcsc_state_copy(&st, initial);
+	card = card_create(cfg, &st);
+	card->slot = slot;
+	return card;
+}
+
+struct ccid_pcsc_shared *ccid_pcsc_card_shared(ccid_card_pcsc *card)
+{
+	return card->sh;
 }
 
 /* Waits until *@done or the grace period ends; TRUE if done.  Called with

@@ -126,6 +126,19 @@ char *ccid_pcsc_list_readers(SCARDCONTEXT ctx, gsize *len, LONG *rv);
 /* English name of a PC/SC return value, never NULL. */
 const char *ccid_pcsc_strerror(LONG rv);
 
+/* The seam between the card and its two threads, for fuzzing and tests:
+ * a card in @initial's state with no worker, no monitor and no pcscd.
+ * Its owner plays both threads: it takes the jobs off
+ * ccid_pcsc_card_shared(card)->jobs (under the lock) and answers with
+ * ccid_pcsc_post_result(), and reports what a monitor would see with
+ * ccid_pcsc_post_state(), so everything a card or pcscd returns reaches
+ * the same code as in real use.  NULL for a bad @cfg.  Freed with
+ * ccid_card_pcsc_free(). */
+ccid_card_pcsc *ccid_pcsc_card_new_unstarted(ccid_slot *slot,
+					     const struct ccid_card_pcsc_config *cfg,
+					     const struct ccid_pcsc_state *initial);
+struct ccid_pcsc_shared *ccid_pcsc_card_shared(ccid_card_pcsc *card);
+
 G_END_DECLS
 
 #endif /* CCID_EMU_PCSC_PRIVATE_H */

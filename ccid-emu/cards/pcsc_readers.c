@@ -15,7 +15,7 @@ enum ccid_pcsc_match ccid_pcsc_reader_match(const char *list, gsize len,
 					    const char *pattern,
 					    char **match)
 {
-	const char *found = NULL;
+	char *found = NULL;
 	guint n_sub = 0;
 
 	*match = NULL;
@@ -23,25 +23,28 @@ enum ccid_pcsc_match ccid_pcsc_reader_match(const char *list, gsize len,
 		pattern = "";
 	if (list == NULL)
 		return CCID_PCSC_MATCH_NONE;
+	/* Each name is copied with its bound: a list whose last name has no
+	 * NUL within @len is read no further. */
 	for (gsize off = 0; off < len && list[off] != '\0';) {
-		const char *name = list + off;
-		gsize n = strnlen(name, len - off);
+		gsize n = strnlen(list + off, len - off);
+		g_autofree char *name = g_strndup(list + off, n);
 
 		if (strcmp(name, pattern) == 0) {
-			*match = g_strdup(name);
+			g_free(found);
+			*match = g_steal_pointer(&name);
 			return CCID_PCSC_MATCH_ONE;
 		}
 		if (strstr(name, pattern) != NULL) {
 			if (n_sub++ == 0)
-				found = name;
+				found = g_steal_pointer(&name);
 		}
 		off += n + 1;
 	}
-	if (n_sub == 0)
-		return CCID_PCSC_MATCH_NONE;
-	if (n_sub > 1)
-		return CCID_PCSC_MATCH_MANY;
-	*match = g_strdup(found);
+	if (n_sub != 1) {
+		g_free(found);
+		return n_sub == 0 ? CCID_PCSC_MATCH_NONE : CCID_PCSC_MATCH_MANY;
+	}
+	*match = found;
 	return CCID_PCSC_MATCH_ONE;
 }
 
@@ -51,9 +54,10 @@ char *ccid_pcsc_reader_list_text(const char *list, gsize len,
 	GString *s = g_string_new(NULL);
 
 	for (gsize off = 0; list != NULL && off < len && list[off] != '\0';) {
-		const char *name = list + off;
+		gsize n = strnlen(list + off, len - off);
+		g_autofree char *name = g_strndup(list + off, n);
 
-		off += strnlen(name, len - off) + 1;
+		off += n + 1;
 		if (only_matching != NULL && strstr(name, only_matching) == NULL)
 			continue;
 		g_string_append_printf(s, "%s'%s'", s->len ? ", " : "", name);
