@@ -1,0 +1,351 @@
+#!/usr/bin/python3
+# SPDX-License-Identifier: LGPL-2.1-or-later
+"""Fault soak of `ccid-agent serve` under valgrind memcheck (tests/soak/README.md).
+
+Two agents run under memcheck, each on its own unix socket with a loopback
+card:
+
+  * agent "steady" is never restarted.  Each cycle a usbredir peer
+    (soak-peer: a fake QEMU on the real usbredirparser, its own process)
+    attaches, powers the card on, checks an ECHO and leaves a 60 s DELAY
+    APDU in flight; then one fault, in turn:
+      hang    the peer is SIGKILLed mid-APDU;
+      drop    the peer closes its socket mid-APDU;
+      remove  the card is pulled (`remove` on the control socket)
+              mid-APDU, then pushed back; the peer must get the failed
+              answer, then use the card again.
+    After every cycle its descriptors (/proc/PID/fd) and RSS are sampled:
+    from cycle --window on they must stay flat.
+  * agent "restarted" gets SIGTERM with a peer attached and an APDU in
+    flight every --restart-every cycles, and is started again; the peer
+    must see it go, and the new one must serve the next peer.
+
+Every fault must release the reader within 1 s: the agent logs "QEMU
+disconnected" (hang, drop), the peer gets its answer (remove) or sees the
+socket close (restart).  Waits are on those events, under deadlines.
+At the end both agents get SIGTERM; memcheck must report 0 errors and 0
+definite or indirect leaks for every agent process (--error-exitcode).
+
+Exit status 0 when everything held; the figures go to stdout.
+"""
+import argparse
+import json
+import os
+import select
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+
+RELEASE_DEADLINE = 1.0        # seconds, from the fault to the release
+START_DEADLINE = 120.0        # an agent under valgrind on a busy machine
+STEP_DEADLINE = 60.0          # a peer's enumeration, power on, echo
+
+
+class Failure(Exception):
+    pass
+
+
+class Lines:
+    """Lines from a pipe, waited for under a deadline."""
+
+    def __init__(self, f, name):
+        self.fd = f.fileno()
+        os.set_blocking(self.fd, False)
+        self.buf = b""
+        self.lines = []
+        self.name = name
+        self.eof = False
+
+    def _read(self, timeout):
+        r, _, _ = select.select([self.fd], [], [], max(timeout, 0))
+        if not r:
+            return
+        try:
+            data = os.read(self.fd, 65536)
+        except BlockingIOError:
+            return
+        if not data:
+            self.eof = True
+            return
+        self.buf += data
+        while b"\n" in self.buf:
+            line, self.buf = self.buf.split(b"\n", 1)
+            self.lines.append(line.decode(errors="replace"))
+
+    def wait_for(self, needle, deadline, what):
+        """Consumes lines up to the first that contains @needle."""
+        while True:
+            for i, line in enumerate(self.lines):
+                if needle in line:
+                    del self.lines[: i + 1]
+                    return time.monotonic()
+            now = time.monotonic()
+            if now >= deadline or self.eof:
+                raise Failure("%s: no '%s' from %s in time (last lines: %s)"
+                              % (what, needle, self.name, self.lines[-5:]))
+            self._read(deadline - now)
+
+    def drain(self):
+        self._read(0)
+        self.lines.clear()
+
+
+class Agent:
+    def __init__(self, args, name, workdir):
+        self.args = args
+        self.name = name
+        self.sock = os.path.join(workdir, name + ".sock")
+        self.ctl = os.path.join(workdir, name + ".ctl")
+        self.workdir = workdir
+        self.runs = 0
+        self.proc = None
+        self.vg_logs = []
+
+    def start(self):
+        self.runs += 1
+        cmd = []
+        if self.args.valgrind:
+            log = os.path.join(self.workdir, "%s-%d.vg.log" % (self.name, self.runs))
+            self.vg_logs.append(log)
+            cmd = ["valgrind", "--tool=memcheck", "--error-exitcode=99",
+                   "--leak-check=full", "--show-leak-kinds=definite,indirect",
+                   "--errors-for-leak-kinds=definite,indirect",
+                   "--track-fds=no", "--num-callers=30",
+                   # A small freed-block queue, filled within the first
+                   # cycles, so RSS can be flat afterwards.
+                   "--freelist-vol=2000000",
+                   "--log-file=" + log]
+            if self.args.suppressions:
+                cmd.append("--suppressions=" + self.args.suppressions)
+        cmd += [self.args.agent, "serve", "--card", "loopback",
+                "--listen", "unix:" + self.sock, "--control", self.ctl]
+        self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE,
+                                     stderr=subprocess.PIPE,
+                                     stdin=subprocess.DEVNULL)
+        self.out = Lines(self.proc.stdout, self.name + " stdout")
+        self.err = Lines(self.proc.stderr, self.name + " stderr")
+        self.out.wait_for("control: ", time.monotonic() + START_DEADLINE,
+                          "starting " + self.name)
+
+    def status(self):
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
+            s.settimeout(10)
+            s.connect(self.ctl)
+            s.sendall(b"status\n")
+            data = b""
+            while b"\n" not in data:
+                chunk = s.recv(4096)
+                if not chunk:
+                    raise Failure("%s: control socket closed" % self.name)
+                data += chunk
+        return json.loads(data.split(b"\n")[0])
+
+    def ctl_cmd(self, line):
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
+            s.settimeout(30)
+            s.connect(self.ctl)
+            s.sendall(line.encode() + b"\n")
+            data = b""
+            while b"\n" not in data:
+                chunk = s.recv(4096)
+                if not chunk:
+                    break
+                data += chunk
+        reply = json.loads(data.split(b"\n")[0])
+        if "error" in reply:
+            raise Failure("%s: '%s' failed: %s" % (self.name, line, reply["error"]))
+        return reply
+
+    def sample(self):
+        pid = self.proc.pid
+        fds = len(os.listdir("/proc/%d/fd" % pid))
+        rss = 0
+        with open("/proc/%d/status" % pid) as f:
+            for line in f:
+                if line.startswith("VmRSS:"):
+                    rss = int(line.split()[1])
+        return fds, rss
+
+    def stop(self):
+        """SIGTERM; returns the exit status."""
+        self.proc.send_signal(signal.SIGTERM)
+        try:
+            rc = self.proc.wait(timeout=START_DEADLINE)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            raise Failure("%s did not exit after SIGTERM" % self.name)
+        self.proc.stdout.close()
+        self.proc.stderr.close()
+        return rc
+
+
+def check_exit(agent, rc):
+    if rc != 0:
+        log = agent.vg_logs[-1] if agent.vg_logs else None
+        tail = ""
+        if log and os.path.exists(log):
+            with open(log) as f:
+                tail = "".join(f.readlines()[-60:])
+        raise Failure("%s exited with %d (99: memcheck errors or leaks)\n%s"
+                      % (agent.name, rc, tail))
+
+
+def memcheck_summary(logs):
+    """Errors and definite+indirect leak bytes over all logs."""
+    errors = leaked = 0
+    for log in logs:
+        with open(log) as f:
+            for line in f:
+                if "ERROR SUMMARY:" in line:
+                    errors += int(line.split("ERROR SUMMARY:")[1].split()[0])
+                for kind in ("definitely lost:", "indirectly lost:"):
+                    if kind in line:
+                        leaked += int(line.split(kind)[1].split()[0].replace(",", ""))
+    return errors, leaked
+
+
+class Peer:
+    def __init__(self, args, sock, mode):
+        self.mode = mode
+        self.proc = subprocess.Popen([args.peer, sock, mode],
+                                     stdout=subprocess.PIPE,
+                                     stderr=subprocess.PIPE,
+                                     stdin=subprocess.DEVNULL)
+        self.out = Lines(self.proc.stdout, "peer " + mode)
+
+    def finish(self, expect_rc=0):
+        try:
+            rc = self.proc.wait(timeout=STEP_DEADLINE)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+            raise Failure("peer %s did not exit" % self.mode)
+        err = self.proc.stderr.read().decode(errors="replace")
+        self.proc.stdout.close()
+        self.proc.stderr.close()
+        if expect_rc is not None and rc != expect_rc:
+            raise Failure("peer %s exited with %d: %s" % (self.mode, rc, err))
+
+
+def cycle_steady(args, agent, kind):
+    """One fault on the steady agent; returns the release time in s."""
+    agent.err.drain()
+    peer = Peer(args, agent.sock, "hang" if kind == "hang" else kind)
+    peer.out.wait_for("inflight", time.monotonic() + STEP_DEADLINE, kind)
+    t0 = time.monotonic()
+    if kind == "hang":
+        peer.proc.kill()
+        t1 = agent.err.wait_for("QEMU disconnected", t0 + RELEASE_DEADLINE, kind)
+        peer.finish(expect_rc=-signal.SIGKILL)
+    elif kind == "drop":
+        t1 = agent.err.wait_for("QEMU disconnected", t0 + RELEASE_DEADLINE, kind)
+        peer.finish()
+    else:
+        agent.ctl_cmd("remove 0")
+        t1 = peer.out.wait_for("answered", t0 + RELEASE_DEADLINE, kind)
+        agent.ctl_cmd("insert 0")
+        peer.out.wait_for("echo-ok", time.monotonic() + STEP_DEADLINE, kind)
+        peer.finish()
+        agent.err.wait_for("QEMU disconnected", time.monotonic() + STEP_DEADLINE,
+                           kind + " (peer leaving)")
+    st = agent.status()
+    if st["attached"] or not st["slots"][0]["present"]:
+        raise Failure("after %s: %s" % (kind, st))
+    return t1 - t0
+
+
+def cycle_restart(args, agent):
+    peer = Peer(args, agent.sock, "gone")
+    peer.out.wait_for("inflight", time.monotonic() + STEP_DEADLINE, "restart")
+    t0 = time.monotonic()
+    agent.proc.send_signal(signal.SIGTERM)
+    t1 = peer.out.wait_for("gone", t0 + RELEASE_DEADLINE, "restart")
+    peer.finish()
+    check_exit(agent, agent.stop())
+    agent.start()
+    return t1 - t0
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--agent", required=True)
+    ap.add_argument("--peer", required=True)
+    ap.add_argument("--cycles", type=int, default=1000)
+    ap.add_argument("--window", type=int, default=100,
+                    help="cycle from which fds and RSS must stay flat")
+    ap.add_argument("--restart-every", type=int, default=50)
+    ap.add_argument("--rss-slack-kib", type=int, default=1024,
+                    help="RSS growth allowed over the window")
+    ap.add_argument("--suppressions")
+    ap.add_argument("--no-valgrind", dest="valgrind", action="store_false")
+    args = ap.parse_args()
+    if args.window >= args.cycles:
+        ap.error("--window must be below --cycles")
+
+    workdir = tempfile.mkdtemp(prefix="ccid-soak-")
+    steady = Agent(args, "steady", workdir)
+    restarted = Agent(args, "restarted", workdir)
+    kinds = ["hang", "drop", "remove"]
+    release = {k: [] for k in kinds + ["restart"]}
+    base = last = None
+    t_start = time.monotonic()
+    try:
+        steady.start()
+        restarted.start()
+        for i in range(1, args.cycles + 1):
+            kind = kinds[i % 3]
+            release[kind].append(cycle_steady(args, steady, kind))
+            if i % args.restart_every == 0:
+                release["restart"].append(cycle_restart(args, restarted))
+            sample = steady.sample()
+            if i == args.window:
+                base = sample
+            last = sample
+            if i % 50 == 0 or i == args.cycles:
+                print("cycle %d: fds %d rss %d KiB" % (i, sample[0], sample[1]),
+                      flush=True)
+        check_exit(steady, steady.stop())
+        check_exit(restarted, restarted.stop())
+    except Failure as e:
+        print("FAIL: %s" % e, flush=True)
+        for a in (steady, restarted):
+            if a.proc and a.proc.poll() is None:
+                a.proc.kill()
+        print("logs in %s" % workdir)
+        return 1
+
+    elapsed = time.monotonic() - t_start
+    errors, leaked = memcheck_summary(steady.vg_logs + restarted.vg_logs) \
+        if args.valgrind else (0, 0)
+    print("cycles: %d in %.0f s (%s), agent runs: steady 1, restarted %d"
+          % (args.cycles, elapsed, "memcheck" if args.valgrind else "no valgrind",
+             restarted.runs))
+    for k, v in release.items():
+        if v:
+            print("release after %-7s n=%-4d max %.0f ms, mean %.0f ms"
+                  % (k, len(v), max(v) * 1000, sum(v) / len(v) * 1000))
+    print("steady agent from cycle %d to %d: fds %d -> %d, RSS %d -> %d KiB"
+          % (args.window, args.cycles, base[0], last[0], base[1], last[1]))
+    print("memcheck: %d errors, %d bytes definitely or indirectly lost"
+          % (errors, leaked))
+    ok = True
+    if last[0] != base[0]:
+        print("FAIL: descriptors grew")
+        ok = False
+    if last[1] - base[1] > args.rss_slack_kib:
+        print("FAIL: RSS grew by %d KiB (slack %d)" % (last[1] - base[1],
+                                                    args.rss_slack_kib))
+        ok = False
+    if errors or leaked:
+        print("FAIL: memcheck found errors or leaks (logs in %s)" % workdir)
+        ok = False
+    if ok:
+        subprocess.run(["rm", "-rf", workdir])
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,183 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * The usbredir peer of the fault soak (soak.py): a fake QEMU usb-redir
+ * device (tests/common/fake_qemu.c, the real usbredirparser in the
+ * usb-guest role) in its own process, so the soak can kill it.  It
+ * attaches to `ccid-agent serve`'s socket, enumerates the reader, powers
+ * the loopback card on, checks an ECHO, then starts a DELAY APDU the card
+ * answers only after a minute, so an APDU is in flight, and prints
+ * "inflight" once the agent has taken the command and a bulk-IN transfer
+ * waits for its answer.  Then, by mode:
+ *
+ *   hang     waits to be killed (the peer killed mid-APDU);
+ *   drop     closes its socket, prints "dropped" and exits 0 (the socket
+ *            dropped under the agent);
+ *   remove   waits for the answer the card's removal brings (XfrBlock
+ *            failed, ICC absent; the soak runs `remove` on the control
+ *            socket), prints "answered", waits for the card to come back
+ *            (NotifySlotChange; the soak runs `insert`), powers it on,
+ *            checks an ECHO, prints "echo-ok" and exits 0;
+ *   gone     waits for the agent to go away (the soak restarts it):
+ *            prints "gone" when the socket closes.
+ *
+ *   soak-peer SOCKET MODE
+ *
+ * A failed check ends the run with Check's message and exit status 1.
+ */
+#include <check.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <glib.h>
+
+#include <ccid-emu/ccid_emu.h>
+
+#include "fake_qemu.h"
+
+static const char *sock_path, *mode;
+
+static void say(const char *what)
+{
+	printf("%s\n", what);
+	fflush(stdout);
+}
+
+static int unix_connect(const char *path)
+{
+	struct sockaddr_un sun = { .sun_family = AF_UNIX };
+	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+
+	g_strlcpy(sun.sun_path, path, sizeof(sun.sun_path));
+	ck_assert_msg(fd >= 0 && connect(fd, (struct sockaddr *)&sun,
+					 sizeof(sun)) == 0,
+		      "connect %s: %s", path, g_strerror(errno));
+	return fd;
+}
+
+static void echo(struct fake_qemu *g, uint8_t seq)
+{
+	static const uint8_t apdu[] = { 0x80, 0x01, 0x00, 0x00, 0x03, 'a', 'b', 'c' };
+	uint8_t msg[10 + sizeof(apdu)];
+	struct fake_qemu_reply *r;
+
+	fake_qemu_bulk_out(g, msg, fake_qemu_xfr_block(msg, seq, apdu, sizeof(apdu)));
+	r = fake_qemu_bulk_in(g, 65536 + 100, 5000);
+	ck_assert_int_eq(r->status, usb_redir_success);
+	ck_assert_int_eq(r->len, 10 + 5);
+	ck_assert_int_eq(r->data[0], CCID_RDR_TO_PC_DATA_BLOCK);
+	ck_assert_int_eq(r->data[7], 0x00);
+	ck_assert_mem_eq(r->data + 10, "abc\x90\x00", 5);
+}
+
+/* The bulk-IN request of the DELAY's answer, and the time extensions
+ * that come before it. */
+static bool answered(struct fake_qemu *g, void *arg)
+{
+	struct fake_qemu_reply *r = &g->bulk[GPOINTER_TO_UINT(arg) % FAKE_QEMU_BULK_SLOTS];
+
+	return r->done && !(r->len >= 10 && (r->data[7] >> 6) == 2);
+}
+
+START_TEST(test_peer)
+{
+	static struct fake_qemu g;
+	static const uint8_t delay[] = { 0x80, 0x03, 0x00, 0x00, 0x04,
+					 0x00, 0x00, 0xea, 0x60 };   /* 60 s */
+	uint8_t msg[10 + sizeof(delay)];
+	uint64_t in_id;
+
+	fake_qemu_init(&g, unix_connect(sock_path));
+	ck_assert_msg(fake_qemu_spin(&g, fake_qemu_is_connected, NULL, 10000),
+		      "no device_connect from the agent");
+	fake_qemu_set_configuration(&g, 1);
+	ck_assert_int_eq(g.cfg_status.status, usb_redir_success);
+	fake_qemu_start_interrupt(&g);
+	fake_qemu_power_on(&g, 1);
+	echo(&g, 2);
+	fake_qemu_bulk_out(&g, msg, fake_qemu_xfr_block(msg, 3, delay, sizeof(delay)));
+	in_id = fake_qemu_bulk_in_request(&g, 65536 + 100);
+	fake_qemu_spin(&g, NULL, NULL, 20);
+	say("inflight");
+
+	if (strcmp(mode, "hang") == 0) {
+		for (;;)
+			fake_qemu_spin(&g, NULL, NULL, 1000);
+	} else if (strcmp(mode, "drop") == 0) {
+		shutdown(g.fd, SHUT_RDWR);
+		fake_qemu_fini(&g);
+		say("dropped");
+	} else if (strcmp(mode, "remove") == 0) {
+		struct fake_qemu_reply *r;
+		unsigned n_intr = g.n_intr;
+
+		/* Time extensions complete the request; ask again until the
+		 * real answer comes. */
+		for (;;) {
+			ck_assert_msg(fake_qemu_spin(&g, fake_qemu_bulk_done,
+						     GUINT_TO_POINTER(in_id), 30000),
+				      "no answer to the DELAY after the card was removed");
+			if (answered(&g, GUINT_TO_POINTER(in_id)))
+				break;
+			in_id = fake_qemu_bulk_in_request(&g, 65536 + 100);
+		}
+		r = &g.bulk[in_id % FAKE_QEMU_BULK_SLOTS];
+		ck_assert_int_ge(r->len, 10);
+		ck_assert_int_eq(r->data[6], 3);
+		ck_assert_msg((r->data[7] >> 6) == 1, "the DELAY did not fail: bStatus %02x",
+			      r->data[7]);
+		say("answered");
+		/* Removal, then insertion: two NotifySlotChange. */
+		ck_assert_msg(fake_qemu_spin(&g, fake_qemu_intr_n,
+					     GUINT_TO_POINTER(n_intr + 2), 30000),
+			      "the card did not come back");
+		fake_qemu_power_on(&g, 4);
+		echo(&g, 5);
+		say("echo-ok");
+		fake_qemu_fini(&g);
+	} else if (strcmp(mode, "gone") == 0) {
+		ck_assert_msg(fake_qemu_spin(&g, fake_qemu_is_disconnected, NULL, 30000) ||
+			      g.eof, "the agent did not go away");
+		while (!g.eof)
+			fake_qemu_spin(&g, NULL, NULL, 100);
+		say("gone");
+		fake_qemu_fini(&g);
+	} else {
+		ck_abort_msg("unknown mode %s", mode);
+	}
+}
+END_TEST
+
+int main(int argc, char **argv)
+{
+	Suite *s = suite_create("soak-peer");
+	TCase *tc = tcase_create("peer");
+	SRunner *sr;
+	int failed;
+
+	if (argc != 3) {
+		fprintf(stderr, "usage: %s SOCKET hang|drop|remove|gone\n", argv[0]);
+		return 2;
+	}
+	sock_path = argv[1];
+	mode = argv[2];
+	tcase_set_timeout(tc, 0);
+	tcase_add_test(tc, test_peer);
+	suite_add_tcase(s, tc);
+	sr = srunner_create(s);
+	srunner_set_fork_status(sr, CK_NOFORK);
+	srunner_set_log(sr, NULL);
+	srunner_run_all(sr, CK_SILENT);
+	failed = srunner_ntests_failed(sr);
+	if (failed) {
+		TestResult **tr = srunner_failures(sr);
+
+		fprintf(stderr, "soak-peer (%s): %s\n", mode, tr_msg(tr[0]));
+		free(tr);
+	}
+	srunner_free(sr);
+	return failed ? 1 : 0;
+}
