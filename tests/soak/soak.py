@@ -20,9 +20,19 @@ card:
     flight every --restart-every cycles, and is started again; the peer
     must see it go, and the new one must serve the next peer.
 
+  * with --pcsc-dir (tests/pcsc), agent "pcsc" serves the vicc test card
+    behind a private pcscd (tests/pcsc/private-pcscd.sh, vicc_card.py)
+    with the pcsc backend; every --pcsc-every cycles a peer leaves a vicc
+    DELAY in flight and, in turn:
+      card-kill       the card is killed (SIGKILL of vicc: pulled out
+                      mid-APDU), then started again;
+      pcscd-restart   pcscd is killed mid-APDU and started again, then
+                      the card.
+    The peer must get the failed answer, then use the card again.
+
 Every fault must release the reader within 1 s: the agent logs "QEMU
-disconnected" (hang, drop), the peer gets its answer (remove) or sees the
-socket close (restart).  Waits are on those events, under deadlines.
+disconnected" (hang, drop), the peer gets its answer (remove, card-kill,
+pcscd-restart) or sees the socket close (restart).  Waits are on those events, under deadlines.
 At the end both agents get SIGTERM; memcheck must report 0 errors and 0
 definite or indirect leaks for every agent process (--error-exitcode).
 
@@ -39,7 +49,7 @@ import sys
 import tempfile
 import time
 
-RELEASE_DEADLINE = 1.0        # seconds, from the fault to the release
+RELEASE_DEADLINE = float(os.environ.get("SOAK_RELEASE_DEADLINE", "1.0"))  # s, fault to release
 START_DEADLINE = 120.0        # an agent under valgrind on a busy machine
 STEP_DEADLINE = 60.0          # a peer's enumeration, power on, echo
 
@@ -51,7 +61,8 @@ class Failure(Exception):
 class Lines:
     """Lines from a pipe, waited for under a deadline."""
 
-    def __init__(self, f, name):
+    def __init__(self, f, name, copy_to=None):
+        self.copy = open(copy_to, "ab") if copy_to else None
         self.fd = f.fileno()
         os.set_blocking(self.fd, False)
         self.buf = b""
@@ -70,6 +81,9 @@ class Lines:
         if not data:
             self.eof = True
             return
+        if self.copy:
+            self.copy.write(data)
+            self.copy.flush()
         self.buf += data
         while b"\n" in self.buf:
             line, self.buf = self.buf.split(b"\n", 1)
@@ -94,8 +108,10 @@ class Lines:
 
 
 class Agent:
-    def __init__(self, args, name, workdir):
+    def __init__(self, args, name, workdir, card="loopback", env=None):
         self.args = args
+        self.card = card
+        self.env = env
         self.name = name
         self.sock = os.path.join(workdir, name + ".sock")
         self.ctl = os.path.join(workdir, name + ".ctl")
@@ -120,13 +136,16 @@ class Agent:
                    "--log-file=" + log]
             if self.args.suppressions:
                 cmd.append("--suppressions=" + self.args.suppressions)
-        cmd += [self.args.agent, "serve", "--card", "loopback",
+        cmd += [self.args.agent, "serve", "--card", self.card,
                 "--listen", "unix:" + self.sock, "--control", self.ctl]
+        env = dict(os.environ)
+        env.update(self.env or {})
         self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE,
                                      stderr=subprocess.PIPE,
-                                     stdin=subprocess.DEVNULL)
+                                     stdin=subprocess.DEVNULL, env=env)
         self.out = Lines(self.proc.stdout, self.name + " stdout")
-        self.err = Lines(self.proc.stderr, self.name + " stderr")
+        self.err = Lines(self.proc.stderr, self.name + " stderr",
+                         os.path.join(self.workdir, self.name + ".err"))
         self.out.wait_for("control: ", time.monotonic() + START_DEADLINE,
                           "starting " + self.name)
 
@@ -169,9 +188,12 @@ class Agent:
                     rss = int(line.split()[1])
         return fds, rss
 
-    def stop(self):
-        """SIGTERM; returns the exit status."""
-        self.proc.send_signal(signal.SIGTERM)
+    def stop(self, signalled=False):
+        """SIGTERM (unless @signalled: sent already); returns the exit
+        status.  One SIGTERM only: a second one while the agent cleans up
+        takes the default action and kills it half-way."""
+        if not signalled:
+            self.proc.send_signal(signal.SIGTERM)
         try:
             rc = self.proc.wait(timeout=START_DEADLINE)
         except subprocess.TimeoutExpired:
@@ -208,13 +230,25 @@ def memcheck_summary(logs):
 
 
 class Peer:
-    def __init__(self, args, sock, mode):
+    def __init__(self, args, sock, mode, vicc=False):
         self.mode = mode
-        self.proc = subprocess.Popen([args.peer, sock, mode],
+        self.proc = subprocess.Popen([args.peer, sock, mode] +
+                                     (["vicc"] if vicc else []),
                                      stdout=subprocess.PIPE,
                                      stderr=subprocess.PIPE,
                                      stdin=subprocess.DEVNULL)
         self.out = Lines(self.proc.stdout, "peer " + mode)
+
+    def wait_for(self, needle, deadline, what):
+        try:
+            return self.out.wait_for(needle, deadline, what)
+        except Failure as e:
+            if self.proc.poll() is None:
+                self.proc.kill()
+            self.proc.wait()
+            err = self.proc.stderr.read().decode(errors="replace")
+            raise Failure("%s; peer exit %s, stderr: %s" % (e, self.proc.returncode,
+                                                            err.strip()))
 
     def finish(self, expect_rc=0):
         try:
@@ -232,9 +266,15 @@ class Peer:
 
 def cycle_steady(args, agent, kind):
     """One fault on the steady agent; returns the release time in s."""
+    # What the last cycle left: no peer, the card in.  Checked now, not at
+    # the end of that cycle, so the control connection is long closed
+    # when the descriptors are counted.
+    st = agent.status()
+    if st["attached"] or not st["slots"][0]["present"]:
+        raise Failure("before %s: %s" % (kind, st))
     agent.err.drain()
     peer = Peer(args, agent.sock, "hang" if kind == "hang" else kind)
-    peer.out.wait_for("inflight", time.monotonic() + STEP_DEADLINE, kind)
+    peer.wait_for("inflight", time.monotonic() + STEP_DEADLINE, kind)
     t0 = time.monotonic()
     if kind == "hang":
         peer.proc.kill()
@@ -245,27 +285,123 @@ def cycle_steady(args, agent, kind):
         peer.finish()
     else:
         agent.ctl_cmd("remove 0")
-        t1 = peer.out.wait_for("answered", t0 + RELEASE_DEADLINE, kind)
+        t1 = peer.wait_for("answered", t0 + RELEASE_DEADLINE, kind)
         agent.ctl_cmd("insert 0")
-        peer.out.wait_for("echo-ok", time.monotonic() + STEP_DEADLINE, kind)
+        peer.wait_for("echo-ok", time.monotonic() + STEP_DEADLINE, kind)
         peer.finish()
         agent.err.wait_for("QEMU disconnected", time.monotonic() + STEP_DEADLINE,
                            kind + " (peer leaving)")
-    st = agent.status()
-    if st["attached"] or not st["slots"][0]["present"]:
-        raise Failure("after %s: %s" % (kind, st))
     return t1 - t0
 
 
 def cycle_restart(args, agent):
     peer = Peer(args, agent.sock, "gone")
-    peer.out.wait_for("inflight", time.monotonic() + STEP_DEADLINE, "restart")
+    peer.wait_for("inflight", time.monotonic() + STEP_DEADLINE, "restart")
     t0 = time.monotonic()
     agent.proc.send_signal(signal.SIGTERM)
-    t1 = peer.out.wait_for("gone", t0 + RELEASE_DEADLINE, "restart")
+    t1 = peer.wait_for("gone", t0 + RELEASE_DEADLINE, "restart")
     peer.finish()
-    check_exit(agent, agent.stop())
+    check_exit(agent, agent.stop(signalled=True))
     agent.start()
+    return t1 - t0
+
+
+class PcscPeers:
+    """The private pcscd and the vicc card of tests/pcsc."""
+
+    def __init__(self, pcsc_dir, workdir):
+        self.script = os.path.join(pcsc_dir, "private-pcscd.sh")
+        self.vicc_py = os.path.join(pcsc_dir, "vicc_card.py")
+        self.dir = os.path.join(workdir, "pcsc")
+        self.port = None
+        self.vicc = None
+        self.env = {}
+
+    def start_pcscd(self):
+        cmd = ["/bin/sh", self.script, "start", self.dir]
+        if self.port:
+            cmd.append(self.port)
+        r = subprocess.run(cmd, capture_output=True, text=True)
+        if r.returncode != 0:
+            raise Failure("private-pcscd.sh start failed (%d): %s%s"
+                          % (r.returncode, r.stdout, r.stderr))
+        for line in r.stdout.splitlines():
+            k, _, v = line.partition("=")
+            if k == "PCSCLITE_CSOCK_NAME":
+                self.env[k] = v
+            elif k == "VPCD_PORT":
+                self.port = v
+
+    def kill_pcscd(self):
+        """SIGKILL, like a crash.  Only the signal: the stop command would
+        wait for the (unreaped) process and delay the measurement."""
+        pidfile = os.path.join(self.dir, "pcscd.pid")
+        with open(pidfile) as f:
+            pid = int(f.read())
+        os.kill(pid, signal.SIGKILL)
+        os.remove(pidfile)
+
+    def start_vicc(self):
+        self.vicc = subprocess.Popen(["/usr/bin/python3", self.vicc_py,
+                                      "--port", self.port],
+                                     stdout=subprocess.PIPE,
+                                     stderr=subprocess.DEVNULL,
+                                     stdin=subprocess.DEVNULL)
+        self.vicc_out = Lines(self.vicc.stdout, "vicc")
+        self.vicc_out.wait_for("vicc: connected", time.monotonic() + STEP_DEADLINE,
+                               "starting vicc")
+
+    def kill_vicc(self):
+        if self.vicc is None:
+            return
+        self.vicc.kill()
+        self.vicc.wait()
+        self.vicc.stdout.close()
+        self.vicc = None
+
+    def stop(self):
+        self.kill_vicc()
+        subprocess.run(["/bin/sh", self.script, "stop", self.dir],
+                       capture_output=True)
+
+
+def wait_present(agent, present=True):
+    """Polls the agent's status until its card is in (or out), as pcscd
+    reports it, under a deadline."""
+    deadline = time.monotonic() + STEP_DEADLINE
+    while True:
+        st = agent.status()
+        if st["slots"][0]["present"] == present:
+            return
+        if time.monotonic() >= deadline:
+            raise Failure("%s: the card did not %s: %s"
+                          % (agent.name, "come back" if present else "go", st))
+        select.select([], [], [], 0.05)
+
+
+def cycle_pcsc(args, agent, pcsc, kind):
+    wait_present(agent)
+    agent.err.drain()
+    peer = Peer(args, agent.sock, "remove", vicc=True)
+    peer.wait_for("inflight", time.monotonic() + STEP_DEADLINE, kind)
+    t0 = time.monotonic()
+    if kind == "card-kill":
+        pcsc.kill_vicc()
+        t1 = peer.wait_for("answered", t0 + RELEASE_DEADLINE, kind)
+        # Back only once pcscd has seen it go, as a card pulled out and
+        # pushed in again by hand: vpcd takes the new connection of vicc
+        # only after its presence poll saw the old one die.
+        wait_present(agent, False)
+    else:
+        pcsc.kill_pcscd()
+        t1 = peer.wait_for("answered", t0 + RELEASE_DEADLINE, kind)
+        pcsc.kill_vicc()
+        pcsc.start_pcscd()
+    pcsc.start_vicc()
+    peer.wait_for("echo-ok", time.monotonic() + STEP_DEADLINE, kind)
+    peer.finish()
+    agent.err.wait_for("QEMU disconnected", time.monotonic() + STEP_DEADLINE,
+                       kind + " (peer leaving)")
     return t1 - t0
 
 
@@ -280,6 +416,8 @@ def main():
     ap.add_argument("--rss-slack-kib", type=int, default=1024,
                     help="RSS growth allowed over the window")
     ap.add_argument("--suppressions")
+    ap.add_argument("--pcsc-dir", help="tests/pcsc: add the pcsc agent")
+    ap.add_argument("--pcsc-every", type=int, default=5)
     ap.add_argument("--no-valgrind", dest="valgrind", action="store_false")
     args = ap.parse_args()
     if args.window >= args.cycles:
@@ -289,17 +427,31 @@ def main():
     steady = Agent(args, "steady", workdir)
     restarted = Agent(args, "restarted", workdir)
     kinds = ["hang", "drop", "remove"]
-    release = {k: [] for k in kinds + ["restart"]}
+    pcsc_kinds = ["card-kill", "pcscd-restart"]
+    release = {k: [] for k in kinds + ["restart"] + pcsc_kinds}
+    pcsc = pcsc_agent = None
+    n_pcsc = 0
     base = last = None
     t_start = time.monotonic()
     try:
         steady.start()
         restarted.start()
+        if args.pcsc_dir:
+            pcsc = PcscPeers(args.pcsc_dir, workdir)
+            pcsc.start_pcscd()
+            pcsc.start_vicc()
+            pcsc_agent = Agent(args, "pcsc", workdir,
+                               card="pcsc:Virtual PCD 00 00", env=pcsc.env)
+            pcsc_agent.start()
         for i in range(1, args.cycles + 1):
             kind = kinds[i % 3]
             release[kind].append(cycle_steady(args, steady, kind))
             if i % args.restart_every == 0:
                 release["restart"].append(cycle_restart(args, restarted))
+            if pcsc_agent and i % args.pcsc_every == 0:
+                k = pcsc_kinds[n_pcsc % 2]
+                n_pcsc += 1
+                release[k].append(cycle_pcsc(args, pcsc_agent, pcsc, k))
             sample = steady.sample()
             if i == args.window:
                 base = sample
@@ -309,20 +461,31 @@ def main():
                       flush=True)
         check_exit(steady, steady.stop())
         check_exit(restarted, restarted.stop())
+        if pcsc_agent:
+            check_exit(pcsc_agent, pcsc_agent.stop())
+            pcsc.stop()
     except Failure as e:
         print("FAIL: %s" % e, flush=True)
-        for a in (steady, restarted):
-            if a.proc and a.proc.poll() is None:
+        for a in (steady, restarted, pcsc_agent):
+            if a and a.proc and a.proc.poll() is None:
+                for _ in range(5):
+                    a.err._read(0.2)
+        for a in (steady, restarted, pcsc_agent):
+            if a and a.proc and a.proc.poll() is None:
                 a.proc.kill()
+        if pcsc:
+            pcsc.stop()
         print("logs in %s" % workdir)
         return 1
 
     elapsed = time.monotonic() - t_start
-    errors, leaked = memcheck_summary(steady.vg_logs + restarted.vg_logs) \
-        if args.valgrind else (0, 0)
-    print("cycles: %d in %.0f s (%s), agent runs: steady 1, restarted %d"
+    errors, leaked = memcheck_summary(
+        steady.vg_logs + restarted.vg_logs +
+        (pcsc_agent.vg_logs if pcsc_agent else [])) if args.valgrind else (0, 0)
+    print("cycles: %d in %.0f s (%s), agent runs: steady 1, restarted %d, "
+          "pcsc %d (%d pcsc faults)"
           % (args.cycles, elapsed, "memcheck" if args.valgrind else "no valgrind",
-             restarted.runs))
+             restarted.runs, 1 if pcsc_agent else 0, n_pcsc))
     for k, v in release.items():
         if v:
             print("release after %-7s n=%-4d max %.0f ms, mean %.0f ms"
