@@ -94,6 +94,7 @@ class Lines:
         while True:
             for i, line in enumerate(self.lines):
                 if needle in line:
+                    self.last = line
                     del self.lines[: i + 1]
                     return time.monotonic()
             now = time.monotonic()
@@ -108,8 +109,10 @@ class Lines:
 
 
 class Agent:
-    def __init__(self, args, name, workdir, card="loopback", env=None):
+    def __init__(self, args, name, workdir, card="loopback", env=None,
+                 daemon=False):
         self.args = args
+        self.daemon = daemon
         self.card = card
         self.env = env
         self.name = name
@@ -136,8 +139,11 @@ class Agent:
                    "--log-file=" + log]
             if self.args.suppressions:
                 cmd.append("--suppressions=" + self.args.suppressions)
-        cmd += [self.args.agent, "serve", "--card", self.card,
-                "--listen", "unix:" + self.sock, "--control", self.ctl]
+        if self.daemon:
+            cmd += [self.args.agent, "daemon"]
+        else:
+            cmd += [self.args.agent, "serve", "--card", self.card,
+                    "--listen", "unix:" + self.sock, "--control", self.ctl]
         env = dict(os.environ)
         env.update(self.env or {})
         self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE,
@@ -146,8 +152,16 @@ class Agent:
         self.out = Lines(self.proc.stdout, self.name + " stdout")
         self.err = Lines(self.proc.stderr, self.name + " stderr",
                          os.path.join(self.workdir, self.name + ".err"))
-        self.out.wait_for("control: ", time.monotonic() + START_DEADLINE,
-                          "starting " + self.name)
+        if self.daemon:
+            r = subprocess.run(["gdbus", "wait", "--session", "--timeout",
+                                str(int(START_DEADLINE)), "org.ccidemu.Agent1"],
+                               env=env, capture_output=True, text=True)
+            if r.returncode != 0:
+                raise Failure("the daemon did not appear on the bus: %s"
+                              % r.stderr)
+        else:
+            self.out.wait_for("control: ", time.monotonic() + START_DEADLINE,
+                              "starting " + self.name)
 
     def status(self):
         with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
@@ -365,6 +379,97 @@ class PcscPeers:
                        capture_output=True)
 
 
+class DaemonVms:
+    """`ccid-agent daemon` on a private session bus, and paused QEMUs (a
+    USB controller, QMP, no guest) it attaches a loopback entry to."""
+
+    def __init__(self, args, workdir):
+        self.args = args
+        self.dir = os.path.join(workdir, "daemon")
+        run = os.path.join(self.dir, "run")
+        conf = os.path.join(self.dir, "config", "ccid-emu")
+        os.makedirs(run, mode=0o700)
+        os.makedirs(conf)
+        os.makedirs(os.path.join(self.dir, "data"))
+        with open(os.path.join(conf, "agent.conf"), "w") as f:
+            f.write("[entry loop1]\ncard=loopback\n")
+        self.env = {
+            "XDG_RUNTIME_DIR": run,
+            "XDG_CONFIG_HOME": os.path.join(self.dir, "config"),
+            "XDG_DATA_HOME": os.path.join(self.dir, "data"),
+            # No pcscd: the host's readers would be entries too.
+            "PCSCLITE_CSOCK_NAME": os.path.join(self.dir, "no-pcscd.comm"),
+        }
+        self.bus = subprocess.Popen(["dbus-daemon", "--session", "--nofork",
+                                     "--print-address=1"],
+                                    stdout=subprocess.PIPE,
+                                    stderr=subprocess.DEVNULL,
+                                    stdin=subprocess.DEVNULL)
+        addr = Lines(self.bus.stdout, "dbus-daemon")
+        addr.wait_for("unix:", time.monotonic() + STEP_DEADLINE, "session bus")
+        self.bus_out = addr
+        self.env["DBUS_SESSION_BUS_ADDRESS"] = self.bus_address(addr)
+        self.agent = Agent(args, "daemon", workdir, env=self.env, daemon=True)
+        self.n = 0
+        self.fds = []
+
+    @staticmethod
+    def bus_address(lines):
+        # wait_for consumed the line; dbus-daemon prints just the address
+        return lines.last
+
+    def cli(self, *argv):
+        env = dict(os.environ)
+        env.update(self.env)
+        r = subprocess.run([self.args.agent] + list(argv), env=env,
+                           capture_output=True, text=True, timeout=STEP_DEADLINE)
+        if r.returncode != 0:
+            raise Failure("ccid-agent %s: %s%s" % (" ".join(argv), r.stdout,
+                                                  r.stderr))
+        return r.stdout
+
+    def cycle(self):
+        """A VM with the entry attached, SIGKILLed; returns the time until
+        the daemon ended the session."""
+        # Counted before, when the last VM's connection is long closed.
+        self.fds.append(self.agent.sample()[0])
+        self.n += 1
+        name = "vm%d" % self.n
+        qmp = os.path.join(self.dir, name + ".qmp")
+        qemu = subprocess.Popen(
+            ["qemu-system-x86_64", "-machine", "pc", "-accel", "tcg",
+             "-nodefaults", "-display", "none", "-S",
+             "-qmp", "unix:%s,server=on,wait=off" % qmp, "-device", "qemu-xhci"],
+            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE)
+        try:
+            deadline = time.monotonic() + STEP_DEADLINE
+            while not os.path.exists(qmp):
+                if qemu.poll() is not None or time.monotonic() > deadline:
+                    raise Failure("QEMU did not create %s: %s"
+                                  % (qmp, qemu.stderr.read().decode()))
+                select.select([], [], [], 0.02)
+            self.cli("vm", "add", name, "--qmp", "unix:" + qmp)
+            self.cli("attach", "loop1", name)
+            self.agent.err.drain()
+            t0 = time.monotonic()
+            qemu.kill()
+            t1 = self.agent.err.wait_for("entry 'loop1' left VM '%s'" % name,
+                                         t0 + RELEASE_DEADLINE, "VM killed")
+        finally:
+            if qemu.poll() is None:
+                qemu.kill()
+            qemu.wait()
+            qemu.stderr.close()
+        self.cli("vm", "remove", name)
+        return t1 - t0
+
+    def stop(self):
+        self.bus.kill()
+        self.bus.wait()
+        self.bus.stdout.close()
+
+
 def wait_present(agent, present=True):
     """Polls the agent's status until its card is in (or out), as pcscd
     reports it, under a deadline."""
@@ -418,6 +523,9 @@ def main():
     ap.add_argument("--suppressions")
     ap.add_argument("--pcsc-dir", help="tests/pcsc: add the pcsc agent")
     ap.add_argument("--pcsc-every", type=int, default=5)
+    ap.add_argument("--vm-every", type=int, default=0,
+                    help="kill a VM attached through the daemon every N "
+                    "cycles (0: no daemon)")
     ap.add_argument("--no-valgrind", dest="valgrind", action="store_false")
     args = ap.parse_args()
     if args.window >= args.cycles:
@@ -431,6 +539,9 @@ def main():
     release = {k: [] for k in kinds + ["restart"] + pcsc_kinds}
     pcsc = pcsc_agent = None
     n_pcsc = 0
+    vms = None
+    release["vm-killed"] = []
+    daemon_fds = []
     base = last = None
     t_start = time.monotonic()
     try:
@@ -443,6 +554,9 @@ def main():
             pcsc_agent = Agent(args, "pcsc", workdir,
                                card="pcsc:Virtual PCD 00 00", env=pcsc.env)
             pcsc_agent.start()
+        if args.vm_every:
+            vms = DaemonVms(args, workdir)
+            vms.agent.start()
         for i in range(1, args.cycles + 1):
             kind = kinds[i % 3]
             release[kind].append(cycle_steady(args, steady, kind))
@@ -452,6 +566,8 @@ def main():
                 k = pcsc_kinds[n_pcsc % 2]
                 n_pcsc += 1
                 release[k].append(cycle_pcsc(args, pcsc_agent, pcsc, k))
+            if vms and i % args.vm_every == 0:
+                release["vm-killed"].append(vms.cycle())
             sample = steady.sample()
             if i == args.window:
                 base = sample
@@ -464,24 +580,33 @@ def main():
         if pcsc_agent:
             check_exit(pcsc_agent, pcsc_agent.stop())
             pcsc.stop()
+        if vms:
+            check_exit(vms.agent, vms.agent.stop())
+            vms.stop()
     except Failure as e:
         print("FAIL: %s" % e, flush=True)
-        for a in (steady, restarted, pcsc_agent):
+        daemon = vms.agent if vms else None
+        for a in (steady, restarted, pcsc_agent, daemon):
             if a and a.proc and a.proc.poll() is None:
                 for _ in range(5):
                     a.err._read(0.2)
-        for a in (steady, restarted, pcsc_agent):
+        for a in (steady, restarted, pcsc_agent, daemon):
             if a and a.proc and a.proc.poll() is None:
                 a.proc.kill()
         if pcsc:
             pcsc.stop()
+        if vms:
+            vms.stop()
         print("logs in %s" % workdir)
         return 1
 
     elapsed = time.monotonic() - t_start
+    if vms:
+        daemon_fds = vms.fds
     errors, leaked = memcheck_summary(
         steady.vg_logs + restarted.vg_logs +
-        (pcsc_agent.vg_logs if pcsc_agent else [])) if args.valgrind else (0, 0)
+        (pcsc_agent.vg_logs if pcsc_agent else []) +
+        (vms.agent.vg_logs if vms else [])) if args.valgrind else (0, 0)
     print("cycles: %d in %.0f s (%s), agent runs: steady 1, restarted %d, "
           "pcsc %d (%d pcsc faults)"
           % (args.cycles, elapsed, "memcheck" if args.valgrind else "no valgrind",
@@ -494,9 +619,16 @@ def main():
           % (args.window, args.cycles, base[0], last[0], base[1], last[1]))
     print("memcheck: %d errors, %d bytes definitely or indirectly lost"
           % (errors, leaked))
+    if daemon_fds:
+        print("daemon descriptors before each VM: %s"
+              % (daemon_fds if len(daemon_fds) <= 12 else
+                 daemon_fds[:3] + ["..."] + daemon_fds[-3:]))
     ok = True
     if last[0] != base[0]:
         print("FAIL: descriptors grew")
+        ok = False
+    if len(set(daemon_fds[1:])) > 1:
+        print("FAIL: the daemon's descriptors changed across VM faults")
         ok = False
     if last[1] - base[1] > args.rss_slack_kib:
         print("FAIL: RSS grew by %d KiB (slack %d)" % (last[1] - base[1],
