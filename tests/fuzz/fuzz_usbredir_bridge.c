@@ -51,15 +51,18 @@ static const int peer_caps[] = {
 	usb_redir_cap_bulk_streams, usb_redir_cap_device_disconnect_ack,
 };
 
-/* Reply lengths asked for, by packet id modulo this. */
+/* Control reply lengths asked for, by packet id modulo this. */
 #define ASKED_SLOTS 64u
+/* Bulk-IN requests not yet answered, oldest first (ids may repeat). */
+#define ASKED_BULK 512u
 
 struct peer {
 	struct usbredirparser *p;
 	int fd;
 	bool eof, reading, parse_error;
 	bool in_read;     /* inside usbredirparser_do_read() */
-	uint32_t bulk_asked[ASKED_SLOTS];
+	struct { uint64_t id; uint32_t len; } bulk[ASKED_BULK];
+	unsigned n_bulk;
 	uint16_t ctrl_asked[ASKED_SLOTS];
 };
 
@@ -187,11 +190,24 @@ static void peer_bulk_packet(void *priv, uint64_t id,
 {
 	struct peer *g = priv;
 
-	if (h->endpoint == CCID_EP_BULK_IN)
-		FZ_CHECK((uint32_t)len <= g->bulk_asked[id % ASKED_SLOTS],
-			 "bulk-IN reply of %d bytes, %u asked", len,
-			 g->bulk_asked[id % ASKED_SLOTS]);
-	else
+	if (h->endpoint == CCID_EP_BULK_IN) {
+		/* The oldest request with this id is the one answered. */
+		unsigned i = 0;
+
+		while (i < g->n_bulk && g->bulk[i].id != id)
+			i++;
+		if (i < g->n_bulk) {
+			FZ_CHECK((uint32_t)len <= g->bulk[i].len,
+				 "bulk-IN reply of %d bytes, %u asked", len,
+				 g->bulk[i].len);
+			memmove(&g->bulk[i], &g->bulk[i + 1],
+				(g->n_bulk - i - 1) * sizeof(g->bulk[0]));
+			g->n_bulk--;
+		} else {
+			FZ_CHECK(len == 0, "bulk-IN reply of %d bytes to id %llu, "
+				 "never asked", len, (unsigned long long)id);
+		}
+	} else
 		FZ_CHECK(len == 0, "bulk reply for ep %02x carries %d bytes",
 			 h->endpoint, len);
 	FREE_DATA(priv, data);
@@ -361,7 +377,11 @@ static void op_bulk(struct fz_bridge *f, struct fz_in *in, bool ccid_cmd)
 	h.length = (uint16_t)len;
 	h.length_high = (uint16_t)(len >> 16);
 	h.stream_id = 0;
-	f->peer.bulk_asked[id % ASKED_SLOTS] = len;
+	if (h.endpoint == CCID_EP_BULK_IN && f->peer.n_bulk < ASKED_BULK) {
+		f->peer.bulk[f->peer.n_bulk].id = id;
+		f->peer.bulk[f->peer.n_bulk].len = len;
+		f->peer.n_bulk++;
+	}
 	fz_trace("bulk ep %02x id %llu len %u data %u", h.endpoint,
 		 (unsigned long long)id, len, dlen);
 	usbredirparser_send_bulk_packet(f->peer.p, id, &h, dlen ? data : NULL,
