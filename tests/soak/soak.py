@@ -108,6 +108,17 @@ class Lines:
         self.lines.clear()
 
 
+def wait_release(lines, needle, t0, what):
+    """The release event, due within RELEASE_DEADLINE of the fault at @t0;
+    a late one is still waited for, so the failure says how late."""
+    try:
+        return lines.wait_for(needle, t0 + RELEASE_DEADLINE, what)
+    except Failure:
+        t1 = lines.wait_for(needle, t0 + STEP_DEADLINE, what)
+        raise Failure("%s: released after %.0f ms (limit %.0f ms)"
+                      % (what, (t1 - t0) * 1000, RELEASE_DEADLINE * 1000))
+
+
 class Agent:
     def __init__(self, args, name, workdir, card="loopback", env=None,
                  daemon=False):
@@ -292,14 +303,14 @@ def cycle_steady(args, agent, kind):
     t0 = time.monotonic()
     if kind == "hang":
         peer.proc.kill()
-        t1 = agent.err.wait_for("QEMU disconnected", t0 + RELEASE_DEADLINE, kind)
+        t1 = wait_release(agent.err, "QEMU disconnected", t0, kind)
         peer.finish(expect_rc=-signal.SIGKILL)
     elif kind == "drop":
-        t1 = agent.err.wait_for("QEMU disconnected", t0 + RELEASE_DEADLINE, kind)
+        t1 = wait_release(agent.err, "QEMU disconnected", t0, kind)
         peer.finish()
     else:
         agent.ctl_cmd("remove 0")
-        t1 = peer.wait_for("answered", t0 + RELEASE_DEADLINE, kind)
+        t1 = wait_release(peer, "answered", t0, kind)
         agent.ctl_cmd("insert 0")
         peer.wait_for("echo-ok", time.monotonic() + STEP_DEADLINE, kind)
         peer.finish()
@@ -313,7 +324,7 @@ def cycle_restart(args, agent):
     peer.wait_for("inflight", time.monotonic() + STEP_DEADLINE, "restart")
     t0 = time.monotonic()
     agent.proc.send_signal(signal.SIGTERM)
-    t1 = peer.wait_for("gone", t0 + RELEASE_DEADLINE, "restart")
+    t1 = wait_release(peer, "gone", t0, "restart")
     peer.finish()
     check_exit(agent, agent.stop(signalled=True))
     agent.start()
@@ -454,8 +465,8 @@ class DaemonVms:
             self.agent.err.drain()
             t0 = time.monotonic()
             qemu.kill()
-            t1 = self.agent.err.wait_for("entry 'loop1' left VM '%s'" % name,
-                                         t0 + RELEASE_DEADLINE, "VM killed")
+            t1 = wait_release(self.agent.err, "entry 'loop1' left VM '%s'" % name,
+                              t0, "VM killed")
         finally:
             if qemu.poll() is None:
                 qemu.kill()
@@ -492,14 +503,14 @@ def cycle_pcsc(args, agent, pcsc, kind):
     t0 = time.monotonic()
     if kind == "card-kill":
         pcsc.kill_vicc()
-        t1 = peer.wait_for("answered", t0 + RELEASE_DEADLINE, kind)
+        t1 = wait_release(peer, "answered", t0, kind)
         # Back only once pcscd has seen it go, as a card pulled out and
         # pushed in again by hand: vpcd takes the new connection of vicc
         # only after its presence poll saw the old one die.
         wait_present(agent, False)
     else:
         pcsc.kill_pcscd()
-        t1 = peer.wait_for("answered", t0 + RELEASE_DEADLINE, kind)
+        t1 = wait_release(peer, "answered", t0, kind)
         pcsc.kill_vicc()
         pcsc.start_pcscd()
     pcsc.start_vicc()
