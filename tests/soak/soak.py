@@ -628,8 +628,11 @@ def main():
                   % (k, len(v), max(v) * 1000, sum(v) / len(v) * 1000))
     print("steady agent from cycle %d to %d: fds %d -> %d, RSS %d -> %d KiB"
           % (args.window, args.cycles, base[0], last[0], base[1], last[1]))
-    print("memcheck: %d errors, %d bytes definitely or indirectly lost"
-          % (errors, leaked))
+    if args.valgrind:
+        print("memcheck: %d errors, %d bytes definitely or indirectly lost"
+              % (errors, leaked))
+    else:
+        print("memcheck: not run (--no-valgrind)")
     if daemon_fds:
         print("daemon descriptors before each VM: %s"
               % (daemon_fds if len(daemon_fds) <= 12 else
