@@ -10,7 +10,10 @@
  *
  * Input: 1 flags byte (bit 0: authenticate with the default management
  * key first, bit 1: VERIFY the default PIN first), then records of
- * { length (2 bytes, big-endian, at most 4096), APDU }.  RSA key
+ * { length (2 bytes, big-endian, at most 4096), APDU }.  A length of
+ * 0xF000 or more is a repeat mark: the next record is sent 2 + 4 * (its
+ * low 6 bits) times, so a short input can chain far more command data
+ * than one input holds (the chain and object size limits).  RSA key
  * generation (GENERATE with algorithm 06 or 07) is skipped: at a tenth of
  * a second each it would only slow the fuzzer down.
  */
@@ -23,6 +26,7 @@
 
 #define PF_MAX_RECORDS 64u
 #define PF_MAX_APDU    4096u
+#define PF_REPEAT_MARK 0xF000u
 
 static uint8_t *pf_resp;
 
@@ -96,12 +100,21 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		pf_xfer(a, verify, sizeof(verify));
 	for (unsigned r = 0; r < PF_MAX_RECORDS && off + 2 <= size; r++) {
 		size_t len = (size_t)data[off] << 8 | data[off + 1];
+		unsigned repeat = 1;
 		size_t n;
 
 		off += 2;
+		if (len >= PF_REPEAT_MARK) {
+			repeat = 2 + 4 * (unsigned)(len & 0x3f);
+			if (off + 2 > size)
+				break;
+			len = (size_t)data[off] << 8 | data[off + 1];
+			off += 2;
+		}
 		if (len > PF_MAX_APDU || len > size - off)
 			len = size - off < PF_MAX_APDU ? size - off : PF_MAX_APDU;
-		if (!pf_is_rsa_keygen(data + off, len)) {
+		for (unsigned k = 0; k < repeat && !pf_is_rsa_keygen(data + off, len);
+		     k++) {
 			n = pf_xfer(a, data + off, len);
 			/* 61 xx: GET RESPONSE must have something to give. */
 			if (pf_resp[n - 2] == 0x61) {
