@@ -42,6 +42,9 @@ struct ccid_passthrough {
 	 * (take_from_pcscd): libusb_close() of a wrapped handle leaves them
 	 * open; closed when no handle uses them. */
 	GArray *wrapped_fds;            /* int */
+	/* pcscd was told the reader's interfaces left (a synthetic udev
+	 * "remove"); it is told they are back ("add") on release. */
+	gboolean pcscd_told_gone;
 	libusb_hotplug_callback_handle hotplug;
 	gboolean hotplug_registered;
 
@@ -145,6 +148,51 @@ static void set_busy_error(GError **error, const struct ccid_usb_info *info,
 
 /* ---- taking a reader from pcscd ------------------------------------------- */
 
+/* Writes @action ("remove", "add") to the uevent file of every
+ * interface of @dev: udev passes the synthetic event on like a real one,
+ * and pcscd's hotplug (libudev, usb_interface events) removes or adds the
+ * reader, so libccid closes its handle instead of polling a reader it
+ * lost (which could slip in and claim an interface again while the
+ * device resets), and opens it afresh afterwards.  Root only; without it
+ * pcscd keeps the reader and recovers on its next transfer after the
+ * release. */
+static gboolean tell_pcscd(ccid_passthrough *pt, libusb_device *dev,
+			   const char *action)
+{
+	struct libusb_config_descriptor *cfg = NULL;
+	gboolean all = TRUE;
+	g_autofree char *port = NULL;
+
+	if (libusb_get_active_config_descriptor(dev, &cfg) != 0)
+		return FALSE;
+	{
+		struct ccid_usb_info now;
+
+		ccid_usb_info_fill(dev, NULL, &now);
+		port = g_strdup(now.port_path);
+		ccid_usb_info_clear(&now);
+	}
+	for (int i = 0; i < cfg->bNumInterfaces; i++) {
+		g_autofree char *path = g_strdup_printf(
+			"/sys/bus/usb/devices/%s:%u.%u/uevent", port,
+			cfg->bConfigurationValue,
+			cfg->interface[i].altsetting[0].bInterfaceNumber);
+		int fd = open(path, O_WRONLY | O_CLOEXEC);
+		ssize_t n = fd < 0 ? -1 : write(fd, action, strlen(action));
+
+		if (n != (ssize_t)strlen(action)) {
+			pt_log(pt, CCID_PT_LOG_INFO, "cannot tell pcscd the "
+			       "reader %s (%s: %s)", strcmp(action, "add") == 0
+			       ? "is back" : "left", path, g_strerror(errno));
+			all = FALSE;
+		}
+		if (fd >= 0)
+			close(fd);
+	}
+	libusb_free_config_descriptor(cfg);
+	return all;
+}
+
 static void close_wrapped_fds(ccid_passthrough *pt)
 {
 	for (guint i = 0; pt->wrapped_fds != NULL && i < pt->wrapped_fds->len; i++)
@@ -208,6 +256,8 @@ static libusb_device_handle *take_device(ccid_passthrough *pt,
 	}
 	g_array_append_val(pt->wrapped_fds, fd);
 	pt_log(pt, CCID_PT_LOG_INFO, "took %s from pcscd", info->node);
+	if (tell_pcscd(pt, dev, "remove"))
+		pt->pcscd_told_gone = TRUE;
 	return h;
 }
 
@@ -787,6 +837,11 @@ void ccid_passthrough_free_full(ccid_passthrough *pt, unsigned flush_ms)
 		g_free(e);
 	}
 	release_handle(pt->handle);
+	pt->handle = NULL;
+	close_wrapped_fds(pt);
+	/* Released: pcscd may have the reader again. */
+	if (pt->pcscd_told_gone && pt->dev != NULL)
+		tell_pcscd(pt, pt->dev, "add");
 	if (pt->dev != NULL)
 		libusb_unref_device(pt->dev);
 	g_clear_pointer(&pt->usb_source, ccid_usb_source_free);

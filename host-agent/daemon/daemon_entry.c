@@ -61,6 +61,7 @@ struct daemon_entry {
 	/* The other entry of the same physical reader (shared <->
 	 * passthrough): their sessions exclude each other. */
 	daemon_entry *peer;
+	char *peer_reason;           /* the last reason naming the peer's VM */
 };
 
 static void daemon_entry_set_host_holders(daemon_entry *entry,
@@ -598,6 +599,7 @@ void daemon_entry_free(daemon_entry *entry)
 		entry->peer->peer = NULL;
 	g_free(entry->usb_selector);
 	g_free(entry->usb_reason);
+	g_free(entry->peer_reason);
 	daemon_entry_set_host_holders(entry, NULL);
 	if (entry->host_holders != NULL)
 		g_array_unref(entry->host_holders);
@@ -664,6 +666,13 @@ const char *daemon_entry_get_card(const daemon_entry *entry)
 	return agent_card_kind_name(entry->spec.kind);
 }
 
+/* The other entry of this reader passes it through to a VM. */
+static gboolean passed_through(const daemon_entry *entry)
+{
+	return !entry->passthrough && entry->peer != NULL &&
+	       entry->peer->sessions->len > 0;
+}
+
 const char *daemon_entry_get_state(const daemon_entry *entry)
 {
 	if (entry->reason != NULL)
@@ -671,6 +680,8 @@ const char *daemon_entry_get_state(const daemon_entry *entry)
 	/* Held by us, the reader is fine whatever else was said of it. */
 	if (entry->passthrough && entry->usb_reason != NULL &&
 	    entry->sessions->len == 0)
+		return "unavailable";
+	if (passed_through(entry))
 		return "unavailable";
 	if (entry->passthrough)
 		/* The card as pcscd last saw it (it cannot while a VM has
@@ -690,6 +701,16 @@ const char *daemon_entry_get_reason(const daemon_entry *entry)
 	if (entry->passthrough)
 		return entry->usb_reason != NULL && entry->sessions->len == 0 ?
 		       entry->usb_reason : "";
+	if (passed_through(entry)) {
+		struct session *s = g_ptr_array_index(entry->peer->sessions, 0);
+		daemon_entry *e = (daemon_entry *)entry;
+
+		/* Kept with the entry: the caller does not free it. */
+		g_free(e->peer_reason);
+		e->peer_reason = g_strdup_printf("the reader is passed through "
+			"to VM '%s' (entry '%s')", s->vm_name, entry->peer->id);
+		return e->peer_reason;
+	}
 	return entry->reader_reason != NULL ? entry->reader_reason : "";
 }
 

@@ -149,8 +149,16 @@ static void update_entry(struct entry_rec *r)
 static void on_entry_changed(void *user, daemon_entry *entry)
 {
 	struct entry_rec *r = user;
+	daemon_entry *peer = daemon_entry_get_peer(entry);
 
 	update_entry(r);
+	/* A session of one entry of a reader changes the other's state. */
+	for (guint i = 0; peer != NULL && i < r->d->entries->len; i++) {
+		struct entry_rec *p = g_ptr_array_index(r->d->entries, i);
+
+		if (p->entry == peer)
+			update_entry(p);
+	}
 	update_vm_entries(r->d);
 }
 
