@@ -159,13 +159,31 @@ static struct known *find_dev(daemon_usb *u, libusb_device *dev)
 	return NULL;
 }
 
+/* From the cached descriptors: no need to open every device plugged in
+ * (keyboards, hubs) to read its strings. */
+static gboolean has_ccid_interface(libusb_device *dev)
+{
+	struct libusb_config_descriptor *cfg = NULL;
+	gboolean ccid = FALSE;
+
+	if (libusb_get_active_config_descriptor(dev, &cfg) != 0)
+		return FALSE;
+	for (int i = 0; i < cfg->bNumInterfaces && !ccid; i++)
+		for (int a = 0; a < cfg->interface[i].num_altsetting; a++)
+			if (cfg->interface[i].altsetting[a].bInterfaceClass ==
+			    CCID_USB_CLASS_CCID)
+				ccid = TRUE;
+	libusb_free_config_descriptor(cfg);
+	return ccid;
+}
+
 static void arrived(daemon_usb *u, libusb_device *dev)
 {
 	struct ccid_usb_info info;
 	g_autofree char *id = NULL;
 	struct known *k;
 
-	if (find_dev(u, dev) != NULL)
+	if (find_dev(u, dev) != NULL || !has_ccid_interface(dev))
 		return;
 	ccid_usb_info_fill(dev, NULL, &info);
 	if (!info.is_ccid) {

@@ -164,7 +164,7 @@ done
 echo "---- results"
 grep -h -E '^(RESULT|METRIC)' "$W/g1/results.log" 2>/dev/null | tr -d '\r' | sed "s/^/g1: /"
 m() { grep -h "METRIC $1 " "$W/g1/results.log" 2>/dev/null | tr -d '\r' | awk '{print $3}'; }
-echo "---- passthrough attach (CLI returns) $(m pt_attach_ms) ms, detach $(m pt_detach_ms) ms, pcscd has the reader again $(m pt_pcscd_back_ms) ms after detach; race: $(m race_ok) success, $(m race_busy) Busy of 50 in $(m race_ms) ms"
+echo "---- passthrough attach (CLI returns; a CLI call alone $(m cli_call_ms) ms) $(m pt_attach_ms) ms, pcscd let go $(m pcscd_let_go_ms) ms after the attach started, detach $(m pt_detach_ms) ms, pcscd has the reader again $(m pt_pcscd_back_ms) ms after detach; race: $(m race_ok) success, $(m race_busy) Busy of 50 in $(m race_ms) ms"
 if ((FAILS)); then
 	echo "test-daemon-usb: FAIL${KEEP:+ (logs in $W)}"
 	[[ -n $KEEP ]] || echo "rerun with --keep DIR for the logs"

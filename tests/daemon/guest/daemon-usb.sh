@@ -103,6 +103,11 @@ wait_until 10 sh -c "$A list | grep -q 'pcscd\[$PCSCD\]'" ||
 	fail pcscd-holder "$($A list)"
 snapshot start PCSCD=$PCSCD
 
+# What a CLI call costs by itself here (a process start under TCG).
+t0=$(now_ms)
+$A vms >/dev/null 2>&1
+metric cli_call_ms $(($(now_ms) - t0)) ms
+
 # --- passthrough: taken from pcscd ----------------------------------------------
 t0=$(now_ms)
 if $A attach "$PT" vm1 >/tmp/pt1.out 2>&1; then
