@@ -61,12 +61,22 @@ check_grep g1-atr '^atr=3B' $T -t 20000 atr
 PCSCD=$(cat "$CCIDG_STATE/pcscd.pid")
 
 # --- three paused QEMUs: a USB controller and a QMP socket each --------------
+# (and a human monitor on 127.0.0.1:444N: `info usb` shows what QEMU has).
+ifconfig lo 127.0.0.1 up
 for n in 1 2 3; do
 	QEMU_MODULE_DIR=$O/qemu $O/bin/qemu-system-x86_64 -L $O/qemu \
 		-nodefaults -no-user-config -display none -S -machine pc \
 		-accel tcg,tb-size=16 -m 16 -device qemu-xhci,id=xhci \
+		-monitor tcp:127.0.0.1:444$n,server=on,wait=off \
 		-qmp unix:/tmp/vm$n.qmp,server=on,wait=off >/tmp/vm$n.log 2>&1 &
 done
+# usb_in_vm N WORDS: QEMU N's `info usb` lists a device and says WORDS.
+# (The monitor answers while nc's input is open; a second is plenty.)
+usb_in_vm() {
+	(printf 'info usb\n'; sleep 1) | nc 127.0.0.1 444$1 2>/dev/null |
+		tr -d '\r' >/tmp/info-usb-$1.txt
+	grep -q "$2" /tmp/info-usb-$1.txt
+}
 if wait_until 30 sh -c 'test -S /tmp/vm1.qmp && test -S /tmp/vm2.qmp && test -S /tmp/vm3.qmp'; then
 	pass qemu-in-guest "three paused QEMUs with QMP sockets"
 else
@@ -124,6 +134,12 @@ else
 	fail pcscd-let-go "$($A list; $A list-usb)"
 fi
 check_grep pt-claimed-by-daemon "ccid-agent \(pid $DAEMON\)" $A list-usb
+# usbredirhost told QEMU about the device: it is on vm1's USB bus.
+if wait_until 20 usb_in_vm 1 'ID: ccidemu-'; then
+	pass pt-in-vm1 "$(grep 'ID: ccidemu-' /tmp/info-usb-1.txt)"
+else
+	fail pt-in-vm1 "$(cat /tmp/info-usb-1.txt)"
+fi
 if pcscd_has_card; then
 	fail pt-pcscd-lost "this guest's pcscd still reaches the card"
 else
@@ -135,6 +151,11 @@ expect_busy pt-second-refused "holder: vm1" $A attach "$PT" vm2
 t0=$(now_ms)
 check pt-detach $A detach "$PT" vm1
 metric pt_detach_ms $(($(now_ms) - t0)) ms
+if usb_in_vm 1 'ID: ccidemu-'; then
+	fail pt-gone-from-vm1 "$(cat /tmp/info-usb-1.txt)"
+else
+	pass pt-gone-from-vm1 "vm1's info usb: $(tr '\n' ' ' </tmp/info-usb-1.txt | cut -c1-120)"
+fi
 if wait_until 30 pcscd_has_card; then
 	metric pt_pcscd_back_ms $(($(now_ms) - t0)) ms
 	pass pt-pcscd-back "pcscd reads the card again after the detach"
