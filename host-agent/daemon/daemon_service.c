@@ -288,6 +288,10 @@ static gboolean handle_attach(CcidAgentManager *m, GDBusMethodInvocation *inv,
 	struct entry_rec *e = find_entry(d, entry, &error);
 	struct vm_rec *v = e != NULL ? find_vm(d, vm, &error) : NULL;
 
+	/* Who holds a USB reader is looked at every 2 s; an attach decides
+	 * on what holds it now. */
+	if (v != NULL && daemon_entry_is_passthrough(e->entry))
+		daemon_usb_refresh(d->usb);
 	if (v == NULL || !daemon_entry_attach(e->entry, v->vm, on_call_done,
 					      inv, &error))
 		complete(inv, error);

@@ -115,21 +115,48 @@ log "layer: $(ls "$L/lib" | wc -l) libraries, $(du -sh "$L" | cut -f1) ($(du -sh
 
 # --- the emulated reader on the host ------------------------------------------
 SOCK=$W/g1.sock
-"$AGENT" serve -c loopback -l "unix:$SOCK" --control "$W/g1.ctl" \
-	>"$W/serve.out" 2>>"$W/serve.log" &
-SERVE_PID=$!
-for _ in $(seq 100); do
-	grep -q '^control: ' "$W/serve.out" && break
-	sleep 0.1
-done
-grep -q '^control: ' "$W/serve.out" || die "serve did not start: $(tail -n 3 "$W/serve.log")"
+serve_start() {
+	: >"$W/serve.out"
+	"$AGENT" serve -c loopback -l "unix:$SOCK" --control "$W/g1.ctl" \
+		>"$W/serve.out" 2>>"$W/serve.log" &
+	SERVE_PID=$!
+	echo "$SERVE_PID" >"$W/serve.pid"
+	for _ in $(seq 100); do
+		grep -q '^control: ' "$W/serve.out" && return 0
+		sleep 0.1
+	done
+	echo "test: serve did not start: $(tail -n 3 "$W/serve.log")"
+	return 1
+}
+serve_start || exit 2
+
+# The guest's REQUEST lines: unplug (serve stops: the reader leaves
+# guest 1's USB bus) and plug (serve again: QEMU reconnects within 1 s).
+on_request() {
+	local pid
+	pid=$(cat "$W/serve.pid" 2>/dev/null)
+	case $1 in
+	unplug) kill -TERM "$pid" 2>/dev/null; wait "$pid" 2>/dev/null; echo "unplugged" >>"$W/requests.log" ;;
+	plug) serve_start >>"$W/requests.log" 2>&1 && echo "plugged" >>"$W/requests.log" ;;
+	*) echo "unknown request '$*'" >>"$W/requests.log" ;;
+	esac
+}
 
 log "booting guest 1 (the daemon, pcscd and three paused QEMUs inside)"
 rc=0
-"$KIT/boot-guest.sh" --no-build $QUIET -c xhci -r "$SOCK" -m 1024 \
-	-s "$HERE/guest/daemon-usb.sh" "${FILES[@]}" -w "$W/g1" -t 400 \
-	>"$W/g1.stdout" 2>&1 || rc=$?
-log "guest 1: exit $rc"
+mkdir -p "$W/g1"
+: >"$W/g1/results.log"
+"$KIT/boot-guest.sh" --no-build $QUIET -c xhci -r "$SOCK" --redir-reconnect 1 \
+	-m 1024 -s "$HERE/guest/daemon-usb.sh" "${FILES[@]}" -w "$W/g1" -t 400 \
+	>"$W/g1.stdout" 2>&1 &
+BOOT=$!
+watch_requests "$W/g1/results.log" "$BOOT" on_request &
+WATCH=$!
+wait "$BOOT" || rc=$?
+wait "$WATCH" 2>/dev/null
+# serve may have been restarted in the watcher's subshell.
+SERVE_PID=$(cat "$W/serve.pid" 2>/dev/null)
+log "guest 1: exit $rc; requests: $(tr '\n' ' ' <"$W/requests.log" 2>/dev/null)"
 
 FAILS=0
 hres() {    # hres NAME PASS|FAIL DETAIL...

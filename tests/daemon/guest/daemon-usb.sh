@@ -69,6 +69,7 @@ for n in 1 2 3; do
 		-accel tcg,tb-size=16 -m 16 -device qemu-xhci,id=xhci \
 		-monitor tcp:127.0.0.1:444$n,server=on,wait=off \
 		-qmp unix:/tmp/vm$n.qmp,server=on,wait=off >/tmp/vm$n.log 2>&1 &
+	echo $! >/tmp/vm$n.pid
 done
 # usb_in_vm N WORDS: QEMU N's `info usb` lists a device and says WORDS.
 # (The monitor answers while nc's input is open; a second is plenty.)
@@ -218,6 +219,52 @@ expect_busy pt-refused-host-process "ccid-agent \(pid $OTHER\)" $A attach "$PT" 
 snapshot holder-process OTHER=$OTHER
 kill $OTHER
 wait $OTHER
+
+# --- a VM dies while it has the reader: free again, pcscd gets it back -------
+pcscd_start
+PCSCD=$(cat "$CCIDG_STATE/pcscd.pid")
+wait_until 20 pcscd_has_card || fail pcscd-restarted "$(tail -n 5 $CCIDG_PCSCD_LOG)"
+check pt-attach-vm3 $A attach "$PT" vm3
+t0=$(now_ms)
+kill -KILL "$(cat /tmp/vm3.pid)"
+pt_free() { $A list | awk -v id="$PT" '$1 == id && $5 !~ /vm3/ { ok = 1 } END { exit !ok }'; }
+if wait_until 10 pt_free; then
+	metric vm_killed_to_free_ms $(($(now_ms) - t0)) ms
+	pass pt-free-after-vm-killed "$($A list | grep "^$PT ")"
+else
+	fail pt-free-after-vm-killed "$($A list)"
+fi
+if wait_until 30 pcscd_has_card; then
+	metric vm_killed_to_pcscd_ms $(($(now_ms) - t0)) ms
+	pass pcscd-back-after-vm-killed "pcscd reads the card again"
+else
+	fail pcscd-back-after-vm-killed "$(tail -n 5 $CCIDG_PCSCD_LOG)"
+fi
+
+# --- unplug and plug again: the same entries come back -----------------------
+pt_state() { $A list | awk -v id="$PT" '$1 == id { print $2 }'; }
+pt_unplugged() { ! usb_present $VID $PID && [ "$(pt_state)" = unavailable ]; }
+pt_available() { _s=$(pt_state); [ -n "$_s" ] && [ "$_s" != unavailable ]; }
+host_request unplug
+if wait_until 30 pt_unplugged; then
+	pass pt-unplugged "$($A list --json | tr -d '\n' | grep -o '"id":"'"$PT"'"[^}]*"reason":"[^"]*"')"
+else
+	fail pt-unplugged "$($A list)"
+fi
+check_grep pt-reason-unplugged 'the reader is unplugged' $A list --json
+host_request plug
+if usb_wait $VID $PID 60 && wait_until 30 pt_available; then
+	pass pt-replugged "$($A list | grep "^$PT ")"
+else
+	fail pt-replugged "$($A list)"
+fi
+n=$($A list | grep -c ' passthrough ')
+if [ "$n" -eq 1 ]; then
+	pass pt-same-entry "one passthrough entry, id $PT, after the replug"
+else
+	fail pt-same-entry "$n passthrough entries: $($A list)"
+fi
+check_grep pt-peer-again "\"peer\":\"$SH\"" $A list --json
 
 kill -0 $DAEMON && pass daemon-alive "RSS $(awk '/^VmRSS:/ { print $2 }' /proc/$DAEMON/status) kB"
 note "daemon log:"
