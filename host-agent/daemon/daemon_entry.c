@@ -705,10 +705,17 @@ const char *daemon_entry_get_reason(const daemon_entry *entry)
 		struct session *s = g_ptr_array_index(entry->peer->sessions, 0);
 		daemon_entry *e = (daemon_entry *)entry;
 
-		/* Kept with the entry: the caller does not free it. */
-		g_free(e->peer_reason);
-		e->peer_reason = g_strdup_printf("the reader is passed through "
-			"to VM '%s' (entry '%s')", s->vm_name, entry->peer->id);
+		g_autofree char *why = g_strdup_printf("the reader is passed "
+			"through to VM '%s' (entry '%s')", s->vm_name,
+			entry->peer->id);
+
+		/* Kept with the entry (the caller does not free it), and
+		 * replaced only when it changes, so that an earlier answer
+		 * stays valid. */
+		if (g_strcmp0(e->peer_reason, why) != 0) {
+			g_free(e->peer_reason);
+			e->peer_reason = g_steal_pointer(&why);
+		}
 		return e->peer_reason;
 	}
 	return entry->reader_reason != NULL ? entry->reader_reason : "";
