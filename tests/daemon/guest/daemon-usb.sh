@@ -71,13 +71,16 @@ for n in 1 2 3; do
 		-qmp unix:/tmp/vm$n.qmp,server=on,wait=off >/tmp/vm$n.log 2>&1 &
 	echo $! >/tmp/vm$n.pid
 done
-# usb_in_vm N WORDS: QEMU N's `info usb` lists a device and says WORDS.
-# (The monitor answers while nc's input is open; a second is plenty.)
-usb_in_vm() {
+# usb_info N: QEMU N's whole answer to `info usb` (its prompt came back
+# after it) in /tmp/info-usb-N.txt.  The monitor answers while nc's input
+# is open; a slow answer is asked for again by the caller's wait_until.
+usb_info() {
 	(printf 'info usb\n'; sleep 1) | nc 127.0.0.1 444$1 2>/dev/null |
 		tr -d '\r' >/tmp/info-usb-$1.txt
-	grep -q "$2" /tmp/info-usb-$1.txt
+	[ "$(grep -o '(qemu)' /tmp/info-usb-$1.txt | wc -l)" -ge 2 ]
 }
+# usb_in_vm N WORDS: QEMU N's `info usb` lists a device and says WORDS.
+usb_in_vm() { usb_info "$1" && grep -q "$2" /tmp/info-usb-$1.txt; }
 if wait_until 30 sh -c 'test -S /tmp/vm1.qmp && test -S /tmp/vm2.qmp && test -S /tmp/vm3.qmp'; then
 	pass qemu-in-guest "three paused QEMUs with QMP sockets"
 else
@@ -152,7 +155,7 @@ expect_busy pt-second-refused "holder: vm1" $A attach "$PT" vm2
 t0=$(now_ms)
 check pt-detach $A detach "$PT" vm1
 metric pt_detach_ms $(($(now_ms) - t0)) ms
-if usb_in_vm 1 'ID: ccidemu-'; then
+if ! wait_until 20 usb_info 1 || grep -q 'ID: ccidemu-' /tmp/info-usb-1.txt; then
 	fail pt-gone-from-vm1 "$(cat /tmp/info-usb-1.txt)"
 else
 	pass pt-gone-from-vm1 "vm1's info usb: $(tr '\n' ' ' </tmp/info-usb-1.txt | cut -c1-120)"
@@ -185,7 +188,7 @@ for f in /tmp/race/*.rc; do
 	[ "$(cat $f)" = 4 ] && grep -q "holder: $WIN)" "${f%.rc}.out" && named=$((named + 1))
 done
 if [ "$ok" -eq 1 ] && [ "$busy" -eq 49 ] && [ "$named" -eq 49 ]; then
-	pass race "1 success ($WIN), 49 Busy naming it: $(cat $(grep -lx 4 /tmp/race/*.rc | head -n 1 | sed 's/rc$/out/'))"
+	pass race "1 success ($WIN), 49 Busy naming it: $(cat "$(grep -lx 4 /tmp/race/*.rc | head -n 1 | sed 's/rc$/out/')")"
 else
 	fail race "$ok successes, $busy Busy, $named naming '$WIN'; $(cat /tmp/race/*.out | sort | uniq -c | head -n 5)"
 fi
