@@ -3,7 +3,7 @@
 #
 # Guest 1 of test-daemon-usb.sh: ccid-emu's emulated reader (1209:CC1D,
 # loopback card) arrives over usb-redir; pcscd + libccid drive it; a
-# dbus-daemon, `ccid-agent daemon` and three paused QEMUs (vm1..vm3) run
+# dbus-daemon, `ccid-agent daemon` and three QEMUs (vm1..vm3, a firmware that only halts) run
 # here.  Checks the passthrough entry and its exclusion rules; `list
 # --json` snapshots go to the host as DATA (list-NAME, with the values
 # the host checks them against in expect-NAME).
@@ -60,12 +60,13 @@ pcscd_start
 check_grep g1-atr '^atr=3B' $T -t 20000 atr
 PCSCD=$(cat "$CCIDG_STATE/pcscd.pid")
 
-# --- three paused QEMUs: a USB controller and a QMP socket each --------------
-# (and a human monitor on 127.0.0.1:444N: `info usb` shows what QEMU has).
+# --- three QEMUs: a USB controller and a QMP socket each ----------------------
+# Running (usb-redir talks to its peer only while the VM runs) a firmware
+# that only halts; a human monitor on 127.0.0.1:444N for `info usb`.
 ifconfig lo 127.0.0.1 up
 for n in 1 2 3; do
 	QEMU_MODULE_DIR=$O/qemu $O/bin/qemu-system-x86_64 -L $O/qemu \
-		-nodefaults -no-user-config -display none -S -machine pc \
+		-bios halt.bin -nodefaults -no-user-config -display none -machine pc \
 		-accel tcg,tb-size=16 -m 16 -device qemu-xhci,id=xhci \
 		-monitor tcp:127.0.0.1:444$n,server=on,wait=off \
 		-qmp unix:/tmp/vm$n.qmp,server=on,wait=off >/tmp/vm$n.log 2>&1 &
@@ -82,7 +83,7 @@ usb_info() {
 # usb_in_vm N WORDS: QEMU N's `info usb` lists a device and says WORDS.
 usb_in_vm() { usb_info "$1" && grep -q "$2" /tmp/info-usb-$1.txt; }
 if wait_until 30 sh -c 'test -S /tmp/vm1.qmp && test -S /tmp/vm2.qmp && test -S /tmp/vm3.qmp'; then
-	pass qemu-in-guest "three paused QEMUs with QMP sockets"
+	pass qemu-in-guest "three QEMUs with QMP sockets"
 else
 	fail qemu-in-guest "$(cat /tmp/vm1.log)"
 	exit 1
@@ -138,8 +139,10 @@ else
 	fail pcscd-let-go "$($A list; $A list-usb)"
 fi
 check_grep pt-claimed-by-daemon "ccid-agent \(pid $DAEMON\)" $A list-usb
-# usbredirhost told QEMU about the device: it is on vm1's USB bus.
-if wait_until 20 usb_in_vm 1 'ID: ccidemu-'; then
+# usbredirhost told QEMU about the device (device_connect, with the real
+# reader's speed): it is on vm1's USB bus at full speed (before that,
+# QEMU lists the usb-redir device at its default, 1.5 Mb/s).
+if wait_until 20 usb_in_vm 1 'Speed 12 Mb/s.*ID: ccidemu-'; then
 	pass pt-in-vm1 "$(grep 'ID: ccidemu-' /tmp/info-usb-1.txt)"
 else
 	fail pt-in-vm1 "$(cat /tmp/info-usb-1.txt)"
