@@ -206,10 +206,12 @@ static void close_wrapped_fds(ccid_passthrough *pt)
  * interface the kernel drops the other claim and gives it to us in one
  * step, so nothing can get in between (libusb never takes a claim from
  * another process, hence the ioctl).  Only interfaces that are free or
- * usbfs-claimed are taken (IF_DRIVER "usbfs"): a kernel driver makes it
- * fail with EBUSY.  pcscd's libccid sees its transfers fail until we
- * release the interfaces; its next transfer after that claims them
- * again. */
+ * usbfs-claimed are taken here (IF_DRIVER "usbfs"); one bound to a kernel
+ * driver (with force: the other interfaces of a composite device, a
+ * YubiKey's HID) is left to libusb's auto-detach when claim_device()
+ * claims it, so that libusb binds the driver again on release.  pcscd's
+ * libccid sees its transfers fail until we release the interfaces; its
+ * next transfer after that claims them again. */
 static libusb_device_handle *take_device(ccid_passthrough *pt,
 					 libusb_device *dev,
 					 const struct ccid_usb_info *info,
@@ -231,7 +233,11 @@ static libusb_device_handle *take_device(ccid_passthrough *pt,
 	rc = libusb_get_active_config_descriptor(dev, &cfg);
 	for (int i = 0; rc == 0 && i < cfg->bNumInterfaces; i++) {
 		struct usbdevfs_disconnect_claim dc;
+		const char *drv = (guint)i < info->n_interfaces ?
+				  info->drivers[i] : NULL;
 
+		if (drv != NULL && strcmp(drv, "usbfs") != 0)
+			continue;
 		memset(&dc, 0, sizeof(dc));
 		dc.interface = cfg->interface[i].altsetting[0].bInterfaceNumber;
 		dc.flags = USBDEVFS_DISCONNECT_CLAIM_IF_DRIVER;
@@ -271,6 +277,7 @@ static libusb_device_handle *claim_device(ccid_passthrough *pt,
 	g_autofree char *who = NULL;
 	struct libusb_config_descriptor *cfg = NULL;
 	libusb_device_handle *h = NULL;
+	gboolean took = FALSE;      /* from pcscd, by take_device() */
 	int rc;
 
 	ccid_usb_info_fill(dev, NULL, &now);
@@ -286,6 +293,7 @@ static libusb_device_handle *claim_device(ccid_passthrough *pt,
 			ccid_usb_info_clear(&now);
 			return NULL;
 		}
+		took = TRUE;
 		rc = 0;
 	} else {
 		rc = libusb_open(dev, &h);
@@ -313,8 +321,18 @@ static libusb_device_handle *claim_device(ccid_passthrough *pt,
 	}
 	for (int i = 0; cfg != NULL && i < cfg->bNumInterfaces; i++) {
 		int ifnum = cfg->interface[i].altsetting[0].bInterfaceNumber;
+		const char *drv = (guint)i < now.n_interfaces ?
+				  now.drivers[i] : NULL;
 
+		/* An interface take_device() claimed already is ours (usbfs):
+		 * libusb's auto-detach would refuse it (it never takes from
+		 * usbfs), a plain claim just records it in the handle. */
+		if (took)
+			libusb_set_auto_detach_kernel_driver(h, pt->opts.force &&
+				drv != NULL && strcmp(drv, "usbfs") != 0);
 		rc = libusb_claim_interface(h, ifnum);
+		if (took)
+			libusb_set_auto_detach_kernel_driver(h, pt->opts.force);
 		if (rc == 0)
 			continue;
 		libusb_free_config_descriptor(cfg);

@@ -325,7 +325,14 @@ static gboolean session_open_usb(struct session *s, GError **error)
 		.event = on_pt_event,
 		.log = on_pt_log,
 	};
-	struct ccid_passthrough_options opts = { .take_from_pcscd = TRUE };
+	/* The whole device goes to the VM, as the user picked "<model>":
+	 * kernel drivers of a composite device's other interfaces (a
+	 * YubiKey's HID) are detached for the session and bound again
+	 * after it. */
+	struct ccid_passthrough_options opts = {
+		.take_from_pcscd = TRUE,
+		.force = TRUE,
+	};
 	struct ccid_usb_selector sel;
 
 	if (s->entry->usb_selector == NULL) {
@@ -819,7 +826,7 @@ const GArray *daemon_entry_get_host_holders(const daemon_entry *entry)
 }
 
 void daemon_entry_set_usb(daemon_entry *entry, const char *selector,
-			  const GArray *holders, const char *kernel_driver)
+			  const GArray *holders)
 {
 	g_autofree char *who = NULL;
 	gboolean only_pcscd = holders != NULL && holders->len > 0;
@@ -833,12 +840,10 @@ void daemon_entry_set_usb(daemon_entry *entry, const char *selector,
 			only_pcscd = FALSE;
 	who = daemon_usb_describe_holders(holders);
 	g_clear_pointer(&entry->usb_reason, g_free);
+	/* A kernel driver is no obstacle: the session detaches it and
+	 * binds it again after (ccid_passthrough_options.force). */
 	if (selector == NULL)
 		entry->usb_reason = g_strdup("the reader is unplugged");
-	else if (kernel_driver != NULL)
-		entry->usb_reason = g_strdup_printf("kernel driver '%s' is "
-			"bound to the reader; the daemon does not take a "
-			"device from a kernel driver", kernel_driver);
 	else if (*who != '\0' && !only_pcscd)
 		/* pcscd alone is no obstacle: the reader is taken from it
 		 * for the time of the passthrough. */

@@ -94,9 +94,12 @@ daemon_entry *daemon_entry_new_passthrough(const char *id, const char *label,
 					   void *user);
 gboolean daemon_entry_is_passthrough(const daemon_entry *entry);
 /* Where the reader is now (@selector "BUS-ADDR", NULL: unplugged) and
- * who holds it (struct daemon_usb_holder, copied; may be NULL). */
+ * which host processes hold it (struct daemon_usb_holder, copied; may be
+ * NULL).  pcscd alone is no obstacle (the session takes the reader from
+ * it), nor is a kernel driver (detached for the session and bound again
+ * after it); any other process makes the entry unavailable. */
 void daemon_entry_set_usb(daemon_entry *entry, const char *selector,
-			  const GArray *holders, const char *kernel_driver);
+			  const GArray *holders);
 /* Host processes holding the reader (struct daemon_usb_holder); NULL for
  * other entries. */
 const GArray *daemon_entry_get_host_holders(const daemon_entry *entry);

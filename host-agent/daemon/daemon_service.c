@@ -1215,7 +1215,7 @@ static void on_usb(void *user, const struct daemon_usb_reader *rd)
 	r->usb_addr = rd->addr;
 	r->usb_present = rd->present;
 	daemon_entry_set_usb(r->entry, rd->present ? rd->selector : NULL,
-			     rd->holders, rd->kernel_driver);
+			     rd->holders);
 	correlate_readers(d);
 	reattach_all(d);
 }

@@ -74,7 +74,7 @@ log "building the guest image (cached)"
 
 # --- guest 1's layer ---------------------------------------------------------
 L=$W/layer
-mkdir -p "$L/bin" "$L/lib" "$L/qemu" "$L/etc"
+mkdir -p "$L/bin" "$L/lib" "$L/qemu" "$L/etc" "$L/modules"
 in_kit() {
 	[[ -e $KIT/out/rootfs/usr/lib/x86_64-linux-gnu/$1 || -e $KIT/out/rootfs/lib/x86_64-linux-gnu/$1 ]]
 }
@@ -112,8 +112,16 @@ cat >"$L/etc/session.conf" <<'XML'
   </policy>
 </busconfig>
 XML
+# usbserial (its generic driver): a kernel driver to bind to the reader,
+# as usbhid is bound to a YubiKey's HID interfaces.
+# shellcheck disable=SC1091
+. "$KIT/out/guest.env"
+DEB=$(ls "$KIT"/out/debs/linux-image-"$KERNEL_VERSION"_*.deb | head -n 1)
+dpkg-deb --fsys-tarfile "$DEB" | tar -xO \
+	"./lib/modules/$KERNEL_VERSION/kernel/drivers/usb/serial/usbserial.ko" \
+	>"$L/modules/usbserial.ko" || die "cannot take usbserial.ko from $DEB"
 FILES=()
-for f in "$L"/bin/* "$L"/lib/* "$L"/qemu/* "$L"/etc/*; do
+for f in "$L"/bin/* "$L"/lib/* "$L"/qemu/* "$L"/etc/* "$L"/modules/*; do
 	FILES+=(-f "$f:/opt/ccid-agent/${f#"$L"/}")
 done
 log "layer: $(ls "$L/lib" | wc -l) libraries, $(du -sh "$L" | cut -f1) ($(du -sh "$L/bin" | cut -f1) programs)"

@@ -226,6 +226,30 @@ snapshot holder-process OTHER=$OTHER
 kill $OTHER
 wait $OTHER
 
+# --- a kernel driver bound to the reader (as usbhid to a YubiKey's HID
+# interfaces): detached for the session, bound again after it ---------------
+drv_bound() { usb_describe $VID $PID | grep -q 'driver=usbserial'; }
+if insmod $O/modules/usbserial.ko vendor=0x$VID product=0x$PID &&
+   wait_until 10 drv_bound; then
+	pass kernel-driver-bound "$(usb_describe $VID $PID | tr '\n' ' ')"
+else
+	fail kernel-driver-bound "$(usb_describe $VID $PID | tr '\n' ' ')"
+fi
+check pt-attach-kernel-driver $A attach "$PT" vm1
+check_grep pt-kernel-driver-detached 'driver=usbfs' usb_describe $VID $PID
+if wait_until 20 usb_in_vm 1 'Speed 12 Mb/s.*ID: ccidemu-'; then
+	pass pt-in-vm1-kernel-driver "$(grep 'ID: ccidemu-' /tmp/info-usb-1.txt)"
+else
+	fail pt-in-vm1-kernel-driver "$(cat /tmp/info-usb-1.txt)"
+fi
+check pt-detach-kernel-driver $A detach "$PT" vm1
+if wait_until 10 drv_bound; then
+	pass kernel-driver-rebound "$(usb_describe $VID $PID | tr '\n' ' ')"
+else
+	fail kernel-driver-rebound "$(usb_describe $VID $PID | tr '\n' ' ')"
+fi
+rmmod usbserial
+
 # --- a VM dies while it has the reader: free again, pcscd gets it back -------
 pcscd_start
 PCSCD=$(cat "$CCIDG_STATE/pcscd.pid")
