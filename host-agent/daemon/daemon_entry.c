@@ -94,7 +94,8 @@ static void session_free(struct session *s)
 		ccid_bridge_detach(s->bridge, ENTRY_FLUSH_MS);
 	g_clear_pointer(&s->bridge, ccid_bridge_free);
 	g_clear_pointer(&s->cards, agent_cardset_free);
-	/* Releases the device: pcscd takes it again on its next transfer. */
+	/* Releases the device (and tells pcscd it is back, if it was told
+	 * it left). */
 	if (s->pt != NULL)
 		ccid_passthrough_free_full(g_steal_pointer(&s->pt),
 					   ENTRY_FLUSH_MS);

@@ -1100,21 +1100,22 @@ void daemon_service_free(daemon_service *d)
  * pcscd's SCARD_ATTR_CHANNEL_ID names the USB bus and address (libccid:
  * 0x0020BBAA); without it, the reader name holds the USB serial number,
  * or (no serial) starts with the model and no other USB reader has that
- * model. */
-static gboolean same_reader(daemon_service *d, const struct entry_rec *u,
-			    const struct entry_rec *p)
+ * model.  Returns how they matched, or NULL. */
+static const char *same_reader(daemon_service *d, const struct entry_rec *u,
+			       const struct entry_rec *p)
 {
 	guint models = 0;
 
 	if (!u->usb_present)
-		return FALSE;
+		return NULL;
 	if (p->channel_id != 0)
 		return p->channel_id == (0x00200000u | (guint32)u->usb_bus << 8 |
-					 u->usb_addr);
+					 u->usb_addr) ? "channel id" : NULL;
 	if (u->usb_serial != NULL && *u->usb_serial != '\0')
-		return strstr(p->reader, u->usb_serial) != NULL;
+		return strstr(p->reader, u->usb_serial) != NULL ?
+		       "serial number" : NULL;
 	if (!g_str_has_prefix(p->reader, u->usb_model))
-		return FALSE;
+		return NULL;
 	for (guint i = 0; i < d->entries->len; i++) {
 		struct entry_rec *o = g_ptr_array_index(d->entries, i);
 
@@ -1122,7 +1123,7 @@ static gboolean same_reader(daemon_service *d, const struct entry_rec *u,
 		    g_strcmp0(o->usb_model, u->usb_model) == 0)
 			models++;
 	}
-	return models == 1;
+	return models == 1 ? "model" : NULL;
 }
 
 static void correlate_readers(daemon_service *d)
@@ -1136,8 +1137,10 @@ static void correlate_readers(daemon_service *d)
 		old = daemon_entry_get_peer(u->entry);
 		for (guint j = 0; j < d->entries->len; j++) {
 			struct entry_rec *p = g_ptr_array_index(d->entries, j);
+			const char *how = p->reader != NULL ?
+					  same_reader(d, u, p) : NULL;
 
-			if (p->reader == NULL || !same_reader(d, u, p))
+			if (how == NULL)
 				continue;
 			if (old != p->entry) {
 				struct entry_rec *o = NULL;
@@ -1150,9 +1153,9 @@ static void correlate_readers(daemon_service *d)
 					o = NULL;
 				}
 				daemon_entry_set_peer(u->entry, p->entry);
-				say("entries '%s' and '%s' are one reader",
-				    daemon_entry_get_id(u->entry),
-				    daemon_entry_get_id(p->entry));
+				say("entries '%s' and '%s' are one reader (by "
+				    "%s)", daemon_entry_get_id(u->entry),
+				    daemon_entry_get_id(p->entry), how);
 				update_entry(p);
 				if (o != NULL)
 					update_entry(o);
