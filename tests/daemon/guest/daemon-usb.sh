@@ -110,6 +110,9 @@ fi
 PT=$(awk '$3 == "passthrough" { print $1; exit }' /tmp/list.txt)
 SH=$(awk '$3 == "shared" { print $1; exit }' /tmp/list.txt)
 note "passthrough entry $PT, shared entry $SH, pcscd pid $PCSCD, daemon pid $DAEMON"
+# The two entries were matched by pcscd's SCARD_ATTR_CHANNEL_ID (USB bus
+# and address), not by the name.
+check_grep correlated-by-channel-id "entries '$PT' and '$SH' are one reader \(by channel id\)" cat /tmp/daemon.log
 for n in 1 2 3; do
 	check vm-add-$n $A vm add vm$n --qmp unix:/tmp/vm$n.qmp
 done
