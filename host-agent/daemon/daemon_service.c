@@ -66,6 +66,7 @@ struct daemon_service {
 	gboolean discover;                /* PC/SC readers become entries */
 	daemon_readers *readers;
 	daemon_usb *usb;                  /* USB readers: passthrough entries */
+	gboolean no_usb;                  /* --no-usb */
 };
 
 void daemon_say(const char *fmt, ...)
@@ -1028,7 +1029,7 @@ gboolean daemon_service_export(daemon_service *d, GDBusConnection *conn,
 	report_restore(d);
 	if (d->discover)
 		d->readers = daemon_readers_new(on_readers, d);
-	if (d->discover)
+	if (d->discover && !d->no_usb)
 		usb_start(d);
 	g_ptr_array_add(d->cfg->errors, NULL);
 	ccid_agent_manager_set_config_errors(d->manager,
@@ -1062,6 +1063,11 @@ daemon_service *daemon_service_new(struct daemon_config *cfg,
 	d->vms = g_hash_table_new_full(g_str_hash, g_str_equal, NULL,
 				       vm_rec_free);
 	return d;
+}
+
+void daemon_service_set_usb(daemon_service *d, gboolean usb)
+{
+	d->no_usb = !usb;
 }
 
 guint daemon_service_n_entries(const daemon_service *d)
