@@ -406,6 +406,7 @@ mkfifo "$WORK/watch.fifo"
 WPID=$!
 PIDS+=($WPID)
 exec {TWFD}< <(exec tee "$WORK/watch.json" <"$WORK/watch.fifo")
+TPID=$!
 # watch_line REGEX SECONDS: reads the watch's lines until one matches.
 watch_line() {
 	local line
@@ -437,6 +438,7 @@ run attach-gone-vm 1 "VM 'vm2' is not running \(gone\): start it again on its QM
 watch_line '"session-ended".*"vm2"' 5 || true
 kill -TERM "$WPID"
 wait "$WPID" || true
+wait "$TPID" 2>/dev/null || true    # tee has written every line
 if $PY - "$WORK/watch.json" <<'PYEOF'
 import json, sys
 ev = [json.loads(l) for l in open(sys.argv[1])]
