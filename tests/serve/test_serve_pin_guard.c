@@ -67,17 +67,20 @@ static void child_setup(gpointer data)
 
 /* Starts serve with every log on and waits (poll on its stdout, under a
  * deadline) for the "control:" line it prints last when ready. */
-static void agent_start(struct agent *a, const char *card, const char *sock,
-			const char *name)
+static void agent_start_env(struct agent *a, const char *card,
+			    const char *sock, const char *name,
+			    const char *data_home)
 {
 	g_autofree char *listen = g_strdup_printf("unix:%s", sock);
 	const char *argv[] = { agent_bin, "serve", "-v", "--card", card,
 			       "--listen", listen, NULL };
 	g_auto(GStrv) env = g_environ_setenv(g_get_environ(),
 					     "G_MESSAGES_DEBUG", "all", TRUE);
-	gint64 end = g_get_monotonic_time() + 20 * G_USEC_PER_SEC;
+	gint64 end = g_get_monotonic_time() + 60 * G_USEC_PER_SEC;
 	GError *error = NULL;
 
+	if (data_home != NULL)
+		env = g_environ_setenv(env, "XDG_DATA_HOME", data_home, TRUE);
 	memset(a, 0, sizeof(*a));
 	a->out = g_string_new(NULL);
 	a->err_path = g_build_filename(base_dir, name, NULL);
@@ -102,6 +105,12 @@ static void agent_start(struct agent *a, const char *card, const char *sock,
 			      a->out->str);
 		g_string_append_len(a->out, buf, n);
 	}
+}
+
+static void agent_start(struct agent *a, const char *card, const char *sock,
+			const char *name)
+{
+	agent_start_env(a, card, sock, name, NULL);
 }
 
 /* SIGTERM and wait for the exit (the agent's own event), then everything
@@ -322,6 +331,38 @@ START_TEST(test_guessing_guest)
 }
 END_TEST
 
+/* The virtual CAC card (libcacard on NSS): its VERIFY goes to NSS's
+ * login; whatever libcacard and NSS log with every log on, the PIN is not
+ * in it. */
+START_TEST(test_virtual_card_logs)
+{
+	g_autofree char *data = g_build_filename(base_dir, "data", NULL);
+	g_autofree char *sock = g_build_filename(base_dir, "v.sock", NULL);
+	g_autofree char *log = NULL;
+	static struct fake_qemu g;
+	struct agent a;
+	guint8 seq = 2;
+	GString *sws = g_string_new(NULL);
+
+	agent_start_env(&a, "virtual", sock, "virtual.err", data);
+	guest_attach(&g, sock);
+	/* SELECT the CAC PKI applet of the first certificate. */
+	g_string_append_printf(sws, "%04X", guest_sw(&g, &seq,
+			       "00 A4 04 00 07 A0 00 00 00 79 01 00"));
+	for (int i = 0; i < 4; i++)
+		g_string_append_printf(sws, " %04X", guest_sw(&g, &seq,
+				       "00 20 00 00 08 " HEX_GUESS));
+	g_string_append_printf(sws, " %04X", guest_sw(&g, &seq, "00 20 00 00"));
+	fake_qemu_fini(&g);
+	log = agent_stop(&a);
+	fprintf(stderr, "virtual card: SELECT, 4 wrong VERIFYs, a query: %s; "
+		"%u refused by the guard; log %zu bytes\n", sws->str,
+		count(log, "PIN guard: refused the guest's"), strlen(log));
+	assert_no_pin(log);
+	g_string_free(sws, TRUE);
+}
+END_TEST
+
 static void remove_tree(const char *path)
 {
 	GDir *d = g_dir_open(path, 0, NULL);
@@ -357,8 +398,9 @@ int main(void)
 	base_dir = g_dir_make_tmp("ccid-pg-XXXXXX", NULL);
 	if (base_dir == NULL)
 		return 1;
-	tcase_set_timeout(tc, 120);
+	tcase_set_timeout(tc, 150);
 	tcase_add_test(tc, test_guessing_guest);
+	tcase_add_test(tc, test_virtual_card_logs);
 	suite_add_tcase(s, tc);
 	sr = srunner_create(s);
 	srunner_run_all(sr, CK_ENV);
