@@ -236,6 +236,11 @@ struct counting_card {
 	piv_applet *applet;
 	guint8 *resp;
 	GString *seen;          /* hex of every APDU, ";"-separated */
+	/* Script for the error paths: the next transmit fails to start
+	 * (non-zero), or completes with this status instead of answering. */
+	int refuse_next;
+	enum ccid_card_status fail_next;
+	unsigned n_cancel;
 };
 
 static gboolean no_save(void *user, const struct piv_data *d, GError **error)
@@ -264,6 +269,17 @@ static int cc_transmit(void *card, const uint8_t *apdu, size_t len)
 	size_t n;
 
 	g_string_append_printf(c->seen, "%s%s", c->seen->len ? ";" : "", h);
+	if (c->refuse_next) {
+		c->refuse_next = 0;
+		return -1;
+	}
+	if (c->fail_next != CCID_CARD_OK) {
+		enum ccid_card_status st = c->fail_next;
+
+		c->fail_next = CCID_CARD_OK;
+		ccid_slot_apdu_done(c->slot, st, NULL, 0);
+		return 0;
+	}
 	n = piv_applet_process(c->applet, apdu, len, c->resp);
 	ccid_slot_apdu_done(c->slot, CCID_CARD_OK, c->resp, n);
 	return 0;
@@ -271,6 +287,7 @@ static int cc_transmit(void *card, const uint8_t *apdu, size_t len)
 
 static void cc_cancel(void *card)
 {
+	((struct counting_card *)card)->n_cancel++;
 }
 
 static const struct ccid_card_ops counting_ops = {
@@ -587,6 +604,60 @@ START_TEST(test_layer_ccid_chaining)
 }
 END_TEST
 
+/* One XfrBlock whose answer is a failure; returns bError. */
+static guint8 rig_xfr_fails(struct rig *r, const char *apdu_hex)
+{
+	g_autoptr(GByteArray) a = unhex(apdu_hex);
+	g_autofree guint8 *m = g_malloc0(10 + a->len);
+	size_t n;
+
+	m[0] = 0x6F;
+	m[1] = (guint8)a->len;
+	m[6] = r->seq++;
+	memcpy(m + 10, a->data, a->len);
+	ccid_dev_bulk_out(r->dev, m, 10 + a->len);
+	n = pull_msg(r);
+	ck_assert_uint_eq(n, 10);
+	ck_assert_uint_eq(r->msg[7] >> 6, 1);    /* bmCommandStatus: failed */
+	return r->msg[8];
+}
+
+/* Error paths: a query the card fails, a forward the backend cannot
+ * start; the guest's command fails cleanly, the guard holds nothing and
+ * the next command works. */
+START_TEST(test_layer_errors)
+{
+	static const struct layer_row select_row[] = {
+		{ "SELECT", SELECT_PIV, "90 00", SELECT_PIV },
+	};
+	static const struct layer_row after[] = {
+		{ "afterwards a VERIFY goes through as usual",
+		  "00 20 00 80 08 " PIN_999999, "63 C2",
+		  "00 20 00 80;00 20 00 80 08 " PIN_999999 },
+	};
+	struct rig r;
+
+	rig_init(&r, CCID_EMU_DEFAULT_MAX_MSG);
+	run_rows(&r, select_row, 1, CCID_EMU_DEFAULT_MAX_MSG);
+	/* The card is gone when the guard asks: ICC_MUTE (FE), nothing
+	 * forwarded. */
+	r.card.fail_next = CCID_CARD_ENOCARD;
+	g_string_truncate(r.card.seen, 0);
+	ck_assert_uint_eq(rig_xfr_fails(&r, "00 20 00 80 08 " PIN_999999), 0xFE);
+	ck_assert_str_eq(r.card.seen->str, "00 20 00 80");
+	rig_clear(&r);
+
+	rig_init(&r, CCID_EMU_DEFAULT_MAX_MSG);
+	run_rows(&r, select_row, 1, CCID_EMU_DEFAULT_MAX_MSG);
+	/* The backend refuses to start the query: HW_ERROR (FB). */
+	r.card.refuse_next = 1;
+	ck_assert_uint_eq(rig_xfr_fails(&r, "00 20 00 80 08 " PIN_999999), 0xFB);
+	run_rows(&r, after, 1, CCID_EMU_DEFAULT_MAX_MSG);
+	ck_assert_uint_eq(piv_applet_get_data(r.card.applet)->pin_left, 2);
+	rig_clear(&r);
+}
+END_TEST
+
 static Suite *pin_guard_suite(void)
 {
 	Suite *s = suite_create("pin-guard");
@@ -602,6 +673,7 @@ static Suite *pin_guard_suite(void)
 	tcase_add_test(tc, test_layer_chains);
 	tcase_add_test(tc, test_layer_puk);
 	tcase_add_test(tc, test_layer_ccid_chaining);
+	tcase_add_test(tc, test_layer_errors);
 	suite_add_tcase(s, tc);
 	return s;
 }
