@@ -902,7 +902,10 @@ static gpointer guest_actor(gpointer data)
 	g_main_context_push_thread_default(ctx);
 	ccid_card_pcsc_config_init(&cfg);
 	cfg.reader = VICC_READER;
-	cfg.idle_ms = 20;
+	/* The SELECT and the READ must fall in one transaction: the gap
+	 * between them is this thread's own, which a loaded machine (the
+	 * other core busy) can stretch past 20 ms, rarely past 60 ms. */
+	cfg.idle_ms = 60;
 	if (!guest_try_init(&g, ctx, &cfg, &error) ||
 	    !agent_host_power_on(g.h, 0, atr, &error)) {
 		a->failure = g_strdup(error->message);
@@ -924,7 +927,7 @@ static gpointer guest_actor(gpointer data)
 			}
 			judge(a, fid, r->data, r->len);
 			/* Quiet for longer than idle: the others get in. */
-			g_usleep((gulong)g_rand_int_range(rnd, 40, 120) * 1000);
+			g_usleep((gulong)g_rand_int_range(rnd, 80, 160) * 1000);
 			while (g_main_context_iteration(ctx, FALSE))
 				;
 		}
