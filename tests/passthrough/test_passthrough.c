@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include <glib.h>
+#include <glib-unix.h>
 #include <glib/gstdio.h>
 #include <usbredirproto.h>
 
@@ -358,6 +359,18 @@ START_TEST(test_held_only_by)
 }
 END_TEST
 
+static gboolean flag_fd_cb(gint fd, GIOCondition cond, gpointer data)
+{
+	*(gboolean *)data = TRUE;
+	return G_SOURCE_REMOVE;
+}
+
+static gboolean flag_timeout_cb(gpointer data)
+{
+	*(gboolean *)data = TRUE;
+	return G_SOURCE_REMOVE;
+}
+
 START_TEST(test_endpoint_unix)
 {
 	g_autofree char *dir = g_dir_make_tmp("pt-ep-XXXXXX", NULL);
@@ -390,8 +403,22 @@ START_TEST(test_endpoint_unix)
 	/* A second peer is refused: its socket is closed. */
 	c2 = socket(AF_UNIX, SOCK_STREAM, 0);
 	ck_assert_int_eq(connect(c2, (struct sockaddr *)&sun, sizeof(sun)), 0);
-	for (int i = 0; i < 50 && recv(c2, &byte, 1, MSG_DONTWAIT) < 0; i++)
-		g_main_context_iteration(NULL, FALSE), g_usleep(2000);
+	/* The endpoint accepts it and closes it, on the main loop: iterate
+	 * until our end sees the close (a source on c2, no sleeping), under
+	 * a deadline. */
+	{
+		gboolean hup = FALSE, late = FALSE;
+		guint w = g_unix_fd_add(c2, G_IO_IN | G_IO_HUP | G_IO_ERR,
+					flag_fd_cb, &hup);
+		guint t = g_timeout_add(2000, flag_timeout_cb, &late);
+
+		while (!hup && !late)
+			g_main_context_iteration(NULL, TRUE);
+		if (!hup)
+			g_source_remove(w);
+		if (!late)
+			g_source_remove(t);
+	}
 	ck_assert_int_eq(recv(c2, &byte, 1, MSG_DONTWAIT), 0);
 	ck_assert_uint_eq(f.n, 1);
 
