@@ -79,6 +79,7 @@ static gboolean on_stop_signal(gpointer data)
 int agent_cmd_daemon(int argc, char **argv)
 {
 	gboolean system_bus = FALSE, replace = FALSE, no_readers = FALSE;
+	gboolean no_usb = FALSE;
 	g_autofree char *config = NULL;
 	g_autofree char *state = NULL;
 	GOptionEntry options[] = {
@@ -90,6 +91,9 @@ int agent_cmd_daemon(int argc, char **argv)
 		  "$XDG_CONFIG_HOME/ccid-emu/vms.conf)", "FILE" },
 		{ "no-readers", 0, 0, G_OPTION_ARG_NONE, &no_readers,
 		  "do not offer the host's PC/SC readers as shared entries",
+		  NULL },
+		{ "no-usb", 0, 0, G_OPTION_ARG_NONE, &no_usb,
+		  "do not offer the host's USB readers as passthrough entries",
 		  NULL },
 		{ "system", 0, 0, G_OPTION_ARG_NONE, &system_bus,
 		  "serve on the system bus instead of the session bus", NULL },
@@ -123,6 +127,7 @@ int agent_cmd_daemon(int argc, char **argv)
 		say("configuration: %s",
 		    (const char *)g_ptr_array_index(cfg.errors, i));
 	d.svc = daemon_service_new(&cfg, state_path, !no_readers);
+	daemon_service_set_usb(d.svc, !no_readers && !no_usb);
 	d.loop = g_main_loop_new(NULL, FALSE);
 	owner_id = g_bus_own_name(d.bus_type, DAEMON_BUS_NAME,
 		G_BUS_NAME_OWNER_FLAGS_ALLOW_REPLACEMENT |
