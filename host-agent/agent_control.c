@@ -112,9 +112,13 @@ static void client_dispatch(control_client *c)
 {
 	c->dispatching = TRUE;
 	while (c->ctl != NULL && !c->busy) {
-		/* An empty GByteArray may have no buffer at all. */
+		/* A newline only counts within the longest line: bytes read
+		 * while a request was handled can hold a longer one.  (An
+		 * empty GByteArray may have no buffer at all.) */
 		guint8 *nl = c->in->len > 0 ?
-			     memchr(c->in->data, '\n', c->in->len) : NULL;
+			     memchr(c->in->data, '\n',
+				    MIN(c->in->len, AGENT_CONTROL_MAX_LINE)) :
+			     NULL;
 		g_autofree char *line = NULL;
 		g_auto(GStrv) words = NULL;
 		g_autoptr(GPtrArray) argv = NULL;
