@@ -347,14 +347,20 @@ int agent_cmd_remove(int argc, char **argv)
 int agent_cmd_vm(int argc, char **argv)
 {
 	g_autofree char *qmp = NULL;
+	g_autofree char *libvirt = NULL;
 	GOptionEntry options[] = {
 		{ "qmp", 0, 0, G_OPTION_ARG_STRING, &qmp,
 		  "the VM's QMP socket (QEMU -qmp unix:PATH,server=on,"
 		  "wait=off)", "unix:PATH" },
+		{ "libvirt", 0, 0, G_OPTION_ARG_STRING, &libvirt,
+		  "the VM is the running libvirt domain NAME of this URI "
+		  "(one the daemon watches; those appear by themselves)",
+		  "URI" },
 		{ NULL },
 	};
 	g_autoptr(GOptionContext) ctx = g_option_context_new(
-		"add NAME --qmp unix:PATH | remove NAME");
+		"add NAME --qmp unix:PATH | add NAME --libvirt URI | "
+		"remove NAME");
 	g_autoptr(GError) error = NULL;
 	g_autoptr(CcidAgentManager) m = NULL;
 	g_autofree char *path = NULL;
@@ -369,12 +375,18 @@ int agent_cmd_vm(int argc, char **argv)
 			  strcmp(argv[1], "remove") != 0))
 		return agent_usage_error(argv[0], "expected 'add NAME --qmp "
 					 "unix:PATH' or 'remove NAME'");
+	if (qmp != NULL && libvirt != NULL)
+		return agent_usage_error(argv[0], "--qmp and --libvirt exclude "
+					 "each other");
+	if (libvirt != NULL)
+		qmp = g_strconcat("libvirt:", libvirt, NULL);
 	if (strcmp(argv[1], "add") == 0 && qmp == NULL)
 		return agent_usage_error(argv[0], "vm add %s needs --qmp "
 					 "unix:PATH (QEMU's -qmp socket)",
 					 argv[2]);
 	if (strcmp(argv[1], "remove") == 0 && qmp != NULL)
-		return agent_usage_error(argv[0], "vm remove takes no --qmp");
+		return agent_usage_error(argv[0], "vm remove takes no --qmp "
+					 "or --libvirt");
 	m = manager_proxy(&error);
 	if (m == NULL)
 		return report(argv[0], error);

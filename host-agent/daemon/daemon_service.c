@@ -10,6 +10,7 @@
 #include "agent-dbus.h"
 #include "daemon_entry.h"
 #include "daemon_errors.h"
+#include "daemon_libvirt.h"
 #include "daemon_readers.h"
 #include "daemon_state.h"
 #include "daemon_vm.h"
@@ -57,6 +58,8 @@ struct daemon_service {
 	gboolean stopping;                /* no state written while stopping */
 	gboolean discover;                /* PC/SC readers become entries */
 	daemon_readers *readers;
+	char **libvirt_uris;              /* NULL: no libvirt */
+	daemon_libvirt *libvirt;
 };
 
 void daemon_say(const char *fmt, ...)
@@ -323,6 +326,11 @@ static void save_state(daemon_service *d)
 
 		if (r->obj == NULL || r->removing != NULL)
 			continue;
+		/* A libvirt domain is found again anyway: kept for its
+		 * attachments only. */
+		if (g_str_has_prefix(r->qmp, DAEMON_LIBVIRT_PREFIX) &&
+		    r->remembered->len == 0)
+			continue;
 		sv.name = r->name;
 		sv.qmp = r->qmp;
 		g_ptr_array_add(r->remembered, NULL);
@@ -335,7 +343,9 @@ static void save_state(daemon_service *d)
 	while (g_hash_table_iter_next(&it, NULL, &v)) {
 		struct vm_rec *r = v;
 
-		if (r->obj != NULL && r->removing == NULL)
+		if (r->obj != NULL && r->removing == NULL &&
+		    (!g_str_has_prefix(r->qmp, DAEMON_LIBVIRT_PREFIX) ||
+		     r->remembered->len > 1))
 			g_ptr_array_remove_index(r->remembered,
 						 r->remembered->len - 1);
 	}
@@ -497,6 +507,9 @@ static gboolean on_vm_retry(gpointer data)
  * new connection (out of the old one's callbacks). */
 static void schedule_retry(struct vm_rec *r)
 {
+	/* libvirt tells when a domain starts (on_libvirt_domain). */
+	if (g_str_has_prefix(r->qmp, DAEMON_LIBVIRT_PREFIX))
+		return;
 	if (r->retry_id == 0 && r->removing == NULL)
 		r->retry_id = g_timeout_add(VM_RETRY_MS, on_vm_retry, r);
 }
@@ -578,8 +591,17 @@ static void vm_connect(struct vm_rec *r)
 	};
 
 	g_clear_pointer(&r->vm, daemon_vm_free);
-	r->vm = daemon_vm_new(r->name, r->qmp + strlen("unix:"), &vm_cbs, r,
-			      on_vm_ready, r);
+	if (r->retry_id != 0) {
+		g_source_remove(r->retry_id);
+		r->retry_id = 0;
+	}
+	if (g_str_has_prefix(r->qmp, DAEMON_LIBVIRT_PREFIX))
+		r->vm = daemon_libvirt_vm_new(r->d->libvirt,
+			r->qmp + strlen(DAEMON_LIBVIRT_PREFIX), r->name,
+			&vm_cbs, r, on_vm_ready, r);
+	else
+		r->vm = daemon_vm_new(r->name, r->qmp + strlen("unix:"),
+				      &vm_cbs, r, on_vm_ready, r);
 }
 
 static struct vm_rec *vm_rec_new(daemon_service *d, const char *name,
@@ -643,11 +665,14 @@ static gboolean check_new_vm(daemon_service *d, const char *name,
 			    "'_' or '.'", name);
 		return FALSE;
 	}
-	if (!g_str_has_prefix(qmp, "unix:") || qmp[5] == '\0') {
+	if ((!g_str_has_prefix(qmp, "unix:") || qmp[5] == '\0') &&
+	    (!g_str_has_prefix(qmp, DAEMON_LIBVIRT_PREFIX) ||
+	     qmp[strlen(DAEMON_LIBVIRT_PREFIX)] == '\0')) {
 		g_set_error(error, DAEMON_ERROR, DAEMON_ERROR_INVALID_ARGS,
 			    "QMP address '%s' of VM '%s': write unix:PATH, the "
-			    "PATH of QEMU's -qmp unix:PATH,server=on,wait=off",
-			    qmp, name);
+			    "PATH of QEMU's -qmp unix:PATH,server=on,wait=off "
+			    "(or libvirt:URI for the libvirt domain of that "
+			    "name)", qmp, name);
 		return FALSE;
 	}
 	r = g_hash_table_lookup(d->vms, name);
@@ -659,6 +684,38 @@ static gboolean check_new_vm(daemon_service *d, const char *name,
 		return FALSE;
 	}
 	return TRUE;
+}
+
+/* A libvirt domain runs (daemon_libvirt.h): a VM of that name, new or
+ * back. */
+static void on_libvirt_domain(void *user, const char *uri, const char *name)
+{
+	daemon_service *d = user;
+	g_autofree char *address = g_strconcat(DAEMON_LIBVIRT_PREFIX, uri,
+					       NULL);
+	struct vm_rec *r = g_hash_table_lookup(d->vms, name);
+
+	if (r == NULL) {
+		if (!valid_vm_name(name)) {
+			say("libvirt %s: domain '%s' left out: a VM name is 1 "
+			    "to 64 letters, digits, '-', '_' or '.'", uri,
+			    name);
+			return;
+		}
+		r = vm_rec_new(d, name, address);
+		export_vm(r, "connecting");
+		say("libvirt %s: domain '%s' is VM '%s'", uri, name, name);
+		vm_connect(r);
+		return;
+	}
+	if (strcmp(r->qmp, address) != 0) {
+		say("libvirt %s: domain '%s' left out: VM '%s' is %s", uri,
+		    name, name, r->qmp);
+		return;
+	}
+	if (r->removing == NULL && r->adding == NULL &&
+	    (r->vm == NULL || daemon_vm_is_gone(r->vm)))
+		vm_connect(r);
 }
 
 static gboolean handle_add_vm(CcidAgentManager *m, GDBusMethodInvocation *inv,
@@ -974,7 +1031,13 @@ gboolean daemon_service_export(daemon_service *d, GDBusConnection *conn,
 		return FALSE;
 	}
 	export_entries(d);
+	if (d->libvirt_uris != NULL)
+		d->libvirt = daemon_libvirt_new(
+			(const char *const *)d->libvirt_uris,
+			on_libvirt_domain, d);
 	report_restore(d);
+	if (d->libvirt != NULL)
+		daemon_libvirt_scan(d->libvirt);
 	if (d->discover)
 		d->readers = daemon_readers_new(on_readers, d);
 	g_ptr_array_add(d->cfg->errors, NULL);
@@ -1011,6 +1074,12 @@ daemon_service *daemon_service_new(struct daemon_config *cfg,
 	return d;
 }
 
+void daemon_service_set_libvirt(daemon_service *d, const char *const *uris)
+{
+	g_strfreev(d->libvirt_uris);
+	d->libvirt_uris = g_strdupv((char **)uris);
+}
+
 guint daemon_service_n_entries(const daemon_service *d)
 {
 	return d->entries->len;
@@ -1025,6 +1094,8 @@ void daemon_service_free(daemon_service *d)
 	d->stopping = TRUE;
 	g_clear_pointer(&d->readers, daemon_readers_free);
 	g_hash_table_remove_all(d->vms);
+	g_clear_pointer(&d->libvirt, daemon_libvirt_free);
+	g_strfreev(d->libvirt_uris);
 	g_ptr_array_set_size(d->entries, 0);
 	g_hash_table_unref(d->vms);
 	g_ptr_array_unref(d->entries);
