@@ -58,6 +58,7 @@ struct lv_dom {
 	guint ready_id;
 	gboolean ready_paused;
 	GError *ready_error;
+	guint stale_left;            /* devices of an earlier daemon */
 };
 
 /* One plug or unplug. */
@@ -564,13 +565,51 @@ static const struct daemon_vm_backend lv_backend = {
 	.free = lv_dom_free,
 };
 
+static void on_stale_unplugged(void *user, const GError *error)
+{
+	struct lv_dom *ld = user;
+
+	if (error != NULL)
+		say("%s", error->message);
+	if (--ld->stale_left == 0)
+		daemon_vm_backend_ready(ld->vm, ld->ready_paused, NULL);
+}
+
+/* Devices with our alias prefix that an earlier daemon left in the
+ * domain (it was killed, or crashed): their sockets are dead and their
+ * aliases would collide with new ones, so they go before the VM is
+ * ready. */
+static void unplug_stale(struct lv_dom *ld)
+{
+	g_autofree char *xml = virDomainGetXMLDesc(ld->dom, 0);
+	g_autoptr(GRegex) re = g_regex_new("<alias name=['\"]"
+		LV_ALIAS_PREFIX "(ccidemu-[A-Za-z0-9_.-]{1,200})['\"]", 0, 0,
+		NULL);
+	g_autoptr(GMatchInfo) m = NULL;
+
+	ld->stale_left = 1;    /* this function's own */
+	for (g_regex_match(re, xml != NULL ? xml : "", 0, &m);
+	     g_match_info_matches(m); g_match_info_next(m, NULL)) {
+		g_autofree char *dev = g_match_info_fetch(m, 1);
+
+		say("domain '%s': unplugging %s%s, left by an earlier daemon",
+		    ld->name, LV_ALIAS_PREFIX, dev);
+		ld->stale_left++;
+		lv_unplug(ld, dev, 5000, on_stale_unplugged, ld);
+	}
+	on_stale_unplugged(ld, NULL);
+}
+
 static gboolean on_ready_idle(gpointer data)
 {
 	struct lv_dom *ld = data;
 	g_autoptr(GError) error = g_steal_pointer(&ld->ready_error);
 
 	ld->ready_id = 0;
-	daemon_vm_backend_ready(ld->vm, ld->ready_paused, error);
+	if (error != NULL)
+		daemon_vm_backend_ready(ld->vm, ld->ready_paused, error);
+	else
+		unplug_stale(ld);
 	return G_SOURCE_REMOVE;
 }
 

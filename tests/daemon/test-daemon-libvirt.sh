@@ -315,6 +315,31 @@ if until_ms 20000 has_redirdev; then
 else
 	hres remembered-back FAIL "no redirdev 20 s after virsh start; daemon log: $(tail -n 5 "$WORK/daemon.log" | tr '\n' ';')"
 fi
+
+# A daemon killed while the domain holds the entry: the next one unplugs
+# the dead device and attaches the remembered entry again.
+holds() {
+	"$AGENT" list --json | /usr/bin/python3 -c '
+import json, sys
+e = [x for x in json.load(sys.stdin) if x["id"] == "virtual"][0]
+sys.exit(0 if e["holders"] == [sys.argv[1]] else 1)' "$DOM"
+}
+only_new_redirdev() {
+	local x
+	x=$("${VIRSH[@]}" dumpxml "$DOM" 2>/dev/null)
+	[[ $(grep -c "<redirdev bus='usb' type='unix'>" <<<"$x") == 1 &&
+		$x == *"<alias name='ua-ccidemu-1-virtual'/>"* ]]
+}
+kill -KILL "$DPID"
+wait "$DPID" 2>/dev/null || true
+"$AGENT" daemon --no-readers --libvirt "$URI" >>"$WORK/daemon.log" 2>&1 &
+DPID=$!
+t0=$(now_ms)
+if until_ms 20000 only_new_redirdev && until_ms 5000 holds; then
+	hres daemon-restart PASS "the dead device replaced by a new one, entry held by $DOM again, $(($(now_ms) - t0)) ms after the restart"
+else
+	hres daemon-restart FAIL "dumpxml: $("${VIRSH[@]}" dumpxml "$DOM" | grep -A 3 '<redirdev' | tr -s ' \n' ' '); list: $("$AGENT" list 2>&1 | tr '\n' ';')"
+fi
 "${VIRSH[@]}" destroy "$DOM" >/dev/null 2>&1 || true
 if kill -0 "$DPID" 2>/dev/null; then
 	hres daemon-alive PASS "RSS $(awk '/^VmRSS:/ { print $2 }' "/proc/$DPID/status") kB"
