@@ -69,6 +69,11 @@ struct agent_card_kind_info {
 				 GError **error);
 	const char *moved_what;
 	const char *moved_how;
+	/* The ATR the card presents, upper-case hex (g_free it), or NULL
+	 * when not known.  @card NULL: without a card, for kinds whose
+	 * ATR is fixed.  NULL for kinds whose ATR comes from elsewhere
+	 * (pcsc: the reader's card). */
+	char *(*atr_hex)(gpointer card);
 	/* Log describe() when the card is created (its presence depends on
 	 * something outside the agent, worth a line). */
 	gboolean announce;

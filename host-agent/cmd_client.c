@@ -155,6 +155,13 @@ static void entry_json(JsonBuilder *b, CcidAgentEntry *e)
 	json_builder_set_member_name(b, "single_session");
 	json_builder_add_boolean_value(b,
 		ccid_agent_entry_get_single_session(e));
+	if (g_strcmp0(ccid_agent_entry_get_card(e), "pcsc") == 0) {
+		json_builder_set_member_name(b, "idle_ms");
+		json_builder_add_int_value(b, ccid_agent_entry_get_idle_ms(e));
+		json_builder_set_member_name(b, "lock_timeout_ms");
+		json_builder_add_int_value(b,
+			ccid_agent_entry_get_lock_timeout_ms(e));
+	}
 	json_builder_end_object(b);
 }
 

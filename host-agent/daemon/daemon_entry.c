@@ -49,6 +49,7 @@ struct daemon_entry {
 	gboolean reader_present;
 	char *reader_atr;
 	char *reader_reason;
+	char *card_atr;              /* an emulated card's ATR, or NULL */
 	GPtrArray *sessions;         /* struct session, attach order */
 	guint next_dev;
 };
@@ -287,6 +288,15 @@ static gboolean session_make_device(struct session *s, GError **error)
 				       e->spec.kind));
 		return FALSE;
 	}
+	/* The ATR the emulated card presents, for the Atr property. */
+	{
+		g_autofree char *atr = agent_cardset_atr_hex(s->cards, 0);
+
+		if (atr != NULL && g_strcmp0(atr, e->card_atr) != 0) {
+			g_free(e->card_atr);
+			e->card_atr = g_steal_pointer(&atr);
+		}
+	}
 	/* A card the user pulled out stays out in new VMs too. */
 	if (!e->inserted)
 		agent_cardset_set_inserted(s->cards, 0, FALSE,
@@ -448,6 +458,10 @@ daemon_entry *daemon_entry_new(const char *id, const char *label,
 	e->user = user;
 	e->inserted = TRUE;
 	e->sessions = g_ptr_array_new();
+	/* Kinds with a fixed ATR know it before any card exists; a virtual
+	 * card's is learnt at the first attach. */
+	if (agent_card_kind_get(e->spec.kind)->atr_hex != NULL)
+		e->card_atr = agent_card_kind_get(e->spec.kind)->atr_hex(NULL);
 	return e;
 }
 
@@ -469,6 +483,7 @@ void daemon_entry_free(daemon_entry *entry)
 	agent_card_spec_clear(&entry->spec);
 	g_free(entry->reason);
 	g_free(entry->reader_atr);
+	g_free(entry->card_atr);
 	g_free(entry->reader_reason);
 	g_free(entry->id);
 	g_free(entry->label);
@@ -544,15 +559,27 @@ const char *daemon_entry_get_reason(const daemon_entry *entry)
 
 const char *daemon_entry_get_atr(const daemon_entry *entry)
 {
-	/* Known for a card in a host reader; for emulated cards only once a
-	 * guest powers one on, which is not tracked yet. */
-	return entry->has_reader && entry->reader_atr != NULL ?
-	       entry->reader_atr : "";
+	/* A card in a host reader: what pcscd shows; an emulated card: what
+	 * it presents (a virtual card's from its first attach on). */
+	if (entry->has_reader)
+		return entry->reader_atr != NULL ? entry->reader_atr : "";
+	return entry->card_atr != NULL ? entry->card_atr : "";
 }
 
 gboolean daemon_entry_get_single_session(const daemon_entry *entry)
 {
 	return entry->single_session;
+}
+
+guint daemon_entry_get_idle_ms(const daemon_entry *entry)
+{
+	return entry->spec.kind == AGENT_CARD_PCSC ? entry->spec.idle_ms : 0;
+}
+
+guint daemon_entry_get_lock_timeout_ms(const daemon_entry *entry)
+{
+	return entry->spec.kind == AGENT_CARD_PCSC ?
+	       entry->spec.lock_timeout_ms : 0;
 }
 
 char **daemon_entry_get_holders(const daemon_entry *entry)

@@ -118,6 +118,9 @@ static void update_entry(struct entry_rec *r)
 	ccid_agent_entry_set_reason(r->iface, daemon_entry_get_reason(e));
 	ccid_agent_entry_set_single_session(r->iface,
 		daemon_entry_get_single_session(e));
+	ccid_agent_entry_set_idle_ms(r->iface, daemon_entry_get_idle_ms(e));
+	ccid_agent_entry_set_lock_timeout_ms(r->iface,
+		daemon_entry_get_lock_timeout_ms(e));
 }
 
 static void on_entry_changed(void *user, daemon_entry *entry)
@@ -958,12 +961,21 @@ static void on_readers(void *user, const GPtrArray *readers)
 			g_autofree char *label = g_strconcat("Shared ",
 							     rd->name, NULL);
 
+			const struct daemon_reader_config *pol =
+				daemon_config_find_reader(d->cfg, rd->name);
+
 			/* The exact name, never parsed as a pattern. */
 			ccid_card_pcsc_config_init(&defaults);
 			spec.reader = g_strdup(rd->name);
 			spec.idle_ms = defaults.idle_ms;
 			spec.lock_timeout_ms = defaults.lock_timeout_ms;
-			r = add_entry(d, id, label, &spec, FALSE);
+			/* Its [reader NAME] policy, if agent.conf has one. */
+			if (pol != NULL) {
+				spec.idle_ms = pol->idle_ms;
+				spec.lock_timeout_ms = pol->lock_timeout_ms;
+			}
+			r = add_entry(d, id, label, &spec,
+				      pol != NULL && pol->single_session);
 			r->reader = g_strdup(rd->name);
 			say("PC/SC reader '%s' is entry '%s'", rd->name, id);
 			added = TRUE;

@@ -92,6 +92,7 @@ now_ms() { date +%s%3N; }
 export PCSCLITE_CSOCK_NAME
 $PY "$PCSC/vicc_card.py" --port "$VPCD_PORT" >"$WORK/vicc.log" 2>&1 &
 VPID=$!
+disown "$VPID"
 
 # The loopback entry is the start signal (see above).
 mkdir -p "$XDG_CONFIG_HOME/ccid-emu"
