@@ -59,15 +59,29 @@ static int report(const char *argv0, GError *error)
 		fprintf(stderr, "%s: the daemon cannot be reached: %s (start "
 			"it with 'ccid-agent daemon' or 'systemctl --user "
 			"start ccid-agent')\n", argv0, error->message);
+	else if (g_error_matches(error, G_DBUS_ERROR,
+				 G_DBUS_ERROR_ACCESS_DENIED))
+		fprintf(stderr, "%s: the bus does not let you call the daemon "
+			"(AccessDenied; a system-wide daemon takes calls from "
+			"root and the group libvirt, see docs/daemon.md): %s\n",
+			argv0, error->message);
 	else
 		fprintf(stderr, "%s: %s\n", argv0, error->message);
 	return code;
 }
 
+/* The session bus, or the system bus when CCID_AGENT_BUS=system (a
+ * system-wide daemon, `ccid-agent daemon --system`). */
+static GBusType client_bus(void)
+{
+	return g_strcmp0(g_getenv("CCID_AGENT_BUS"), "system") == 0 ?
+	       G_BUS_TYPE_SYSTEM : G_BUS_TYPE_SESSION;
+}
+
 static CcidAgentManager *manager_proxy(GError **error)
 {
 	daemon_errors_register();
-	return ccid_agent_manager_proxy_new_for_bus_sync(G_BUS_TYPE_SESSION,
+	return ccid_agent_manager_proxy_new_for_bus_sync(client_bus(),
 		G_DBUS_PROXY_FLAGS_DO_NOT_LOAD_PROPERTIES |
 		G_DBUS_PROXY_FLAGS_DO_NOT_CONNECT_SIGNALS, DAEMON_BUS_NAME,
 		DAEMON_PATH, NULL, error);
@@ -80,7 +94,7 @@ static GDBusObjectManager *object_manager(GError **error)
 
 	daemon_errors_register();
 	om = ccid_agent_object_manager_client_new_for_bus_sync(
-		G_BUS_TYPE_SESSION, G_DBUS_OBJECT_MANAGER_CLIENT_FLAGS_NONE,
+		client_bus(), G_DBUS_OBJECT_MANAGER_CLIENT_FLAGS_NONE,
 		DAEMON_BUS_NAME, DAEMON_PATH, NULL, error);
 	if (om == NULL)
 		return NULL;
@@ -88,8 +102,9 @@ static GDBusObjectManager *object_manager(GError **error)
 		G_DBUS_OBJECT_MANAGER_CLIENT(om));
 	if (owner == NULL) {
 		g_set_error(error, G_DBUS_ERROR, G_DBUS_ERROR_NAME_HAS_NO_OWNER,
-			    "nobody owns %s on the session bus",
-			    DAEMON_BUS_NAME);
+			    "nobody owns %s on the %s bus",
+			    DAEMON_BUS_NAME, client_bus() == G_BUS_TYPE_SYSTEM ?
+			    "system" : "session");
 		g_object_unref(om);
 		return NULL;
 	}
@@ -641,7 +656,7 @@ int agent_cmd_watch(int argc, char **argv)
 	om = object_manager(&error);
 	if (om == NULL)
 		return report(argv[0], error);
-	m = ccid_agent_manager_proxy_new_for_bus_sync(G_BUS_TYPE_SESSION,
+	m = ccid_agent_manager_proxy_new_for_bus_sync(client_bus(),
 		G_DBUS_PROXY_FLAGS_DO_NOT_LOAD_PROPERTIES, DAEMON_BUS_NAME,
 		DAEMON_PATH, NULL, &error);
 	if (m == NULL)
