@@ -29,6 +29,15 @@ export LC_ALL=C
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 SRC=$(cd "$HERE/../.." && pwd)
 GUEST=$SRC/tests/guest
+# Run as root, the test copies what the user runs into a kit directory
+# (the tree may not be readable by others): this script, host-lib.sh,
+# the guest script, the kernel and initramfs, ccid-agent and its library.
+KIT=${CCID_LIBVIRT_KIT:-}
+if [[ -n $KIT ]]; then
+	HOSTLIB=$KIT/host-lib.sh GSCRIPT=$KIT/daemon-libvirt.sh GOUT=$KIT
+else
+	HOSTLIB=$GUEST/host-lib.sh GSCRIPT=$HERE/guest/daemon-libvirt.sh GOUT=$GUEST/out
+fi
 AGENT=${CCID_AGENT:-}
 QUIET=0
 KEEP=
@@ -54,8 +63,8 @@ for p in libvirtd virtlogd virsh qemu-system-x86_64 cpio; do
 		die "$p not found (packages libvirt-daemon-system, libvirt-clients, qemu-system-x86, cpio)"
 done
 # shellcheck source=../guest/host-lib.sh
-. "$GUEST/host-lib.sh"
-hl_find_agent "$SRC" || die "no ccid-agent: build the project or pass --agent"
+. "$HOSTLIB"
+[[ -n $KIT ]] || hl_find_agent "$SRC" || die "no ccid-agent: build the project or pass --agent"
 AGENT=$(cd "$(dirname "$AGENT")" && pwd)/$(basename "$AGENT")
 
 # --- as root: the same test as an unprivileged user ------------------------------
@@ -68,12 +77,23 @@ if [[ $(id -u) == 0 ]]; then
 		W=$(mktemp -d /tmp/ccid-daemon-libvirt.XXXXXX)
 	fi
 	chmod 755 "$W"
-	chown nobody:nogroup "$W"
-	AS_USER=(setpriv --reuid=nobody --regid=nogroup --clear-groups)
-	"${AS_USER[@]}" test -x "$AGENT" -a -r "$GUEST/out/initramfs.img" ||
-		die "the user nobody cannot run $AGENT or read $GUEST/out (make them world-readable)"
+	K=$W/kit
+	mkdir -p "$K/bin"
+	cp "${BASH_SOURCE[0]}" "$K/test-daemon-libvirt.sh"
+	cp "$GUEST/host-lib.sh" "$K/"
+	cp "$HERE/guest/daemon-libvirt.sh" "$K/"
+	cp "$GUEST/out/initramfs.img" "$K/"
+	if [[ -f $GUEST/out/vmlinux ]]; then cp "$GUEST/out/vmlinux" "$K/"; else cp "$GUEST/out/vmlinuz" "$K/"; fi
+	cp "$AGENT" "$K/bin/ccid-agent"
+	# Its libraries from the build tree (libccidemu), found by
+	# LD_LIBRARY_PATH before the build tree's RUNPATH.
+	ldd "$AGENT" | awk -v src="$SRC/" 'index($3, src) == 1 { print $3 }' |
+		while read -r lib; do cp "$lib" "$K/bin/"; done
+	chown -R nobody:nogroup "$W"
 	rc=0
-	"${AS_USER[@]}" env HOME="$W" "${BASH_SOURCE[0]}" --agent "$AGENT" \
+	setpriv --reuid=nobody --regid=nogroup --clear-groups \
+		env HOME="$W" CCID_LIBVIRT_KIT="$K" LD_LIBRARY_PATH="$K/bin" \
+		"$K/test-daemon-libvirt.sh" --agent "$K/bin/ccid-agent" \
 		--keep "$W" $( ((QUIET)) && echo --quiet) || rc=$?
 	[[ -n $KEEP ]] || rm -rf "$W"
 	exit "$rc"
@@ -86,8 +106,9 @@ if [[ -z ${CCID_DAEMON_TEST_BUS:-} ]]; then
 	exec dbus-run-session -- "${BASH_SOURCE[0]}" "${ARGS[@]}"
 fi
 
-"$GUEST/build-guest.sh" >/dev/null 2>&1 || [[ -r $GUEST/out/initramfs.img ]] ||
-	die "build-guest.sh failed"
+if [[ -z $KIT ]]; then
+	"$GUEST/build-guest.sh" >&2 || die "build-guest.sh failed"
+fi
 hl_work "$KEEP" ccid-daemon-libvirt
 export HOME=$WORK XDG_CONFIG_HOME=$WORK/xdg-config XDG_CACHE_HOME=$WORK/xdg-cache
 # Short: the usbredir socket's path must fit in 108 bytes.
@@ -144,14 +165,14 @@ until_ms 10000 "${VIRSH[@]}" version >/dev/null 2>&1 ||
 
 # --- the domain: the guest kit as boot-guest.sh boots it, under libvirt -----------
 mkdir -p "$WORK/extra/ccid-test"
-install -m 755 "$HERE/guest/daemon-libvirt.sh" "$WORK/extra/ccid-test/script.sh"
+install -m 755 "$GSCRIPT" "$WORK/extra/ccid-test/script.sh"
 printf 'CCIDG_CONTROLLER=xhci\nCCIDG_REDIRS=0\n' >"$WORK/extra/ccid-test/env"
 echo "VATR=$VATR" >"$WORK/extra/ccid-test/params"
-cp "$GUEST/out/initramfs.img" "$WORK/initrd.img"
+cp "$GOUT/initramfs.img" "$WORK/initrd.img"
 (cd "$WORK/extra" && find . -mindepth 1 | LC_ALL=C sort |
 	cpio -o -H newc -R 0:0 --quiet) >>"$WORK/initrd.img"
-KERNEL=$GUEST/out/vmlinuz
-[[ -f $GUEST/out/vmlinux ]] && KERNEL=$GUEST/out/vmlinux
+KERNEL=$GOUT/vmlinuz
+[[ -f $GOUT/vmlinux ]] && KERNEL=$GOUT/vmlinux
 cat >"$WORK/domain.xml" <<EOF
 <domain type='qemu'>
   <name>$DOM</name>
