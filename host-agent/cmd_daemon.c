@@ -13,6 +13,7 @@
 #include <gio/gio.h>
 #include <glib-unix.h>
 #include <signal.h>
+#include <unistd.h>
 
 #define DAEMON_BUS_NAME "org.ccidemu.Agent1"
 
@@ -137,9 +138,12 @@ int agent_cmd_daemon(int argc, char **argv)
 		return agent_usage_error(argv[0], "--libvirt and --no-libvirt "
 					 "exclude each other");
 	d.svc = daemon_service_new(&cfg, state_path, !no_readers);
+	/* Root's qemu:///session is the system instance: its domains
+	 * would show twice. */
 	if (!no_libvirt)
 		daemon_service_set_libvirt(d.svc, libvirt != NULL ?
-			(const char *const *)libvirt : default_libvirt);
+			(const char *const *)libvirt : getuid() == 0 ?
+			default_libvirt + 1 : default_libvirt);
 	d.loop = g_main_loop_new(NULL, FALSE);
 	owner_id = g_bus_own_name(d.bus_type, DAEMON_BUS_NAME,
 		G_BUS_NAME_OWNER_FLAGS_ALLOW_REPLACEMENT |

@@ -274,8 +274,11 @@ static void on_attached(GObject *source, GAsyncResult *res, gpointer data)
 	}
 	if (call->rc < 0) {
 		op_fail(op, "libvirt refused the usb-redir device in domain "
-			"'%s': %s (does it have a USB controller?)",
-			op->ld->name, call->message);
+			"'%s': %s (%s)", op->ld->name, call->message,
+			strstr(call->message, "ermission denied") != NULL ?
+			"QEMU's user cannot reach the socket: see "
+			"docs/daemon.md, \"What QEMU under libvirt needs\"" :
+			"does it have a USB controller?");
 		return;
 	}
 	if (op->conn_fd < 0 && op->timer_id == 0)
@@ -451,12 +454,24 @@ static void lv_plug(void *impl, const char *dev_id, daemon_vm_plug_fn done,
 		op_fail(op, "%s", error->message);
 		return;
 	}
-	/* Root knows QEMU's user; otherwise libvirt's DAC driver gives the
-	 * socket to it (dynamic_ownership, the default). */
-	if (getuid() == 0 && op->want_uid != 0 &&
-	    chown(op->path, op->want_uid, (gid_t)-1) != 0)
-		say("domain '%s': cannot give %s to uid %lu: %s", ld->name,
-		    op->path, (unsigned long)op->want_uid, g_strerror(errno));
+	/* QEMU of another user must be able to connect: root gives it the
+	 * socket; anyone else opens it to all (libvirt 9.0 does not relabel
+	 * a hot-plugged redirdev's socket: observed, QEMU got EACCES).  The
+	 * directory is not listable, the name random, and only a peer with
+	 * QEMU's uid is served (on_listen_ready). */
+	if (op->want_uid != getuid()) {
+		if (getuid() == 0) {
+			if (chown(op->path, op->want_uid, (gid_t)-1) != 0)
+				say("domain '%s': cannot give %s to uid %lu: "
+				    "%s", ld->name, op->path,
+				    (unsigned long)op->want_uid,
+				    g_strerror(errno));
+		} else if (chmod(op->path, 0666) != 0) {
+			say("domain '%s': cannot open %s to QEMU's uid %lu: "
+			    "%s", ld->name, op->path,
+			    (unsigned long)op->want_uid, g_strerror(errno));
+		}
+	}
 	g_hash_table_replace(ld->sockets, g_strdup(dev_id),
 			     g_strdup(op->path));
 	op->listen_id = g_unix_fd_add(op->listen_fd, G_IO_IN, on_listen_ready,
