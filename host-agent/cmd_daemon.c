@@ -138,6 +138,11 @@ int agent_cmd_daemon(int argc, char **argv)
 		return agent_usage_error(argv[0], "--libvirt and --no-libvirt "
 					 "exclude each other");
 	d.svc = daemon_service_new(&cfg, state_path, !no_readers);
+	/* A session libvirtd not running has no running domains: the
+	 * daemon does not start one (it looks again every 5 s).  Set before
+	 * any thread reads the environment. */
+	if (!no_libvirt)
+		g_setenv("LIBVIRT_AUTOSTART", "0", FALSE);
 	/* Root's qemu:///session is the system instance: its domains
 	 * would show twice. */
 	if (!no_libvirt)

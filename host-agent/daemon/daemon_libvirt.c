@@ -921,9 +921,6 @@ daemon_libvirt *daemon_libvirt_new(const char *const *uris,
 		/* libvirt's events on the GLib main loop. */
 		gvir_event_register();
 		virSetErrorFunc(NULL, quiet_errors);
-		/* A session libvirtd not running has no running domains:
-		 * the daemon does not start one (it looks again later). */
-		g_setenv("LIBVIRT_AUTOSTART", "0", FALSE);
 		g_once_init_leave(&once, 1);
 	}
 	lv->conns = g_ptr_array_new();

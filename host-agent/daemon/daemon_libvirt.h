@@ -37,9 +37,10 @@ typedef struct daemon_libvirt daemon_libvirt;
 typedef void (*daemon_libvirt_domain_fn)(void *user, const char *uri,
 					 const char *name);
 
-/* Opens each of @uris (a URI that cannot be opened is a message on
- * stderr and is tried again every 5 s).  No callback before
- * daemon_libvirt_scan(). */
+/* Opens each of @uris; a URI that cannot be opened is a message on
+ * stderr and is tried again every 5 s.  No callback before
+ * daemon_libvirt_scan().  (Set LIBVIRT_AUTOSTART=0 before any thread
+ * runs to keep libvirt from starting a session libvirtd.) */
 daemon_libvirt *daemon_libvirt_new(const char *const *uris,
 				   daemon_libvirt_domain_fn domain, void *user);
 /* Reports the running domains of the open URIs. */
