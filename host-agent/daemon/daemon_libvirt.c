@@ -243,6 +243,31 @@ static void start_call(struct lv_op *op, char *arg, GAsyncReadyCallback cb)
 
 /* --- plug --------------------------------------------------------------- */
 
+static void run_quiet_detach(GTask *task, gpointer source, gpointer data,
+			     GCancellable *cancellable)
+{
+	struct lv_call *call = data;
+
+	(void)virDomainDetachDeviceAlias(call->dom, call->arg,
+					 VIR_DOMAIN_AFFECT_LIVE);
+	g_task_return_boolean(task, TRUE);
+}
+
+/* A device libvirt added but the plug failed after (QEMU never
+ * connected): out of the domain again, nobody waiting. */
+static void detach_quietly(struct lv_dom *ld, const char *alias)
+{
+	struct lv_call *call = g_new0(struct lv_call, 1);
+	g_autoptr(GTask) task = g_task_new(NULL, NULL, NULL, NULL);
+
+	call->dom = ld->dom;
+	virDomainRef(call->dom);
+	call->unplug = TRUE;
+	call->arg = g_strdup(alias);
+	g_task_set_task_data(task, call, (GDestroyNotify)lv_call_free);
+	g_task_run_in_thread(task, run_quiet_detach);
+}
+
 static void plug_maybe_done(struct lv_op *op)
 {
 	if (op->call_done && op->conn_fd >= 0)
@@ -254,6 +279,8 @@ static gboolean on_connect_timeout(gpointer data)
 	struct lv_op *op = data;
 
 	op->timer_id = 0;
+	if (op->ld->dom != NULL)
+		detach_quietly(op->ld, op->alias);
 	op_fail(op, "QEMU of domain '%s' did not connect to %s within %u s "
 		"(can its user reach that directory? see docs/daemon.md, "
 		"\"libvirt domains\")", op->ld->name, op->path,
@@ -567,7 +594,8 @@ static void lv_dom_free(void *impl)
 	while (g_hash_table_iter_next(&it, NULL, &path))
 		g_unlink(path);
 	g_hash_table_unref(ld->sockets);
-	ld->lv->doms = g_list_remove(ld->lv->doms, ld);
+	if (ld->lv != NULL)
+		ld->lv->doms = g_list_remove(ld->lv->doms, ld);
 	if (ld->dom != NULL)
 		virDomainFree(ld->dom);
 	g_free(ld->name);

@@ -91,10 +91,12 @@ if [[ $(id -u) == 0 ]]; then
 		while read -r lib; do cp "$lib" "$K/bin/"; done
 	chown -R nobody:nogroup "$W"
 	rc=0
+	QARG=()
+	((QUIET)) && QARG=(--quiet)
 	setpriv --reuid=nobody --regid=nogroup --clear-groups \
 		env HOME="$W" CCID_LIBVIRT_KIT="$K" LD_LIBRARY_PATH="$K/bin" \
 		"$K/test-daemon-libvirt.sh" --agent "$K/bin/ccid-agent" \
-		--keep "$W" $( ((QUIET)) && echo --quiet) || rc=$?
+		--keep "$W" "${QARG[@]}" || rc=$?
 	[[ -n $KEEP ]] || rm -rf "$W"
 	exit "$rc"
 fi

@@ -12,6 +12,7 @@
 #     and a second VM's attach is refused (Busy, exit 4, naming the
 #     holder); the other reader keeps the defaults and takes two VMs;
 #   - a [reader] group with a bad value is a clear message, the daemon runs.
+#   - with --no-libvirt, vm add --libvirt is refused clearly.
 #
 # Usage: test-daemon-policy.sh AGENT
 # Exit status: 0 pass, 1 fail, 2 setup error.
@@ -138,6 +139,11 @@ out=$("$AGENT" attach $R1 vm2 2>&1) || rc=$?
 	fail policy-single-session "exit $rc: $out"
 out=$("$AGENT" attach $R0 vm1 2>&1) && out2=$("$AGENT" attach $R0 vm2 2>&1) &&
 	pass defaults-shared "$out; $out2" || fail defaults-shared "$out ${out2:-}"
+# libvirt is off here (--no-libvirt): a libvirt VM is refused clearly.
+rc=0
+out=$("$AGENT" vm add dom --libvirt qemu:///session 2>&1) || rc=$?
+((rc == 1)) && [[ $out == *"qemu:///session is not watched"* ]] && pass libvirt-not-watched "exit 1: $out" ||
+	fail libvirt-not-watched "exit $rc: $out"
 kill -0 "$DPID" 2>/dev/null && pass daemon-alive "still running" || fail daemon-alive "$(tail -n 5 "$WORK/daemon.log")"
 
 if ((FAILS)); then

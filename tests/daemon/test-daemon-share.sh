@@ -171,7 +171,11 @@ EOF
 	BOOTS+=($!)
 	# The watcher needs the results file that boot-guest.sh creates.
 	for _ in $(seq 100); do [[ -f $D/boot/results.log ]] && break; sleep 0.05; done
-	(VM=share-$g QMP=$D/qmp.sock D=$D watch_requests "$D/boot/results.log" "${BOOTS[-1]}" on_request) &
+	(
+		VM=share-$g
+		QMP=$D/qmp.sock
+		watch_requests "$D/boot/results.log" "${BOOTS[-1]}" on_request
+	) &
 	WATCHES+=($!)
 done
 RCS=()
