@@ -1,9 +1,11 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /*
- * libvirt domains as VMs (see daemon_libvirt.h).
+ * libvirt domains as VMs (see daemon_libvirt.h): the loadable module
+ * (daemon_libvirt_module.h), so that only a daemon that watches libvirt
+ * loads libvirt and its ~40 libraries.
  */
 #define _GNU_SOURCE    /* accept4, struct ucred */
-#include "daemon_libvirt.h"
+#include "daemon_libvirt_module.h"
 
 #include "daemon_service.h"
 
@@ -667,11 +669,10 @@ static struct lv_conn *conn_by_uri(daemon_libvirt *lv, const char *uri)
 	return NULL;
 }
 
-daemon_vm *daemon_libvirt_vm_new(daemon_libvirt *lv, const char *uri,
-				 const char *name,
-				 const struct daemon_vm_callbacks *cbs,
-				 void *user, daemon_vm_ready_fn ready,
-				 void *ready_user)
+static daemon_vm *lv_vm_new(daemon_libvirt *lv, const char *uri,
+			    const char *name,
+			    const struct daemon_vm_callbacks *cbs, void *user,
+			    daemon_vm_ready_fn ready, void *ready_user)
 {
 	struct lv_dom *ld = g_new0(struct lv_dom, 1);
 	g_autofree char *address = g_strconcat(DAEMON_LIBVIRT_PREFIX, uri,
@@ -831,6 +832,7 @@ static void on_device_removal_failed(virConnectPtr conn, virDomainPtr dom,
 /* --- connections ----------------------------------------------------------- */
 
 static void conn_open(struct lv_conn *c);
+static void lv_scan(daemon_libvirt *lv);
 
 static gboolean on_retry(gpointer data)
 {
@@ -839,7 +841,7 @@ static gboolean on_retry(gpointer data)
 	c->retry_id = 0;
 	conn_open(c);
 	if (c->conn != NULL && c->lv->scanned)
-		daemon_libvirt_scan(c->lv);
+		lv_scan(c->lv);
 	return G_SOURCE_REMOVE;
 }
 
@@ -939,8 +941,8 @@ static void conn_open(struct lv_conn *c)
 	say("libvirt %s: connected", c->uri);
 }
 
-daemon_libvirt *daemon_libvirt_new(const char *const *uris,
-				   daemon_libvirt_domain_fn domain, void *user)
+static daemon_libvirt *lv_create(const char *const *uris,
+				 daemon_libvirt_domain_fn domain, void *user)
 {
 	static gsize once;
 	daemon_libvirt *lv = g_new0(daemon_libvirt, 1);
@@ -969,7 +971,7 @@ daemon_libvirt *daemon_libvirt_new(const char *const *uris,
 	return lv;
 }
 
-void daemon_libvirt_scan(daemon_libvirt *lv)
+static void lv_scan(daemon_libvirt *lv)
 {
 	lv->scanned = TRUE;
 	for (guint i = 0; i < lv->conns->len; i++) {
@@ -997,7 +999,7 @@ void daemon_libvirt_scan(daemon_libvirt *lv)
 	}
 }
 
-void daemon_libvirt_free(daemon_libvirt *lv)
+static void lv_destroy(daemon_libvirt *lv)
 {
 	if (lv == NULL)
 		return;
@@ -1018,4 +1020,18 @@ void daemon_libvirt_free(daemon_libvirt *lv)
 		g_rmdir(lv->private_dir);
 	g_free(lv->private_dir);
 	g_free(lv);
+}
+
+G_MODULE_EXPORT const struct daemon_libvirt_module *
+ccid_agent_libvirt_module(void)
+{
+	static const struct daemon_libvirt_module m = {
+		.abi = DAEMON_LIBVIRT_MODULE_ABI,
+		.create = lv_create,
+		.scan = lv_scan,
+		.destroy = lv_destroy,
+		.vm_new = lv_vm_new,
+	};
+
+	return &m;
 }

@@ -31,7 +31,8 @@ SRC=$(cd "$HERE/../.." && pwd)
 GUEST=$SRC/tests/guest
 # Run as root, the test copies what the user runs into a kit directory
 # (the tree may not be readable by others): this script, host-lib.sh,
-# the guest script, the kernel and initramfs, ccid-agent and its library.
+# the guest script, the kernel and initramfs, ccid-agent, its library and
+# its libvirt module.
 KIT=${CCID_LIBVIRT_KIT:-}
 if [[ -n $KIT ]]; then
 	HOSTLIB=$KIT/host-lib.sh GSCRIPT=$KIT/daemon-libvirt.sh GOUT=$KIT
@@ -85,6 +86,9 @@ if [[ $(id -u) == 0 ]]; then
 	cp "$GUEST/out/initramfs.img" "$K/"
 	if [[ -f $GUEST/out/vmlinux ]]; then cp "$GUEST/out/vmlinux" "$K/"; else cp "$GUEST/out/vmlinuz" "$K/"; fi
 	cp "$AGENT" "$K/bin/ccid-agent"
+	# The daemon's libvirt module, looked for next to the program.
+	[[ -f $(dirname "$AGENT")/libccid-agent-libvirt.so ]] &&
+		cp "$(dirname "$AGENT")/libccid-agent-libvirt.so" "$K/bin/"
 	# Its libraries from the build tree (libccidemu), found by
 	# LD_LIBRARY_PATH before the build tree's RUNPATH.
 	ldd "$AGENT" | awk -v src="$SRC/" 'index($3, src) == 1 { print $3 }' |
