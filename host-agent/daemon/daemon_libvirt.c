@@ -616,7 +616,8 @@ static void on_stale_unplugged(void *user, const GError *error)
 
 	if (error != NULL)
 		say("%s", error->message);
-	if (--ld->stale_left == 0)
+	/* ld->vm is NULL when the VM is being freed (lv_dom_free). */
+	if (--ld->stale_left == 0 && ld->vm != NULL)
 		daemon_vm_backend_ready(ld->vm, ld->ready_paused, NULL);
 }
 
