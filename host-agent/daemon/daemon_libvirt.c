@@ -17,6 +17,7 @@
 #include <libvirt/libvirt.h>
 #include <libvirt/virterror.h>
 #include <string.h>
+#include <sys/pidfd.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -61,6 +62,11 @@ struct lv_dom {
 	gboolean ready_paused;
 	GError *ready_error;
 	guint stale_left;            /* devices of an earlier daemon */
+	/* The domain's QEMU (the peer of its first device): its exit ends
+	 * the sessions at once, before libvirt's STOPPED event, which
+	 * comes after libvirt's own clean-up (~1 s more). */
+	int qemu_pidfd;
+	guint qemu_watch;
 };
 
 /* One plug or unplug. */
@@ -316,6 +322,46 @@ static void on_attached(GObject *source, GAsyncResult *res, gpointer data)
 	plug_maybe_done(op);
 }
 
+static void dom_gone(struct lv_dom *ld, const char *reason,
+		     const char *detail);
+
+static void unwatch_qemu(struct lv_dom *ld)
+{
+	if (ld->qemu_watch != 0) {
+		g_source_remove(ld->qemu_watch);
+		ld->qemu_watch = 0;
+	}
+	if (ld->qemu_pidfd >= 0) {
+		close(ld->qemu_pidfd);
+		ld->qemu_pidfd = -1;
+	}
+}
+
+static gboolean on_qemu_exit(int fd, GIOCondition cond, gpointer data)
+{
+	struct lv_dom *ld = data;
+
+	ld->qemu_watch = 0;
+	unwatch_qemu(ld);
+	if (ld->vm != NULL && !daemon_vm_is_gone(ld->vm))
+		dom_gone(ld, "vm-gone", "its QEMU exited");
+	return G_SOURCE_REMOVE;
+}
+
+/* QEMU (the peer that passed the uid check, so the domain's) is watched
+ * through a pidfd, readable when it exits.  Without one (an old kernel),
+ * libvirt's lifecycle event does the same a little later. */
+static void watch_qemu(struct lv_dom *ld, pid_t pid)
+{
+	if (ld->qemu_pidfd >= 0 || pid <= 0)
+		return;
+	ld->qemu_pidfd = pidfd_open(pid, 0);
+	if (ld->qemu_pidfd < 0)
+		return;
+	ld->qemu_watch = g_unix_fd_add(ld->qemu_pidfd, G_IO_IN, on_qemu_exit,
+				       ld);
+}
+
 static gboolean on_listen_ready(int fd, GIOCondition cond, gpointer data)
 {
 	struct lv_op *op = data;
@@ -342,6 +388,7 @@ static gboolean on_listen_ready(int fd, GIOCondition cond, gpointer data)
 		return G_SOURCE_CONTINUE;
 	}
 	op->conn_fd = c;
+	watch_qemu(op->ld, cred.pid);
 	/* One peer: nobody else gets in, even with the right uid. */
 	op->listen_id = 0;
 	op_stop_waiting(op);
@@ -589,6 +636,7 @@ static void lv_dom_free(void *impl)
 	if (ld->ready_id != 0)
 		g_source_remove(ld->ready_id);
 	g_clear_error(&ld->ready_error);
+	unwatch_qemu(ld);
 	ld->vm = NULL;
 	finish_ops(ld, "was removed");
 	/* Sockets of devices still plugged: QEMU is connected already. */
@@ -681,6 +729,7 @@ static daemon_vm *lv_vm_new(daemon_libvirt *lv, const char *uri,
 	int state = VIR_DOMAIN_NOSTATE, reason = 0;
 
 	ld->lv = lv;
+	ld->qemu_pidfd = -1;
 	ld->c = lv != NULL ? conn_by_uri(lv, uri) : NULL;
 	ld->name = g_strdup(name);
 	ld->sockets = g_hash_table_new_full(g_str_hash, g_str_equal, g_free,
@@ -734,6 +783,7 @@ static void dom_gone(struct lv_dom *ld, const char *reason,
 					      detail);
 		return;
 	}
+	unwatch_qemu(ld);
 	finish_ops(ld, "stopped");
 	daemon_vm_backend_gone(ld->vm, reason, detail);
 }

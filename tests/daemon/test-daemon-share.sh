@@ -9,8 +9,9 @@
 # when both have the card the host plugs the loopback entry into both as
 # the start signal.  Both then run SELECT + READ BINARY rounds on the one
 # card at the same time, each on its own EF (guest/daemon-share.sh), and
-# check every answer; the host checks that the two loops overlapped in
-# time and that the daemon listed both VMs as holders.  Both detach.
+# check every answer (the reader's [reader] policy: idle=1s, see below);
+# the host checks that the two loops overlapped in time and that the
+# daemon listed both VMs as holders.  Both detach, one reader at a time.
 #
 # Usage: test-daemon-share.sh [--agent PATH] [--loop SECONDS] [--quiet]
 #                             [--keep DIR]
@@ -96,7 +97,20 @@ disown "$VPID"
 
 # The loopback entry is the start signal (see above).
 mkdir -p "$XDG_CONFIG_HOME/ccid-emu"
-printf '[entry loopback]\ncard=loopback\nlabel=Start signal\n' >"$XDG_CONFIG_HOME/ccid-emu/agent.conf"
+# The shared reader keeps a guest's transaction for 1 s after its last
+# APDU ([reader] policy): a TCG guest under load can take longer than the
+# default 200 ms between its SELECT and its READ BINARY, and the other
+# guest's SELECT would come in between (seen: a READ answered with the
+# other EF's bytes).  The guests pause longer than that between rounds,
+# so the card goes back and forth.
+cat >"$XDG_CONFIG_HOME/ccid-emu/agent.conf" <<EOF
+[entry loopback]
+card=loopback
+label=Start signal
+
+[reader Virtual PCD 00 00]
+idle=1s
+EOF
 "$AGENT" daemon --no-libvirt >"$WORK/daemon.log" 2>&1 &
 DPID=$!
 gdbus wait --session --timeout 10 org.ccidemu.Agent1 || die "the daemon did not appear on the bus: $(cat "$WORK/daemon.log")"
@@ -119,7 +133,7 @@ echo "shared entry $ENTRY, card ATR $ATR"
 ef_hex() { $PY -c 'import sys; f = int(sys.argv[1]); print("".join("%02X" % ((f * 37 + i * 11) & 0xFF) for i in range(64)) + "9000")' "$1"; }
 
 on_request() {    # the guest's requests; VM and the rest from the environment
-	local what=$1 out rc
+	local what=$1 out rc e
 	echo "$(now_ms) $what" >>"$D/requests.log"
 	case $what in
 	attach)
@@ -141,12 +155,11 @@ on_request() {    # the guest's requests; VM and the rest from the environment
 			done
 		fi ;;
 	loop-start|loop-end) ;;
-	detach)
-		for e in "$ENTRY" loopback; do
-			rc=0
-			out=$("$AGENT" detach "$e" "$VM" 2>&1) || rc=$?
-			echo "detach $e rc=$rc $out" >>"$D/requests.log"
-		done ;;
+	detach-shared|detach-signal)
+		e=$([[ $what == detach-shared ]] && echo "$ENTRY" || echo loopback)
+		rc=0
+		out=$("$AGENT" detach "$e" "$VM" 2>&1) || rc=$?
+		echo "detach $e rc=$rc $out" >>"$D/requests.log" ;;
 	*) echo "unknown request '$*'" >>"$D/requests.log" ;;
 	esac
 }
@@ -162,11 +175,12 @@ VICC_ATR=${ATR:0:16}
 FID=100$fid
 EXPECT=$(ef_hex "$fid")
 LOOP_S=$LOOP_S
+PAUSE_US=1300000
 EOF
 	: >"$D/requests.log"
 	"$GUEST/boot-guest.sh" --no-build "${QUIET[@]}" --qmp "$D/qmp.sock" -m 384 \
 		-s "$HERE/guest/daemon-share.sh" -f "$D/params:/ccid-test/params" \
-		-e shared-reader,go-signal,apdu-loop,usb-gone,readers-gone \
+		-e shared-reader,go-signal,apdu-loop,shared-gone,usb-gone,readers-gone \
 		--pidfile "$D/qemu.pid" -w "$D/boot" -t 240 >"$D/boot.out" 2>&1 &
 	BOOTS+=($!)
 	# The watcher needs the results file that boot-guest.sh creates.
