@@ -73,6 +73,10 @@ char *agent_cardset_describe(agent_cardset *cs, unsigned index);
  * NULL when not known. */
 char *agent_cardset_atr_hex(agent_cardset *cs, unsigned index);
 
+/* How many PIN commands of the guest the PIN-retry guard of slot @index
+ * refused (0 without a card or with pin_guard=off). */
+guint agent_cardset_pin_refusals(agent_cardset *cs, unsigned index);
+
 /* @error is NULL on success; @changed says whether the card moved (FALSE
  * when it already was where it was asked to be). */
 typedef void (*agent_cardset_done_fn)(void *user, gboolean changed,

@@ -149,6 +149,52 @@ static gint by_path(gconstpointer a, gconstpointer b)
 
 /* --- list, vms ------------------------------------------------------------ */
 
+/* "host_holders": [{"process": "pcscd", "pid": 812}]: host processes
+ * holding the physical reader. */
+static void host_holders_json(JsonBuilder *b, CcidAgentEntry *e)
+{
+	GVariant *hh = ccid_agent_entry_get_host_holders(e);
+	GVariantIter it;
+	const char *name;
+	guint32 pid;
+
+	json_builder_set_member_name(b, "host_holders");
+	json_builder_begin_array(b);
+	if (hh != NULL && g_variant_is_of_type(hh, G_VARIANT_TYPE("a(su)"))) {
+		g_variant_iter_init(&it, hh);
+		while (g_variant_iter_next(&it, "(&su)", &name, &pid)) {
+			json_builder_begin_object(b);
+			json_builder_set_member_name(b, "process");
+			json_builder_add_string_value(b, name);
+			json_builder_set_member_name(b, "pid");
+			json_builder_add_int_value(b, pid);
+			json_builder_end_object(b);
+		}
+	}
+	json_builder_end_array(b);
+}
+
+/* The VMs, then the host processes as "pcscd[812]". */
+static char *holders_text(CcidAgentEntry *e)
+{
+	GVariant *hh = ccid_agent_entry_get_host_holders(e);
+	g_autoptr(GString) s = g_string_new(NULL);
+	const char *const *vms = ccid_agent_entry_get_holders(e);
+	GVariantIter it;
+	const char *name;
+	guint32 pid;
+
+	for (guint i = 0; vms != NULL && vms[i] != NULL; i++)
+		g_string_append_printf(s, "%s%s", s->len ? "," : "", vms[i]);
+	if (hh != NULL && g_variant_is_of_type(hh, G_VARIANT_TYPE("a(su)"))) {
+		g_variant_iter_init(&it, hh);
+		while (g_variant_iter_next(&it, "(&su)", &name, &pid))
+			g_string_append_printf(s, "%s%s[%u]", s->len ? "," :
+					       "", name, pid);
+	}
+	return g_strdup(s->len ? s->str : "-");
+}
+
 static void entry_json(JsonBuilder *b, CcidAgentEntry *e)
 {
 	json_builder_begin_object(b);
@@ -177,6 +223,9 @@ static void entry_json(JsonBuilder *b, CcidAgentEntry *e)
 		json_builder_add_int_value(b,
 			ccid_agent_entry_get_lock_timeout_ms(e));
 	}
+	host_holders_json(b, e);
+	json_builder_set_member_name(b, "peer");
+	json_builder_add_string_value(b, ccid_agent_entry_get_peer(e));
 	json_builder_end_object(b);
 }
 
@@ -235,8 +284,7 @@ static int run_listing(int argc, char **argv, gboolean vms)
 		CcidAgentVm *v = ccid_agent_object_peek_vm(o);
 
 		if (!vms && e != NULL) {
-			g_autofree char *h = strv_text(
-				ccid_agent_entry_get_holders(e));
+			g_autofree char *h = holders_text(e);
 
 			if (json)
 				entry_json(b, e);

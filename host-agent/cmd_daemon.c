@@ -85,6 +85,7 @@ int agent_cmd_daemon(int argc, char **argv)
 	static const char *const default_libvirt[] = {
 		"qemu:///session", "qemu:///system", NULL
 	};
+	gboolean no_usb = FALSE;
 	g_autofree char *config = NULL;
 	g_autofree char *state = NULL;
 	GOptionEntry options[] = {
@@ -103,6 +104,9 @@ int agent_cmd_daemon(int argc, char **argv)
 		  "URI" },
 		{ "no-libvirt", 0, 0, G_OPTION_ARG_NONE, &no_libvirt,
 		  "no libvirt domains", NULL },
+		{ "no-usb", 0, 0, G_OPTION_ARG_NONE, &no_usb,
+		  "do not offer the host's USB readers as passthrough entries",
+		  NULL },
 		{ "system", 0, 0, G_OPTION_ARG_NONE, &system_bus,
 		  "serve on the system bus instead of the session bus", NULL },
 		{ "replace", 0, 0, G_OPTION_ARG_NONE, &replace,
@@ -149,6 +153,7 @@ int agent_cmd_daemon(int argc, char **argv)
 		daemon_service_set_libvirt(d.svc, libvirt != NULL ?
 			(const char *const *)libvirt : getuid() == 0 ?
 			default_libvirt + 1 : default_libvirt);
+	daemon_service_set_usb(d.svc, !no_readers && !no_usb);
 	d.loop = g_main_loop_new(NULL, FALSE);
 	owner_id = g_bus_own_name(d.bus_type, DAEMON_BUS_NAME,
 		G_BUS_NAME_OWNER_FLAGS_ALLOW_REPLACEMENT |

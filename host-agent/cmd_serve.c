@@ -461,7 +461,9 @@ int agent_cmd_serve(int argc, char **argv)
 		  "real card in a host reader, shared), "
 		  "nss:NSSDB_DIR[,token=NAME][,timeout=MS] (a CAC card on the "
 		  "keys of a PKCS#11 token), or piv[:DIR] (a writable virtual "
-		  "PIV card stored in DIR)", "CARD" },
+		  "PIV card stored in DIR); any of them may end in "
+		  ",pin_guard=off to let the guest spend the card's last PIN "
+		  "try (kept for the host user by default)", "CARD" },
 		{ "slots", 's', 0, G_OPTION_ARG_INT, &slots,
 		  "Number of slots, each with its own card (1-8, default 1)",
 		  "N" },

@@ -260,6 +260,10 @@ static void bridge_parser_log(void *priv, int level, const char *msg)
 	ccid_bridge *b = priv;
 	enum ccid_log_level l;
 
+	/* Packet dumps carry the guest's APDUs, PINs included: never logged,
+	 * at any level. */
+	if (level >= usbredirparser_debug_data)
+		return;
 	switch (level) {
 	case usbredirparser_error:   l = CCID_LOG_ERR; break;
 	case usbredirparser_warning: l = CCID_LOG_WARNING; break;

@@ -13,6 +13,7 @@
 #include "daemon_libvirt.h"
 #include "daemon_readers.h"
 #include "daemon_state.h"
+#include "daemon_usb.h"
 #include "daemon_vm.h"
 
 #include <ccid_card_pcsc.h>
@@ -27,6 +28,13 @@ struct entry_rec {
 	CcidAgentObjectSkeleton *obj;
 	CcidAgentEntry *iface;
 	char *reader;                     /* discovered: pcscd's reader name */
+	guint32 channel_id;               /* its SCARD_ATTR_CHANNEL_ID, or 0 */
+	/* A passthrough entry: the USB reader (daemon_usb.h) as last
+	 * reported. */
+	char *usb_id;
+	char *usb_model, *usb_serial;
+	guint8 usb_bus, usb_addr;
+	gboolean usb_present;
 };
 
 /* How often a remembered VM that is not there is looked for again. */
@@ -60,6 +68,8 @@ struct daemon_service {
 	daemon_readers *readers;
 	char **libvirt_uris;              /* NULL: no libvirt */
 	daemon_libvirt *libvirt;
+	daemon_usb *usb;                  /* USB readers: passthrough entries */
+	gboolean no_usb;                  /* --no-usb */
 };
 
 void daemon_say(const char *fmt, ...)
@@ -103,6 +113,25 @@ static void update_vm_entries(daemon_service *d)
 	}
 }
 
+/* HostHolders and Peer (the physical reader's two entries). */
+static void update_entry_usb(struct entry_rec *r)
+{
+	const GArray *hh = daemon_entry_get_host_holders(r->entry);
+	daemon_entry *peer = daemon_entry_get_peer(r->entry);
+	GVariantBuilder b;
+
+	g_variant_builder_init(&b, G_VARIANT_TYPE("a(su)"));
+	for (guint i = 0; hh != NULL && i < hh->len; i++) {
+		const struct daemon_usb_holder *h = &g_array_index(hh,
+			struct daemon_usb_holder, i);
+
+		g_variant_builder_add(&b, "(su)", h->name, (guint32)h->pid);
+	}
+	ccid_agent_entry_set_host_holders(r->iface, g_variant_builder_end(&b));
+	ccid_agent_entry_set_peer(r->iface, peer != NULL ?
+				  daemon_entry_get_id(peer) : "");
+}
+
 static void update_entry(struct entry_rec *r)
 {
 	daemon_entry *e = r->entry;
@@ -121,13 +150,22 @@ static void update_entry(struct entry_rec *r)
 	ccid_agent_entry_set_idle_ms(r->iface, daemon_entry_get_idle_ms(e));
 	ccid_agent_entry_set_lock_timeout_ms(r->iface,
 		daemon_entry_get_lock_timeout_ms(e));
+	update_entry_usb(r);
 }
 
 static void on_entry_changed(void *user, daemon_entry *entry)
 {
 	struct entry_rec *r = user;
+	daemon_entry *peer = daemon_entry_get_peer(entry);
 
 	update_entry(r);
+	/* A session of one entry of a reader changes the other's state. */
+	for (guint i = 0; peer != NULL && i < r->d->entries->len; i++) {
+		struct entry_rec *p = g_ptr_array_index(r->d->entries, i);
+
+		if (p->entry == peer)
+			update_entry(p);
+	}
 	update_vm_entries(r->d);
 }
 
@@ -257,6 +295,10 @@ static gboolean handle_attach(CcidAgentManager *m, GDBusMethodInvocation *inv,
 	struct entry_rec *e = find_entry(d, entry, &error);
 	struct vm_rec *v = e != NULL ? find_vm(d, vm, &error) : NULL;
 
+	/* Who holds a USB reader is looked at every 2 s; an attach decides
+	 * on what holds it now. */
+	if (v != NULL && daemon_entry_is_passthrough(e->entry))
+		daemon_usb_refresh(d->usb);
 	if (v == NULL || !daemon_entry_attach(e->entry, v->vm, on_call_done,
 					      inv, &error))
 		complete(inv, error);
@@ -945,6 +987,8 @@ static void configured_reader_state(struct entry_rec *r,
 		daemon_entry_set_reader(r->entry, FALSE, FALSE, NULL);
 }
 
+static void correlate_readers(daemon_service *d);
+
 static void on_readers(void *user, const GPtrArray *readers)
 {
 	daemon_service *d = user;
@@ -960,7 +1004,6 @@ static void on_readers(void *user, const GPtrArray *readers)
 			g_autofree char *id = reader_entry_id(d, rd->name);
 			g_autofree char *label = g_strconcat("Shared ",
 							     rd->name, NULL);
-
 			const struct daemon_reader_config *pol =
 				daemon_config_find_reader(d->cfg, rd->name);
 
@@ -981,6 +1024,7 @@ static void on_readers(void *user, const GPtrArray *readers)
 			added = TRUE;
 		}
 		daemon_entry_set_reader(r->entry, TRUE, rd->present, rd->atr);
+		r->channel_id = rd->channel_id;
 	}
 	/* A reader that left stays an entry, unavailable, with its id. */
 	for (guint i = 0; i < d->entries->len; i++) {
@@ -998,6 +1042,9 @@ static void on_readers(void *user, const GPtrArray *readers)
 		if (!seen)
 			daemon_entry_set_reader(r->entry, FALSE, FALSE, NULL);
 	}
+	/* pcscd came, went or took a reader: who holds the USB readers. */
+	daemon_usb_refresh(d->usb);
+	correlate_readers(d);
 	if (added)
 		reattach_all(d);
 }
@@ -1007,6 +1054,9 @@ static void entry_rec_free(gpointer p)
 	struct entry_rec *r = p;
 
 	g_free(r->reader);
+	g_free(r->usb_id);
+	g_free(r->usb_model);
+	g_free(r->usb_serial);
 	daemon_entry_free(r->entry);
 	g_object_unref(r->obj);
 	g_object_unref(r->iface);
@@ -1014,6 +1064,7 @@ static void entry_rec_free(gpointer p)
 }
 
 static void report_restore(daemon_service *d);
+static void usb_start(daemon_service *d);
 
 gboolean daemon_service_export(daemon_service *d, GDBusConnection *conn,
 			       GError **error)
@@ -1052,6 +1103,8 @@ gboolean daemon_service_export(daemon_service *d, GDBusConnection *conn,
 		daemon_libvirt_scan(d->libvirt);
 	if (d->discover)
 		d->readers = daemon_readers_new(on_readers, d);
+	if (d->discover && !d->no_usb)
+		usb_start(d);
 	g_ptr_array_add(d->cfg->errors, NULL);
 	ccid_agent_manager_set_config_errors(d->manager,
 		(const char *const *)d->cfg->errors->pdata);
@@ -1092,6 +1145,11 @@ void daemon_service_set_libvirt(daemon_service *d, const char *const *uris)
 	d->libvirt_uris = g_strdupv((char **)uris);
 }
 
+void daemon_service_set_usb(daemon_service *d, gboolean usb)
+{
+	d->no_usb = !usb;
+}
+
 guint daemon_service_n_entries(const daemon_service *d)
 {
 	return d->entries->len;
@@ -1105,6 +1163,7 @@ void daemon_service_free(daemon_service *d)
 	 * what is remembered stays as it was. */
 	d->stopping = TRUE;
 	g_clear_pointer(&d->readers, daemon_readers_free);
+	g_clear_pointer(&d->usb, daemon_usb_free);
 	g_hash_table_remove_all(d->vms);
 	g_clear_pointer(&d->libvirt, daemon_libvirt_free);
 	g_strfreev(d->libvirt_uris);
@@ -1121,4 +1180,142 @@ void daemon_service_free(daemon_service *d)
 	g_clear_object(&d->conn);
 	g_free(d->state_path);
 	g_free(d);
+}
+
+/* --- USB readers as passthrough entries "<model>" ---------------------------- */
+
+/* A passthrough entry and the PC/SC reader entry of the same reader:
+ * pcscd's SCARD_ATTR_CHANNEL_ID names the USB bus and address (libccid:
+ * 0x0020BBAA); without it, the reader name holds the USB serial number,
+ * or (no serial) starts with the model and no other USB reader has that
+ * model.  Returns how they matched, or NULL. */
+static const char *same_reader(daemon_service *d, const struct entry_rec *u,
+			       const struct entry_rec *p)
+{
+	guint models = 0;
+
+	if (!u->usb_present)
+		return NULL;
+	if (p->channel_id != 0)
+		return p->channel_id == (0x00200000u | (guint32)u->usb_bus << 8 |
+					 u->usb_addr) ? "channel id" : NULL;
+	if (u->usb_serial != NULL && *u->usb_serial != '\0')
+		return strstr(p->reader, u->usb_serial) != NULL ?
+		       "serial number" : NULL;
+	if (!g_str_has_prefix(p->reader, u->usb_model))
+		return NULL;
+	for (guint i = 0; i < d->entries->len; i++) {
+		struct entry_rec *o = g_ptr_array_index(d->entries, i);
+
+		if (o->usb_id != NULL && o->usb_present &&
+		    g_strcmp0(o->usb_model, u->usb_model) == 0)
+			models++;
+	}
+	return models == 1 ? "model" : NULL;
+}
+
+static void correlate_readers(daemon_service *d)
+{
+	for (guint i = 0; i < d->entries->len; i++) {
+		struct entry_rec *u = g_ptr_array_index(d->entries, i);
+		daemon_entry *old;
+
+		if (u->usb_id == NULL || !u->usb_present)
+			continue;
+		old = daemon_entry_get_peer(u->entry);
+		for (guint j = 0; j < d->entries->len; j++) {
+			struct entry_rec *p = g_ptr_array_index(d->entries, j);
+			const char *how = p->reader != NULL ?
+					  same_reader(d, u, p) : NULL;
+
+			if (how == NULL)
+				continue;
+			if (old != p->entry) {
+				struct entry_rec *o = NULL;
+
+				for (guint k = 0; old != NULL &&
+				     k < d->entries->len; k++) {
+					o = g_ptr_array_index(d->entries, k);
+					if (o->entry == old)
+						break;
+					o = NULL;
+				}
+				daemon_entry_set_peer(u->entry, p->entry);
+				say("entries '%s' and '%s' are one reader (by "
+				    "%s)", daemon_entry_get_id(u->entry),
+				    daemon_entry_get_id(p->entry), how);
+				update_entry(p);
+				if (o != NULL)
+					update_entry(o);
+			}
+			/* The card as pcscd saw it, while pcscd drives it. */
+			if (g_strcmp0(daemon_entry_get_state(p->entry),
+				      "unavailable") != 0)
+				daemon_entry_set_reader(u->entry, TRUE,
+					strcmp(daemon_entry_get_state(p->entry),
+					       "card-present") == 0,
+					daemon_entry_get_atr(p->entry));
+			update_entry(u);
+			break;
+		}
+	}
+}
+
+static void on_usb(void *user, const struct daemon_usb_reader *rd)
+{
+	daemon_service *d = user;
+	struct entry_rec *r = NULL;
+
+	for (guint i = 0; i < d->entries->len && r == NULL; i++) {
+		struct entry_rec *c = g_ptr_array_index(d->entries, i);
+
+		if (g_strcmp0(c->usb_id, rd->id) == 0)
+			r = c;
+	}
+	if (r == NULL) {
+		g_autofree char *path = NULL;
+		char *id = g_strdup(rd->id);
+
+		/* An id a configured entry took already gets a number. */
+		for (guint n = 2; entry_by_id(d, id) != NULL; n++) {
+			g_free(id);
+			id = g_strdup_printf("%s-%u", rd->id, n);
+		}
+		path = object_path("entry", id);
+		r = g_new0(struct entry_rec, 1);
+		r->d = d;
+		r->usb_id = g_strdup(rd->id);
+		r->entry = daemon_entry_new_passthrough(id, rd->model,
+							&entry_cbs, r);
+		r->obj = ccid_agent_object_skeleton_new(path);
+		r->iface = ccid_agent_entry_skeleton_new();
+		ccid_agent_object_skeleton_set_entry(r->obj, r->iface);
+		g_ptr_array_add(d->entries, r);
+		say("USB reader %04x:%04x '%s' (%s) is passthrough entry '%s'",
+		    rd->vid, rd->pid, rd->model, rd->port_path, id);
+		g_free(id);
+		update_entry(r);
+		g_dbus_object_manager_server_export(d->om,
+			G_DBUS_OBJECT_SKELETON(r->obj));
+	}
+	g_free(r->usb_model);
+	r->usb_model = g_strdup(rd->model);
+	g_free(r->usb_serial);
+	r->usb_serial = g_strdup(rd->serial);
+	r->usb_bus = rd->bus;
+	r->usb_addr = rd->addr;
+	r->usb_present = rd->present;
+	daemon_entry_set_usb(r->entry, rd->present ? rd->selector : NULL,
+			     rd->holders);
+	correlate_readers(d);
+	reattach_all(d);
+}
+
+static void usb_start(daemon_service *d)
+{
+	g_autoptr(GError) error = NULL;
+
+	d->usb = daemon_usb_new(on_usb, d, &error);
+	if (d->usb == NULL)
+		say("no passthrough entries: %s", error->message);
 }
