@@ -380,7 +380,12 @@ static int serve_run(struct serve *s)
 	gboolean created = FALSE;
 	guint sig_int, sig_term;
 
-	ccid_bridge_config_init(&cfg);
+	/* interrupt-both: commands no longer than the 16-bit interrupt
+	 * length (longer APDUs chained by the guest's driver). */
+	if (s->data_path == CCID_BRIDGE_PATH_INTERRUPT_BOTH)
+		ccid_bridge_config_init(&cfg);
+	else
+		ccid_config_init(&cfg);
 	agent_usb_id_apply(&s->usb_id, &cfg);
 	cfg.serial = s->serial;
 	cfg.n_slots = (uint8_t)s->n_slots;

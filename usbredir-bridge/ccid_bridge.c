@@ -20,11 +20,14 @@
  *    not from the descriptors the guest reads;
  *  - an interrupt-OUT transfer completes at once, successfully, whatever
  *    we answer; its 16-bit length limits it to 65535 bytes (a longer one
- *    never reaches us: QEMU's parser refuses to send it), which is why the
- *    default path takes bulk-OUT as interrupt only from a reader whose
+ *    never reaches us: QEMU's parser refuses to send it), so bulk-OUT goes
+ *    as interrupt only when asked, and is safe only from a reader whose
  *    dwMaxCCIDMessageLength keeps every command transfer within it (UHCI
  *    and EHCI's companions hand us one TD of <= wMaxPacketSize each, xHCI
- *    a whole transfer);
+ *    a whole transfer).  It is not the default because the guest can then
+ *    post its read (a start after a stop) while the answer is still on its
+ *    way to QEMU: a stop and start in that window leaves a tail of the
+ *    answer queued in front of the copy pushed again (docs/serve.md);
  *  - interrupt-IN data is buffered per endpoint (bufpq) only between
  *    start_interrupt_receiving and stop; packets arriving outside that are
  *    freed, the queue is freed on stop (UHCI: an endpoint unseen for 32
@@ -102,8 +105,7 @@ struct ccid_bridge {
 	bool intr_out_offered;   /* ... at some point this session */
 	bool intr_path_rejected; /* the peer rejected it once: bulk from now */
 	/* dwMaxCCIDMessageLength <= CCID_BRIDGE_INTR_OUT_MAX_MSG: no command
-	 * transfer can exceed the interrupt length, so AUTO takes bulk-OUT
-	 * as interrupt too. */
+	 * transfer can exceed the interrupt length of interrupt-both. */
 	bool out_fits_intr;
 	bool data_started;       /* start_interrupt_receiving on bulk-IN */
 	unsigned maxp;           /* bulk wMaxPacketSize */
@@ -593,15 +595,12 @@ static void bridge_hello(void *priv, struct usb_redir_hello_header *h)
 		   (int)sizeof(h->version), h->version);
 	b->intr_path = bridge_intr_path_fits(b, h, &why);
 	b->intr_out = b->intr_path &&
-		      (b->want_path == CCID_BRIDGE_PATH_INTERRUPT_BOTH ||
-		       (b->want_path == CCID_BRIDGE_PATH_AUTO &&
-			b->out_fits_intr));
-	if (b->intr_path && b->want_path == CCID_BRIDGE_PATH_AUTO &&
-	    !b->intr_out)
-		bridge_log(b, CCID_LOG_INFO,
-			   "bulk-OUT stays bulk: dwMaxCCIDMessageLength over %u "
-			   "lets a command exceed usbredir's interrupt length",
-			   CCID_BRIDGE_INTR_OUT_MAX_MSG);
+		      b->want_path == CCID_BRIDGE_PATH_INTERRUPT_BOTH;
+	if (b->intr_out && !b->out_fits_intr)
+		bridge_log(b, CCID_LOG_WARNING,
+			   "interrupt-both with a dwMaxCCIDMessageLength over %u: "
+			   "behind xHCI a first command over 65535 bytes would "
+			   "be lost", CCID_BRIDGE_INTR_OUT_MAX_MSG);
 	b->intr_out_offered = b->intr_out;
 	b->stats.interrupt_path = b->intr_path;
 	b->stats.interrupt_out = b->intr_out;

@@ -45,25 +45,25 @@ typedef struct ccid_bridge ccid_bridge;
 
 /* How the bulk endpoints' data travels over usbredir (docs/serve.md). */
 enum ccid_bridge_data_path {
-	/* The default.  When the peer is QEMU's usb-redir and the device's
-	 * limits fit it: bulk-IN announced as interrupt, and bulk-OUT too
-	 * if the reader's dwMaxCCIDMessageLength is at most
-	 * CCID_BRIDGE_INTR_OUT_MAX_MSG (ccid_bridge_config_init()); bulk
-	 * for any other peer. */
+	/* The default.  Bulk-IN announced as interrupt when the peer is
+	 * QEMU's usb-redir and the device's limits fit it; bulk for any
+	 * other peer. */
 	CCID_BRIDGE_PATH_AUTO,
 	/* Announce the bulk endpoints as bulk: every transfer waits for us. */
 	CCID_BRIDGE_PATH_BULK,
 	/* Announce bulk-IN as interrupt whatever the peer says it is (tests);
 	 * still falls back to bulk if the peer rejects the device. */
 	CCID_BRIDGE_PATH_INTERRUPT,
-	/* Bulk-OUT as interrupt too, whatever the reader's
-	 * dwMaxCCIDMessageLength: one frame less per command behind UHCI
-	 * and EHCI.  With a dwMaxCCIDMessageLength over
-	 * CCID_BRIDGE_INTR_OUT_MAX_MSG, behind xHCI QEMU would lose a
-	 * command over 65535 bytes (its interrupt-OUT length is 16 bits):
-	 * the first interrupt-OUT packet larger than wMaxPacketSize puts
-	 * bulk-OUT back on the bulk path, but a first such command over
-	 * 65535 bytes is lost. */
+	/* Bulk-OUT as interrupt too: one frame less per command behind UHCI
+	 * and EHCI.  QEMU completes the command before our answer is in, so
+	 * the guest's read can meet a stop and restart of the endpoint while
+	 * the answer is on its way (a garbled or repeated frame; docs/serve.md):
+	 * not the default.  With a dwMaxCCIDMessageLength over
+	 * CCID_BRIDGE_INTR_OUT_MAX_MSG, behind xHCI QEMU would also lose a
+	 * command over 65535 bytes (its interrupt-OUT length is 16 bits);
+	 * ccid_bridge_config_init() avoids that.  The first interrupt-OUT
+	 * packet larger than wMaxPacketSize (xHCI) puts bulk-OUT back on the
+	 * bulk path. */
 	CCID_BRIDGE_PATH_INTERRUPT_BOTH,
 };
 
@@ -75,9 +75,9 @@ struct ccid_bridge_callbacks {
 	void (*log)(void *user, enum ccid_log_level level, const char *msg);
 };
 
-/* ccid_config_init() for a reader served over usbredir: the same, with
- * dwMaxCCIDMessageLength CCID_BRIDGE_INTR_OUT_MAX_MSG, so the default
- * data path can take bulk-OUT as interrupt packets too. */
+/* ccid_config_init() for a reader served with interrupt-both: the same,
+ * with dwMaxCCIDMessageLength CCID_BRIDGE_INTR_OUT_MAX_MSG, so no command
+ * transfer can exceed the interrupt length. */
 void ccid_bridge_config_init(struct ccid_config *cfg);
 
 /* Creates the device model from @cfg with a GLib transport.  @cbs may be

@@ -275,7 +275,7 @@ static gboolean session_make_device(struct session *s, GError **error)
 	daemon_entry *e = s->entry;
 	struct ccid_config cfg;
 
-	ccid_bridge_config_init(&cfg);
+	ccid_config_init(&cfg);
 	cfg.n_slots = 1;
 	cfg.max_busy_slots = 1;
 	s->bridge = ccid_bridge_new(&cfg, &cbs, s, error);

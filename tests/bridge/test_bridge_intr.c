@@ -6,9 +6,9 @@
  * interrupt receiving.  The fake reads them like a UHCI guest: one piece
  * per TD, babble when a piece is larger than its TD.
  *
- * Checked: which peers get the path (bulk-OUT too with the agents'
- * configuration), the pieces of 63/64/65-byte and 64 KiB replies, nothing
- * pushed before start, a reply ready while the guest is idle, a reply half
+ * Checked: which peers get the path (bulk-OUT too with interrupt-both),
+ * the pieces of 63/64/65-byte and 64 KiB replies, nothing pushed before
+ * start, a reply ready while the guest is idle, a reply half
  * read when the endpoint stops, no stale copy once the next command came,
  * time extension, USB reset, the fallback to bulk when the peer rejects
  * the device, and 64 KiB APDUs chained within the 16-bit interrupt length
@@ -109,7 +109,7 @@ static void check_pattern_64k(const uint8_t *r, uint32_t n, uint8_t seq)
 
 START_TEST(test_path_chosen_by_peer)
 {
-	/* hello version, data path asked, the agents' configuration
+	/* hello version, data path asked, interrupt-both's configuration
 	 * (dwMaxCCIDMessageLength 65535) or the library's default (65554),
 	 * bulk-IN and bulk-OUT types QEMU gets */
 	static const struct {
@@ -118,11 +118,10 @@ START_TEST(test_path_chosen_by_peer)
 		bool agent_cfg;
 		uint8_t in_type, out_type;
 	} vec[] = {
-		/* the default: both as interrupt when no command can
-		 * exceed the 16-bit interrupt length */
+		/* the default: bulk-OUT stays bulk (its completion waits
+		 * for the answer), whatever dwMaxCCIDMessageLength */
 		{ QEMU_HELLO,  CCID_BRIDGE_PATH_AUTO, true,
-		  usb_redir_type_interrupt, usb_redir_type_interrupt },
-		/* a command could: bulk-OUT stays bulk */
+		  usb_redir_type_interrupt, usb_redir_type_bulk },
 		{ QEMU_HELLO,  CCID_BRIDGE_PATH_AUTO, false,
 		  usb_redir_type_interrupt, usb_redir_type_bulk },
 		/* not QEMU: the bulk fallback */
@@ -135,6 +134,8 @@ START_TEST(test_path_chosen_by_peer)
 		{ "fake-qemu", CCID_BRIDGE_PATH_INTERRUPT, true,
 		  usb_redir_type_interrupt, usb_redir_type_bulk },
 		{ QEMU_HELLO,  CCID_BRIDGE_PATH_INTERRUPT_BOTH, false,
+		  usb_redir_type_interrupt, usb_redir_type_interrupt },
+		{ QEMU_HELLO,  CCID_BRIDGE_PATH_INTERRUPT_BOTH, true,
 		  usb_redir_type_interrupt, usb_redir_type_interrupt },
 	};
 
@@ -628,8 +629,8 @@ static uint32_t xfr_level(uint8_t *msg, uint8_t seq, uint16_t level,
 	return len;
 }
 
-/* The default path with the agents' configuration: a 64 KiB extended
- * APDU (ECHO of 65535 bytes, 65544 bytes) and its 65537-byte answer,
+/* interrupt-both with its configuration (ccid_bridge_config_init): a 64 KiB
+ * extended APDU (ECHO of 65535 bytes, 65544 bytes) and its 65537-byte answer,
  * chained as libccid's CmdXfrBlockAPDU_extended and GnuPG's driver chain
  * them once the APDU exceeds dwMaxCCIDMessageLength - 10 (wLevelParameter
  * 1, 2, 0x10; bChainParameter 0x10, 1, 2).  No transfer exceeds 65535
@@ -637,7 +638,7 @@ static uint32_t xfr_level(uint8_t *msg, uint8_t seq, uint16_t level,
  * UHCI (64-byte TDs) and behind xHCI (a whole transfer in one packet,
  * the largest exactly 65535 bytes, which also puts bulk-OUT back to
  * bulk). */
-START_TEST(test_default_path_64k_apdu_chained)
+START_TEST(test_interrupt_both_64k_apdu_chained)
 {
 	static const unsigned tds[] = { 64, 65535 };
 	static uint8_t apdu[65544], msg[65600], r[65600];
@@ -660,6 +661,8 @@ START_TEST(test_default_path_64k_apdu_chained)
 		served_init_agent(&s, 500);
 		ck_assert_uint_eq(guest_max_message_len(&s),
 				  CCID_BRIDGE_INTR_OUT_MAX_MSG);
+		ccid_bridge_set_data_path(s.bridge,
+					  CCID_BRIDGE_PATH_INTERRUPT_BOTH);
 		connect_pair_version(&s, &g, QEMU_HELLO);
 		fake_qemu_set_configuration(&g, 1);
 		ck_assert_int_eq(g.ep.type[I_BULK_OUT], usb_redir_type_interrupt);
@@ -735,7 +738,7 @@ static Suite *bridge_intr_suite(void)
 	tcase_add_test(tc, test_whole_transfer_puts_in_back_to_bulk);
 	tcase_add_test(tc, test_interrupt_out_pieces);
 	tcase_add_test(tc, test_interrupt_out_whole_transfer_goes_bulk);
-	tcase_add_test(tc, test_default_path_64k_apdu_chained);
+	tcase_add_test(tc, test_interrupt_both_64k_apdu_chained);
 	suite_add_tcase(s, tc);
 	return s;
 }

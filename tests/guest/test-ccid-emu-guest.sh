@@ -31,8 +31,8 @@
 #   --card   default: the embedded virtual card, its database created in
 #            a temporary XDG_DATA_HOME; nssdb: `--card virtual:DIR` on a
 #            database made by make-nssdb.sh
-#   --data-path  the agents' --data-path (default auto: the interrupt path
-#            both ways, since the peer is QEMU; bulk forces the fallback)
+#   --data-path  the agents' --data-path (default auto: the interrupt path,
+#            since the peer is QEMU; bulk forces the fallback)
 # The agents run with temporary XDG_DATA_HOME and XDG_RUNTIME_DIR: the
 # user's own data is never touched.
 # Exit status: 0 when every controller passed, 1 otherwise, 2 on setup
@@ -74,8 +74,8 @@ while (($#)); do
 done
 [[ $CARD == default || $CARD == nssdb ]] || die "--card: '$CARD' is not default or nssdb"
 case $DATA_PATH in
-auto|interrupt-both) WANT_PATH=interrupt-both ;;
-bulk|interrupt) WANT_PATH=$DATA_PATH ;;
+auto|interrupt) WANT_PATH=interrupt ;;
+bulk|interrupt-both) WANT_PATH=$DATA_PATH ;;
 *) die "--data-path: '$DATA_PATH' is not auto, bulk, interrupt or interrupt-both" ;;
 esac
 
