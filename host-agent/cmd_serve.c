@@ -81,8 +81,7 @@ static void on_bridge_event(void *user, enum ccid_bridge_event ev,
 
 		ccid_bridge_get_stats(s->bridge, &st);
 		say("reader attached to the VM (%s); %s data path", who,
-		    st.interrupt_out && st.interrupt_path ? "interrupt-both" :
-		    st.interrupt_out ? "interrupt-out" :
+		    st.interrupt_out ? "interrupt-both" :
 		    st.interrupt_path ? "interrupt" : "bulk");
 		break;
 	}
@@ -383,8 +382,7 @@ static int serve_run(struct serve *s)
 
 	/* interrupt-both: commands no longer than the 16-bit interrupt
 	 * length (longer APDUs chained by the guest's driver). */
-	if (s->data_path == CCID_BRIDGE_PATH_INTERRUPT_BOTH ||
-	    s->data_path == CCID_BRIDGE_PATH_INTERRUPT_OUT)
+	if (s->data_path == CCID_BRIDGE_PATH_INTERRUPT_BOTH)
 		ccid_bridge_config_init(&cfg);
 	else
 		ccid_config_init(&cfg);
@@ -502,9 +500,8 @@ int agent_cmd_serve(int argc, char **argv)
 		{ "data-path", 0, 0, G_OPTION_ARG_STRING, &data_path,
 		  "How bulk data travels to QEMU: auto (default: the faster "
 		  "interrupt path for bulk-IN when the peer is QEMU's "
-		  "usb-redir, else bulk), bulk, interrupt, interrupt-both "
-		  "(bulk-OUT too) or interrupt-out (bulk-OUT only); see "
-		  "docs/serve.md",
+		  "usb-redir, else bulk), bulk, interrupt, or interrupt-both "
+		  "(bulk-OUT too; behind uhci/ehci only, see docs/serve.md)",
 		  "PATH" },
 		{ "verbose", 'v', 0, G_OPTION_ARG_NONE, &verbose,
 		  "Log usbredir and device model debug messages on stderr",

@@ -331,8 +331,8 @@ static void bridge_send_ep_info(ccid_bridge *b)
 		 * bits and xHCI hands it a whole transfer, so a command over
 		 * 65535 bytes would vanish (QEMU completes interrupt OUT
 		 * before we see it, and its parser refuses the packet). */
-		if (info.type[i] == usb_redir_type_bulk &&
-		    ((cfg[off + 2] & 0x80) ? b->intr_path : b->intr_out)) {
+		if (b->intr_path && info.type[i] == usb_redir_type_bulk &&
+		    ((cfg[off + 2] & 0x80) || b->intr_out)) {
 			info.type[i] = usb_redir_type_interrupt;
 			info.interval[i] = 1;
 		}
@@ -595,10 +595,7 @@ static void bridge_hello(void *priv, struct usb_redir_hello_header *h)
 		   (int)sizeof(h->version), h->version);
 	b->intr_path = bridge_intr_path_fits(b, h, &why);
 	b->intr_out = b->intr_path &&
-		      (b->want_path == CCID_BRIDGE_PATH_INTERRUPT_BOTH ||
-		       b->want_path == CCID_BRIDGE_PATH_INTERRUPT_OUT);
-	if (b->want_path == CCID_BRIDGE_PATH_INTERRUPT_OUT)
-		b->intr_path = false;   /* bulk-IN stays bulk */
+		      b->want_path == CCID_BRIDGE_PATH_INTERRUPT_BOTH;
 	if (b->intr_out && !b->out_fits_intr)
 		bridge_log(b, CCID_LOG_WARNING,
 			   "interrupt-both with a dwMaxCCIDMessageLength over %u: "
@@ -608,7 +605,7 @@ static void bridge_hello(void *priv, struct usb_redir_hello_header *h)
 	b->stats.interrupt_path = b->intr_path;
 	b->stats.interrupt_out = b->intr_out;
 	bridge_log(b, CCID_LOG_INFO, "%s data path for %s%s%s",
-		   b->intr_path || b->intr_out ? "interrupt" : "bulk", b->peer,
+		   b->intr_path ? "interrupt" : "bulk", b->peer,
 		   why ? ": " : "", why ? why : "");
 	if (!usbredirparser_peer_has_cap(b->parser, usb_redir_cap_64bits_ids) ||
 	    !usbredirparser_peer_has_cap(b->parser, usb_redir_cap_32bits_bulk_length))
@@ -1020,7 +1017,7 @@ static void bridge_filter_reject(void *priv)
 {
 	ccid_bridge *b = priv;
 
-	if ((b->intr_path || b->intr_out) && b->shown) {
+	if (b->intr_path && b->shown) {
 		/* A QEMU that does not take our interrupt endpoints: offer
 		 * the same device again, bulk all the way (QEMU accepts a new
 		 * device_connect once it has detached the rejected one). */
@@ -1457,7 +1454,6 @@ gboolean ccid_bridge_data_path_parse(const char *text,
 		{ "bulk", CCID_BRIDGE_PATH_BULK },
 		{ "interrupt", CCID_BRIDGE_PATH_INTERRUPT },
 		{ "interrupt-both", CCID_BRIDGE_PATH_INTERRUPT_BOTH },
-		{ "interrupt-out", CCID_BRIDGE_PATH_INTERRUPT_OUT },
 	};
 
 	for (size_t i = 0; i < G_N_ELEMENTS(names); i++) {
@@ -1467,8 +1463,8 @@ gboolean ccid_bridge_data_path_parse(const char *text,
 		}
 	}
 	g_set_error(error, CCID_BRIDGE_ERROR, CCID_BRIDGE_ERROR_CONFIG,
-		    "unknown data path '%s': use auto, bulk, interrupt, "
-		    "interrupt-both or interrupt-out",
+		    "unknown data path '%s': use auto, bulk, interrupt or "
+		    "interrupt-both",
 		    text ? text : "");
 	return FALSE;
 }

@@ -65,12 +65,6 @@ enum ccid_bridge_data_path {
 	 * packet larger than wMaxPacketSize (xHCI) puts bulk-OUT back on the
 	 * bulk path. */
 	CCID_BRIDGE_PATH_INTERRUPT_BOTH,
-	/* Bulk-OUT as interrupt, bulk-IN as bulk: each command completes at
-	 * once, each read is a request the agent answers.  Nothing is pushed,
-	 * so the stop/start race of interrupt-both cannot happen; the same
-	 * dwMaxCCIDMessageLength caveat, and the same return to bulk behind
-	 * xHCI. */
-	CCID_BRIDGE_PATH_INTERRUPT_OUT,
 };
 
 struct ccid_bridge_callbacks {
@@ -81,8 +75,7 @@ struct ccid_bridge_callbacks {
 	void (*log)(void *user, enum ccid_log_level level, const char *msg);
 };
 
-/* ccid_config_init() for a reader served with interrupt-both or
- * interrupt-out: the same,
+/* ccid_config_init() for a reader served with interrupt-both: the same,
  * with dwMaxCCIDMessageLength CCID_BRIDGE_INTR_OUT_MAX_MSG, so no command
  * transfer can exceed the interrupt length. */
 void ccid_bridge_config_init(struct ccid_config *cfg);
@@ -102,7 +95,7 @@ ccid_dev *ccid_bridge_get_dev(ccid_bridge *bridge);
  * keeps its own). */
 void ccid_bridge_set_data_path(ccid_bridge *bridge,
 			       enum ccid_bridge_data_path path);
-/* Parses "auto", "bulk", "interrupt", "interrupt-both" or "interrupt-out". */
+/* Parses "auto", "bulk", "interrupt" or "interrupt-both". */
 gboolean ccid_bridge_data_path_parse(const char *text,
 				     enum ccid_bridge_data_path *path,
 				     GError **error);

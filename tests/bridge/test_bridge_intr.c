@@ -137,11 +137,6 @@ START_TEST(test_path_chosen_by_peer)
 		  usb_redir_type_interrupt, usb_redir_type_interrupt },
 		{ QEMU_HELLO,  CCID_BRIDGE_PATH_INTERRUPT_BOTH, true,
 		  usb_redir_type_interrupt, usb_redir_type_interrupt },
-		/* commands as interrupt, replies by bulk requests */
-		{ QEMU_HELLO,  CCID_BRIDGE_PATH_INTERRUPT_OUT, true,
-		  usb_redir_type_bulk, usb_redir_type_interrupt },
-		{ "fake-qemu", CCID_BRIDGE_PATH_INTERRUPT_OUT, true,
-		  usb_redir_type_bulk, usb_redir_type_interrupt },
 	};
 
 	for (size_t i = 0; i < G_N_ELEMENTS(vec); i++) {
@@ -724,59 +719,6 @@ START_TEST(test_interrupt_both_64k_apdu_chained)
 }
 END_TEST
 
-/* interrupt-out: commands as interrupt packets (one UHCI TD each), the
- * answer by a bulk-IN request, nothing pushed; a 65535-byte command in one
- * packet (xHCI) is taken and puts bulk-OUT back to bulk. */
-START_TEST(test_interrupt_out_only)
-{
-	static uint8_t apdu[65544], msg[65600];
-	struct served s;
-	struct fake_qemu g;
-	struct fake_qemu_reply *r;
-	struct ccid_bridge_stats st;
-	uint32_t len;
-
-	served_init_agent(&s, 500);
-	ccid_bridge_set_data_path(s.bridge, CCID_BRIDGE_PATH_INTERRUPT_OUT);
-	connect_pair_version(&s, &g, QEMU_HELLO);
-	fake_qemu_set_configuration(&g, 1);
-	ck_assert_int_eq(g.ep.type[I_BULK_OUT], usb_redir_type_interrupt);
-	ck_assert_int_eq(g.ep.type[I_BULK_IN], usb_redir_type_bulk);
-	fake_qemu_power_on(&g, 0);
-	/* ECHO of 118 bytes: 133 bytes in TDs of 64 + 64 + 5 */
-	apdu[0] = 0x80; apdu[1] = 0x01; apdu[4] = 118;
-	for (unsigned i = 0; i < 118; i++)
-		apdu[5 + i] = (uint8_t)i;
-	len = fake_qemu_xfr_block(msg, 1, apdu, 5 + 118);
-	fake_qemu_intr_out(&g, msg, len, 64);
-	r = fake_qemu_bulk_in(&g, 65600, 2000);
-	ck_assert_int_eq(r->status, usb_redir_success);
-	check_echo_reply(r->data, (uint32_t)r->len, 1, 118);
-	ck_assert_uint_eq(g.data_count, 0);        /* nothing pushed */
-	/* 65525 bytes of ECHO data (the largest in one message): one
-	 * 65535-byte packet, as xHCI hands it over */
-	apdu[4] = 0x00; apdu[5] = 0xFF; apdu[6] = 0xEE;   /* Lc 65518 */
-	for (uint32_t i = 0; i < 65518; i++)
-		apdu[7 + i] = (uint8_t)i;
-	len = fake_qemu_xfr_block(msg, 2, apdu, 7 + 65518);
-	ck_assert_uint_eq(len, 65535);
-	fake_qemu_intr_out(&g, msg, len, 65535);
-	r = fake_qemu_bulk_in(&g, 65600, 2000);
-	ck_assert_int_eq(r->status, usb_redir_success);
-	ck_assert_int_eq(r->len, 10 + 65518 + 2);
-	ck_assert_int_eq(r->data[6], 2);
-	for (uint32_t i = 0; i < 65518; i++)
-		if (r->data[10 + i] != (uint8_t)i)
-			ck_abort_msg("echo byte %u differs", i);
-	ck_assert_int_eq(g.ep.type[I_BULK_OUT], usb_redir_type_bulk);
-	ccid_bridge_get_stats(s.bridge, &st);
-	ck_assert_uint_eq(st.out_to_bulk, 1);
-	ck_assert(!st.interrupt_out && !st.interrupt_path);
-	fake_qemu_fini(&g);
-	served_fini(&s);
-}
-END_TEST
-
 static Suite *bridge_intr_suite(void)
 {
 	Suite *s = suite_create("bridge interrupt path");
@@ -797,7 +739,6 @@ static Suite *bridge_intr_suite(void)
 	tcase_add_test(tc, test_interrupt_out_pieces);
 	tcase_add_test(tc, test_interrupt_out_whole_transfer_goes_bulk);
 	tcase_add_test(tc, test_interrupt_both_64k_apdu_chained);
-	tcase_add_test(tc, test_interrupt_out_only);
 	suite_add_tcase(s, tc);
 	return s;
 }
