@@ -213,9 +213,14 @@ static void reply_status(struct serve *s, agent_control_request *req)
 				       i ? ", " : "", i);
 		agent_json_append_string(j, agent_cardset_card_name(s->cards,
 								    i));
-		g_string_append_printf(j, ", \"present\": %s}",
+		/* busy: the card is working on a command (tests wait for
+		 * it to kill QEMU with an APDU really in flight). */
+		g_string_append_printf(j, ", \"present\": %s, \"busy\": %s}",
 				       agent_cardset_is_present(s->cards, i) ?
-				       "true" : "false");
+				       "true" : "false",
+				       ccid_slot_is_busy(ccid_dev_get_slot(
+					       ccid_bridge_get_dev(s->bridge),
+					       i)) ? "true" : "false");
 	}
 	ccid_bridge_get_stats(s->bridge, &st);
 	g_string_append_printf(j, "], \"mode\": \"%s\", \"address\": ",
@@ -375,7 +380,12 @@ static int serve_run(struct serve *s)
 	gboolean created = FALSE;
 	guint sig_int, sig_term;
 
-	ccid_config_init(&cfg);
+	/* interrupt-both: commands no longer than the 16-bit interrupt
+	 * length (longer APDUs chained by the guest's driver). */
+	if (s->data_path == CCID_BRIDGE_PATH_INTERRUPT_BOTH)
+		ccid_bridge_config_init(&cfg);
+	else
+		ccid_config_init(&cfg);
 	agent_usb_id_apply(&s->usb_id, &cfg);
 	cfg.serial = s->serial;
 	cfg.n_slots = (uint8_t)s->n_slots;
