@@ -56,6 +56,19 @@ daemon_vm *daemon_libvirt_vm_new(daemon_libvirt *lv, const char *uri,
 				 void *user, daemon_vm_ready_fn ready,
 				 void *ready_user);
 
+/* Loading libvirt costs the daemon some 11 MiB of RSS and 40 libraries,
+ * so it is loaded only once one of @uris can have running domains: a
+ * remote URI at once; qemu:///system and qemu:///session once their
+ * daemon's socket exists.  A waiter calls @ready (once, from the main
+ * loop) when that becomes true. */
+gboolean daemon_libvirt_reachable(const char *const *uris);
+typedef struct daemon_libvirt_waiter daemon_libvirt_waiter;
+daemon_libvirt_waiter *daemon_libvirt_waiter_new(const char *const *uris,
+						 GSourceFunc ready,
+						 void *user);
+/* Accepts NULL. */
+void daemon_libvirt_waiter_free(daemon_libvirt_waiter *w);
+
 G_END_DECLS
 
 #endif /* CCID_DAEMON_LIBVIRT_H */

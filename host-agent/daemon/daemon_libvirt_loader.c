@@ -10,6 +10,7 @@
 #include "daemon_service.h"
 
 #include <gio/gio.h>
+#include <string.h>
 
 /* The module next to the program (the build tree; a test's copy), else
  * where meson installs it; CCID_AGENT_LIBVIRT_MODULE names another. */
@@ -163,4 +164,124 @@ daemon_vm *daemon_libvirt_vm_new(daemon_libvirt *lv, const char *uri,
 				      user, ready, ready_user);
 	o->idle_id = g_idle_add(on_off_ready, o);
 	return o->vm;
+}
+
+/* --- loading libvirt only when it can have domains ----------------------- */
+
+/* The sockets a local libvirt daemon of @uri listens on (libvirt's
+ * remote_sockets.c: the monolithic libvirtd, or virtproxyd, makes
+ * libvirt-sock; the modular virtqemud, virtqemud-sock), in /run/libvirt
+ * for qemu:///system and in the user's runtime directory for
+ * qemu:///session.  NULL: not a local URI, reachable at any time. */
+static GPtrArray *local_sockets(const char *uri)
+{
+	static const char *const names[] = { "libvirt-sock",
+					      "virtqemud-sock" };
+	g_autofree char *dir = NULL;
+	GPtrArray *paths;
+
+	if (strcmp(uri, "qemu:///system") == 0)
+		dir = g_strdup("/run/libvirt");
+	else if (strcmp(uri, "qemu:///session") == 0)
+		dir = g_build_filename(g_get_user_runtime_dir(), "libvirt",
+				       NULL);
+	else
+		return NULL;
+	paths = g_ptr_array_new_with_free_func(g_free);
+	for (guint i = 0; i < G_N_ELEMENTS(names); i++)
+		g_ptr_array_add(paths, g_build_filename(dir, names[i], NULL));
+	return paths;
+}
+
+gboolean daemon_libvirt_reachable(const char *const *uris)
+{
+	for (guint i = 0; uris != NULL && uris[i] != NULL; i++) {
+		g_autoptr(GPtrArray) paths = local_sockets(uris[i]);
+
+		if (paths == NULL)
+			return TRUE;
+		for (guint j = 0; j < paths->len; j++)
+			if (g_file_test(g_ptr_array_index(paths, j),
+					G_FILE_TEST_EXISTS))
+				return TRUE;
+	}
+	return FALSE;
+}
+
+struct daemon_libvirt_waiter {
+	GPtrArray *monitors;            /* GFileMonitor, one per socket */
+	GSourceFunc ready;
+	void *user;
+	guint idle_id;
+};
+
+static gboolean on_waiter_idle(gpointer data)
+{
+	daemon_libvirt_waiter *w = data;
+
+	w->idle_id = 0;
+	w->ready(w->user);       /* may free w */
+	return G_SOURCE_REMOVE;
+}
+
+static void on_socket_changed(GFileMonitor *monitor, GFile *file,
+			      GFile *other, GFileMonitorEvent event,
+			      gpointer data)
+{
+	daemon_libvirt_waiter *w = data;
+
+	if (event != G_FILE_MONITOR_EVENT_CREATED || w->idle_id != 0)
+		return;
+	/* Out of the monitor's signal, which the callback may free. */
+	w->idle_id = g_idle_add(on_waiter_idle, w);
+}
+
+daemon_libvirt_waiter *daemon_libvirt_waiter_new(const char *const *uris,
+						 GSourceFunc ready,
+						 void *user)
+{
+	daemon_libvirt_waiter *w = g_new0(daemon_libvirt_waiter, 1);
+
+	w->monitors = g_ptr_array_new_with_free_func(g_object_unref);
+	w->ready = ready;
+	w->user = user;
+	for (guint i = 0; uris != NULL && uris[i] != NULL; i++) {
+		g_autoptr(GPtrArray) paths = local_sockets(uris[i]);
+
+		for (guint j = 0; paths != NULL && j < paths->len; j++) {
+			g_autoptr(GFile) f = g_file_new_for_path(
+				g_ptr_array_index(paths, j));
+			g_autoptr(GError) error = NULL;
+			/* GIO's inotify monitor also watches a path whose
+			 * directory does not exist yet. */
+			GFileMonitor *m = g_file_monitor_file(f,
+				G_FILE_MONITOR_NONE, NULL, &error);
+
+			if (m == NULL) {
+				daemon_say("libvirt %s: cannot watch %s (%s); "
+					   "restart the daemon once libvirt "
+					   "runs", uris[i],
+					   (const char *)g_ptr_array_index(
+						   paths, j), error->message);
+				continue;
+			}
+			g_signal_connect(m, "changed",
+					 G_CALLBACK(on_socket_changed), w);
+			g_ptr_array_add(w->monitors, m);
+		}
+	}
+	return w;
+}
+
+void daemon_libvirt_waiter_free(daemon_libvirt_waiter *w)
+{
+	if (w == NULL)
+		return;
+	for (guint i = 0; i < w->monitors->len; i++)
+		g_signal_handlers_disconnect_by_data(
+			g_ptr_array_index(w->monitors, i), w);
+	g_ptr_array_unref(w->monitors);
+	if (w->idle_id != 0)
+		g_source_remove(w->idle_id);
+	g_free(w);
 }

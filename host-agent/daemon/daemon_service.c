@@ -67,6 +67,7 @@ struct daemon_service {
 	gboolean discover;                /* PC/SC readers become entries */
 	daemon_readers *readers;
 	char **libvirt_uris;              /* NULL: no libvirt */
+	daemon_libvirt_waiter *libvirt_waiter; /* libvirt not loaded yet */
 	daemon_libvirt *libvirt;
 	daemon_usb *usb;                  /* USB readers: passthrough entries */
 	gboolean no_usb;                  /* --no-usb */
@@ -537,6 +538,31 @@ static void on_vm_state(void *user, daemon_vm *vm)
 
 	if (vm == r->vm)
 		set_vm_state(r, daemon_vm_get_state(vm));
+}
+
+/* A libvirt daemon started (daemon_libvirt_waiter): libvirt is loaded
+ * now, the remembered libvirt VMs (refused until now) look again, and
+ * the running domains come. */
+static void on_libvirt_domain(void *user, const char *uri,
+			      const char *name);
+
+static gboolean on_libvirt_reachable(gpointer data)
+{
+	daemon_service *d = data;
+	GHashTableIter it;
+	struct vm_rec *r;
+
+	g_clear_pointer(&d->libvirt_waiter, daemon_libvirt_waiter_free);
+	d->libvirt = daemon_libvirt_new((const char *const *)d->libvirt_uris,
+					on_libvirt_domain, d);
+	if (d->libvirt == NULL)
+		return G_SOURCE_REMOVE;
+	g_hash_table_iter_init(&it, d->vms);
+	while (g_hash_table_iter_next(&it, NULL, (gpointer *)&r))
+		if (g_str_has_prefix(r->qmp, DAEMON_LIBVIRT_PREFIX))
+			vm_connect(r);
+	daemon_libvirt_scan(d->libvirt);
+	return G_SOURCE_REMOVE;
 }
 
 static gboolean on_vm_retry(gpointer data)
@@ -1094,10 +1120,15 @@ gboolean daemon_service_export(daemon_service *d, GDBusConnection *conn,
 		return FALSE;
 	}
 	export_entries(d);
-	if (d->libvirt_uris != NULL)
+	if (d->libvirt_uris != NULL &&
+	    daemon_libvirt_reachable((const char *const *)d->libvirt_uris))
 		d->libvirt = daemon_libvirt_new(
 			(const char *const *)d->libvirt_uris,
 			on_libvirt_domain, d);
+	else if (d->libvirt_uris != NULL)
+		d->libvirt_waiter = daemon_libvirt_waiter_new(
+			(const char *const *)d->libvirt_uris,
+			on_libvirt_reachable, d);
 	report_restore(d);
 	if (d->libvirt != NULL)
 		daemon_libvirt_scan(d->libvirt);
@@ -1165,6 +1196,7 @@ void daemon_service_free(daemon_service *d)
 	g_clear_pointer(&d->readers, daemon_readers_free);
 	g_clear_pointer(&d->usb, daemon_usb_free);
 	g_hash_table_remove_all(d->vms);
+	g_clear_pointer(&d->libvirt_waiter, daemon_libvirt_waiter_free);
 	g_clear_pointer(&d->libvirt, daemon_libvirt_free);
 	g_strfreev(d->libvirt_uris);
 	g_ptr_array_set_size(d->entries, 0);

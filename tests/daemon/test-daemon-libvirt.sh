@@ -159,6 +159,16 @@ until_ms() {
 	done
 }
 
+# --- the daemon, before libvirtd -------------------------------------------------------
+# No libvirtd yet: the daemon must not load its libvirt module (~11 MiB,
+# docs/daemon.md), and must load it once libvirtd's socket appears.
+"$AGENT" daemon --no-readers --libvirt "$URI" >"$WORK/daemon.log" 2>&1 &
+DPID=$!
+gdbus wait --session --timeout 10 org.ccidemu.Agent1 ||
+	die "the daemon did not appear on the bus: $(cat "$WORK/daemon.log")"
+module_loaded() { grep -q libccid-agent-libvirt "/proc/$DPID/maps"; }
+! module_loaded || die "the daemon loaded libvirt with no libvirtd running"
+
 # --- libvirt: the user's own virtlogd and libvirtd --------------------------------
 virtlogd --daemon --pid-file "$WORK/virtlogd.pid" || die "virtlogd did not start"
 until_ms 5000 test -s "$WORK/virtlogd.pid" || die "virtlogd wrote no pid file"
@@ -168,6 +178,8 @@ until_ms 5000 test -s "$WORK/libvirtd.pid" || die "libvirtd wrote no pid file"
 LVPID=$(cat "$WORK/libvirtd.pid")
 until_ms 10000 "${VIRSH[@]}" version >/dev/null 2>&1 ||
 	die "libvirtd does not answer on $URI: $("${VIRSH[@]}" version 2>&1)"
+until_ms 5000 module_loaded ||
+	die "libvirtd runs, but the daemon did not load its libvirt module: $(cat "$WORK/daemon.log")"
 
 # --- the domain: the guest kit as boot-guest.sh boots it, under libvirt -----------
 mkdir -p "$WORK/extra/ccid-test"
@@ -204,11 +216,6 @@ cat >"$WORK/domain.xml" <<EOF
 EOF
 "${VIRSH[@]}" define "$WORK/domain.xml" >/dev/null || die "virsh define failed"
 
-# --- the daemon, then the domain -------------------------------------------------------
-"$AGENT" daemon --no-readers --libvirt "$URI" >"$WORK/daemon.log" 2>&1 &
-DPID=$!
-gdbus wait --session --timeout 10 org.ccidemu.Agent1 ||
-	die "the daemon did not appear on the bus: $(cat "$WORK/daemon.log")"
 
 vm_state() {
 	"$AGENT" vms --json | /usr/bin/python3 -c '
