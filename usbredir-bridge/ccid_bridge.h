@@ -14,6 +14,8 @@
 
 #include <glib.h>
 
+#include "ccid_sock_access.h"
+
 #include <ccid-emu/ccid_emu.h>
 
 G_BEGIN_DECLS
@@ -125,6 +127,10 @@ struct ccid_bridge_addr {
 	char *path;      /* unix */
 	char *host;      /* tcp, without brackets */
 	guint16 port;    /* tcp */
+	/* Who may connect; set from options, not from the spec (see
+	 * ccid_sock_access.h and ccid_tls.h). */
+	char *tls_dir;   /* tcp: TLS with QEMU's tls-creds-x509 layout */
+	struct ccid_sock_access access;  /* unix: besides our uid */
 };
 
 /* Parses "unix:PATH" or "tcp:HOST:PORT" ("tcp:[V6ADDR]:PORT"). */

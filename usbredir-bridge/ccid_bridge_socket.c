@@ -16,6 +16,7 @@ void ccid_bridge_addr_clear(struct ccid_bridge_addr *addr)
 {
 	g_clear_pointer(&addr->path, g_free);
 	g_clear_pointer(&addr->host, g_free);
+	g_clear_pointer(&addr->tls_dir, g_free);
 	addr->port = 0;
 }
 

@@ -1,0 +1,340 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * TLS for the usbredir endpoints (see ccid_tls.h).  All cryptography and
+ * record framing are GnuTLS's, through GLib's GTlsConnection.
+ */
+#include <errno.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "ccid_bridge.h"
+#include "ccid_tls.h"
+
+struct ccid_tls_creds {
+	char *dir;
+	char *ca_path;
+	gboolean server;
+	GTlsCertificate *cert;      /* ours; NULL for a client without one */
+	GTlsDatabase *ca;
+};
+
+const char *ccid_tls_creds_dir(const ccid_tls_creds *creds)
+{
+	return creds->dir;
+}
+
+void ccid_tls_creds_free(ccid_tls_creds *creds)
+{
+	if (creds == NULL)
+		return;
+	g_clear_object(&creds->cert);
+	g_clear_object(&creds->ca);
+	g_free(creds->ca_path);
+	g_free(creds->dir);
+	g_free(creds);
+}
+
+ccid_tls_creds *ccid_tls_creds_load(const char *dir, gboolean server,
+				    GError **error)
+{
+	g_autoptr(ccid_tls_creds) creds = g_new0(ccid_tls_creds, 1);
+	const char *role = server ? "server" : "client";
+	g_autofree char *cert_name = g_strdup_printf("%s-cert.pem", role);
+	g_autofree char *key_name = g_strdup_printf("%s-key.pem", role);
+	g_autofree char *cert_path = g_build_filename(dir, cert_name, NULL);
+	g_autofree char *key_path = g_build_filename(dir, key_name, NULL);
+	gboolean have_cert, have_key;
+
+	if (!g_tls_backend_supports_tls(g_tls_backend_get_default())) {
+		g_set_error(error, CCID_BRIDGE_ERROR, CCID_BRIDGE_ERROR_CONFIG,
+			    "GLib has no TLS backend; install glib-networking");
+		return NULL;
+	}
+	if (!g_file_test(dir, G_FILE_TEST_IS_DIR)) {
+		g_set_error(error, CCID_BRIDGE_ERROR, CCID_BRIDGE_ERROR_CONFIG,
+			    "--tls-creds %s: not a directory (it holds ca-cert.pem "
+			    "and %s, as for QEMU's tls-creds-x509; see "
+			    "docs/remote-reader.md)", dir, cert_name);
+		return NULL;
+	}
+	creds->dir = g_strdup(dir);
+	creds->server = server;
+	creds->ca_path = g_build_filename(dir, "ca-cert.pem", NULL);
+	creds->ca = g_tls_file_database_new(creds->ca_path, error);
+	if (creds->ca == NULL) {
+		g_prefix_error(error, "--tls-creds: the CA certificate %s "
+			       "(the CA that signed the peer's certificate): ",
+			       creds->ca_path);
+		return NULL;
+	}
+	have_cert = g_file_test(cert_path, G_FILE_TEST_EXISTS);
+	have_key = g_file_test(key_path, G_FILE_TEST_EXISTS);
+	if (!have_cert && !have_key && !server)
+		return g_steal_pointer(&creds);   /* a client may go without */
+	if (!have_cert || !have_key) {
+		g_set_error(error, CCID_BRIDGE_ERROR, CCID_BRIDGE_ERROR_CONFIG,
+			    "--tls-creds %s: %s is missing (a %s needs %s and %s; "
+			    "see docs/remote-reader.md)", dir,
+			    have_cert ? key_name : cert_name, role, cert_name,
+			    key_name);
+		return NULL;
+	}
+	creds->cert = g_tls_certificate_new_from_files(cert_path, key_path, error);
+	if (creds->cert == NULL) {
+		g_prefix_error(error, "--tls-creds: %s with %s: ", cert_path,
+			       key_path);
+		return NULL;
+	}
+	return g_steal_pointer(&creds);
+}
+
+/* ---- one handshake, then the splice --------------------------------------- */
+
+struct tls_link {
+	ccid_tls_creds *creds;      /* borrowed: the endpoint outlives us */
+	GIOStream *tls;
+	GCancellable *cancel;       /* ours: the timeout cancels it */
+	GCancellable *outer;        /* the caller's */
+	gulong outer_id;
+	guint timeout_id;
+	gboolean timed_out;
+	GTlsCertificateFlags peer_errors;
+	char *peer;
+	char *server_host;
+	ccid_tls_done_fn done;
+	gpointer user;
+};
+
+static void link_free(struct tls_link *l)
+{
+	if (l->timeout_id)
+		g_source_remove(l->timeout_id);
+	if (l->outer != NULL) {
+		g_cancellable_disconnect(l->outer, l->outer_id);
+		g_object_unref(l->outer);
+	}
+	if (l->tls != NULL)
+		g_signal_handlers_disconnect_by_data(l->tls, l);
+	g_clear_object(&l->tls);
+	g_clear_object(&l->cancel);
+	g_free(l->peer);
+	g_free(l->server_host);
+	g_free(l);
+}
+
+/* What is wrong with the peer's certificate, in the user's words. */
+static char *describe_cert_errors(const struct tls_link *l)
+{
+	static const struct {
+		GTlsCertificateFlags flag;
+		const char *text;
+	} flags[] = {
+		{ G_TLS_CERTIFICATE_UNKNOWN_CA, "is not signed by the CA in " },
+		{ G_TLS_CERTIFICATE_BAD_IDENTITY, "does not name the host " },
+		{ G_TLS_CERTIFICATE_NOT_ACTIVATED, "is not valid yet" },
+		{ G_TLS_CERTIFICATE_EXPIRED, "has expired" },
+		{ G_TLS_CERTIFICATE_REVOKED, "is revoked" },
+		{ G_TLS_CERTIFICATE_INSECURE, "uses an insecure algorithm" },
+		{ G_TLS_CERTIFICATE_GENERIC_ERROR, "is invalid" },
+	};
+	GString *s = g_string_new(NULL);
+
+	for (size_t i = 0; i < G_N_ELEMENTS(flags); i++) {
+		const char *arg = "";
+
+		if (!(l->peer_errors & flags[i].flag))
+			continue;
+		if (flags[i].flag == G_TLS_CERTIFICATE_UNKNOWN_CA)
+			arg = l->creds->ca_path;
+		else if (flags[i].flag == G_TLS_CERTIFICATE_BAD_IDENTITY)
+			arg = l->server_host ? l->server_host : "";
+		if (s->len > 0)
+			g_string_append(s, ", and ");
+		g_string_append(s, flags[i].text);
+		g_string_append(s, arg);
+	}
+	return g_string_free(s, FALSE);
+}
+
+static gboolean on_accept_certificate(GTlsConnection *conn, GTlsCertificate *cert,
+				      GTlsCertificateFlags errors, gpointer data)
+{
+	struct tls_link *l = data;
+
+	l->peer_errors = errors;
+	return FALSE;      /* any validation error refuses the peer */
+}
+
+static gboolean on_timeout(gpointer data)
+{
+	struct tls_link *l = data;
+
+	l->timeout_id = 0;
+	l->timed_out = TRUE;
+	g_cancellable_cancel(l->cancel);
+	return G_SOURCE_REMOVE;
+}
+
+static void on_outer_cancelled(GCancellable *outer, gpointer data)
+{
+	struct tls_link *l = data;
+
+	g_cancellable_cancel(l->cancel);
+}
+
+static void on_splice_done(GObject *src, GAsyncResult *res, gpointer data)
+{
+	g_autoptr(GError) error = NULL;
+	g_autofree char *peer = data;
+
+	if (!g_io_stream_splice_finish(res, &error))
+		g_debug("TLS link with %s ended: %s", peer, error->message);
+	else
+		g_debug("TLS link with %s ended", peer);
+}
+
+static void fail(struct tls_link *l, const GError *cause)
+{
+	g_autoptr(GError) error = NULL;
+	const char *side = G_IS_TLS_SERVER_CONNECTION(l->tls) ? "client" : "server";
+
+	if (l->peer_errors != 0) {
+		g_autofree char *why = describe_cert_errors(l);
+
+		error = g_error_new(CCID_BRIDGE_ERROR, CCID_BRIDGE_ERROR_SOCKET,
+				    "TLS with %s refused: its %s certificate %s",
+				    l->peer, side, why);
+	} else if (l->timed_out) {
+		error = g_error_new(CCID_BRIDGE_ERROR, CCID_BRIDGE_ERROR_SOCKET,
+				    "TLS with %s: no handshake within the time "
+				    "allowed (is it a TLS peer?)", l->peer);
+	} else if (g_error_matches(cause, G_TLS_ERROR, G_TLS_ERROR_CERTIFICATE_REQUIRED)) {
+		error = g_error_new(CCID_BRIDGE_ERROR, CCID_BRIDGE_ERROR_SOCKET,
+				    "TLS with %s refused: it sent no client "
+				    "certificate (QEMU needs client-cert.pem and "
+				    "client-key.pem in its tls-creds-x509 dir)",
+				    l->peer);
+	} else if (g_error_matches(cause, G_TLS_ERROR, G_TLS_ERROR_NOT_TLS) ||
+		   g_error_matches(cause, G_TLS_ERROR, G_TLS_ERROR_MISC) ||
+		   g_error_matches(cause, G_IO_ERROR, G_IO_ERROR_CONNECTION_CLOSED) ||
+		   g_error_matches(cause, G_IO_ERROR, G_IO_ERROR_BROKEN_PIPE)) {
+		error = g_error_new(CCID_BRIDGE_ERROR, CCID_BRIDGE_ERROR_SOCKET,
+				    "TLS handshake with %s failed: %s (is the "
+				    "peer using plain TCP, or refusing our "
+				    "certificate? QEMU's chardev needs "
+				    "tls-creds=; see docs/remote-reader.md)",
+				    l->peer, cause->message);
+	} else {
+		error = g_error_new(CCID_BRIDGE_ERROR, CCID_BRIDGE_ERROR_SOCKET,
+				    "TLS handshake with %s failed: %s", l->peer,
+				    cause ? cause->message : "unknown error");
+	}
+	l->done(l->user, -1, NULL, error);
+}
+
+static void on_handshake(GObject *src, GAsyncResult *res, gpointer data)
+{
+	struct tls_link *l = data;
+	g_autoptr(GError) error = NULL;
+	g_autoptr(GSocket) mine = NULL;
+	g_autoptr(GSocketConnection) mine_conn = NULL;
+	g_autofree char *peer = NULL;
+	GTlsCertificate *cert;
+	int sv[2];
+
+	if (!g_tls_connection_handshake_finish(G_TLS_CONNECTION(src), res, &error)) {
+		if (!(g_error_matches(error, G_IO_ERROR, G_IO_ERROR_CANCELLED) &&
+		      !l->timed_out))
+			fail(l, error);
+		link_free(l);
+		return;
+	}
+	cert = g_tls_connection_get_peer_certificate(G_TLS_CONNECTION(l->tls));
+	if (cert != NULL) {
+		g_autofree char *subject = g_tls_certificate_get_subject_name(cert);
+
+		peer = g_strdup_printf("%s (TLS, %s)", l->peer,
+				       subject ? subject : "no subject");
+	} else {
+		peer = g_strdup_printf("%s (TLS)", l->peer);
+	}
+	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0) {
+		g_autoptr(GError) e = g_error_new(CCID_BRIDGE_ERROR,
+						  CCID_BRIDGE_ERROR_SOCKET,
+						  "socketpair: %s",
+						  g_strerror(errno));
+
+		l->done(l->user, -1, NULL, e);
+		link_free(l);
+		return;
+	}
+	mine = g_socket_new_from_fd(sv[1], &error);
+	if (mine == NULL) {
+		close(sv[0]);
+		close(sv[1]);
+		l->done(l->user, -1, NULL, error);
+		link_free(l);
+		return;
+	}
+	mine_conn = g_socket_connection_factory_create_connection(mine);
+	/* Either side closing ends both directions and closes both streams:
+	 * the session sees EOF when the peer goes, and the peer gets a
+	 * close_notify when the session lets go. */
+	g_io_stream_splice_async(l->tls, G_IO_STREAM(mine_conn),
+				 G_IO_STREAM_SPLICE_CLOSE_STREAM1 |
+				 G_IO_STREAM_SPLICE_CLOSE_STREAM2,
+				 G_PRIORITY_DEFAULT, NULL, on_splice_done,
+				 g_strdup(peer));
+	l->done(l->user, sv[0], peer, NULL);
+	link_free(l);
+}
+
+void ccid_tls_start(ccid_tls_creds *creds, GSocketConnection *conn,
+		    const char *server_host, guint16 server_port,
+		    const char *peer, guint timeout_ms, GCancellable *cancel,
+		    ccid_tls_done_fn done, gpointer user)
+{
+	struct tls_link *l = g_new0(struct tls_link, 1);
+	g_autoptr(GError) error = NULL;
+
+	l->creds = creds;
+	l->peer = g_strdup(peer);
+	l->server_host = g_strdup(server_host);
+	l->done = done;
+	l->user = user;
+	l->cancel = g_cancellable_new();
+	if (creds->server) {
+		l->tls = g_tls_server_connection_new(G_IO_STREAM(conn), creds->cert,
+						     &error);
+		if (l->tls != NULL)
+			g_object_set(l->tls, "authentication-mode",
+				     G_TLS_AUTHENTICATION_REQUIRED, NULL);
+	} else {
+		g_autoptr(GSocketConnectable) id =
+			g_network_address_new(server_host, server_port);
+
+		l->tls = g_tls_client_connection_new(G_IO_STREAM(conn), id, &error);
+		if (l->tls != NULL && creds->cert != NULL)
+			g_tls_connection_set_certificate(G_TLS_CONNECTION(l->tls),
+							 creds->cert);
+	}
+	if (l->tls == NULL) {
+		g_prefix_error(&error, "TLS with %s: ", peer);
+		done(user, -1, NULL, error);
+		link_free(l);
+		return;
+	}
+	g_tls_connection_set_database(G_TLS_CONNECTION(l->tls), creds->ca);
+	g_signal_connect(l->tls, "accept-certificate",
+			 G_CALLBACK(on_accept_certificate), l);
+	if (cancel != NULL) {
+		l->outer = g_object_ref(cancel);
+		l->outer_id = g_cancellable_connect(cancel,
+						    G_CALLBACK(on_outer_cancelled),
+						    l, NULL);
+	}
+	l->timeout_id = g_timeout_add(timeout_ms, on_timeout, l);
+	g_tls_connection_handshake_async(G_TLS_CONNECTION(l->tls),
+					 G_PRIORITY_DEFAULT, l->cancel,
+					 on_handshake, l);
+}
