@@ -41,18 +41,22 @@ struct ccid_endpoint {
 	ino_t sock_ino;
 	unsigned retry_ms;
 	guint retry_id;
-	bool warned_unreachable;
+	char *last_warning;     /* said once until something else happens */
 	ccid_tls_creds *tls;    /* NULL: plain */
 	GCancellable *cancel;   /* pending connects and handshakes */
 	GSocketClient *client;  /* connect mode */
 	bool connecting;        /* a connect or handshake is under way */
 	guint handshakes;       /* TLS handshakes under way (listen) */
+	GList *waiting;         /* struct first_words: plain tcp peers */
 };
 
 /* A peer must finish its TLS handshake this fast, and no more than this
  * many may be at it at once. */
 #define TLS_HANDSHAKE_TIMEOUT_MS 10000u
 #define TLS_MAX_HANDSHAKES 4u
+/* A plain tcp peer must say its first words (the usbredir hello) this
+ * fast; a TLS client waiting for our ClientHello never would. */
+#define FIRST_WORDS_TIMEOUT_MS 5000u
 /* A connect that neither succeeds nor fails is given up after this. */
 #define CONNECT_TIMEOUT_S 10u
 
@@ -96,6 +100,131 @@ static void socket_tune(int fd, int family)
 }
 
 /* ---- listen ------------------------------------------------------------ */
+
+static void endpoint_attach(ccid_endpoint *ep, int fd, const char *peer);
+static void connected_fd(ccid_endpoint *ep, int fd, const char *peer);
+static void connect_warn(ccid_endpoint *ep, char *msg);
+
+/* ---- plain tcp: the peer speaks first ------------------------------------ */
+
+/* A plain tcp peer is handed over once its first bytes arrive, so that a
+ * TLS peer (whose first bytes are a TLS record) or a silent one (a TLS
+ * server waiting for a ClientHello) is told apart from usbredir with a
+ * message that names the fix. */
+struct first_words {
+	ccid_endpoint *ep;
+	int fd;
+	bool connect;           /* connect mode: failures go to connect_warn */
+	char *peer;
+	GSource *io;
+	GSource *timer;
+};
+
+static void first_words_free(struct first_words *fw)
+{
+	if (fw->io != NULL) {
+		g_source_destroy(fw->io);
+		g_source_unref(fw->io);
+	}
+	if (fw->timer != NULL) {
+		g_source_destroy(fw->timer);
+		g_source_unref(fw->timer);
+	}
+	if (fw->fd >= 0)
+		close(fw->fd);
+	g_free(fw->peer);
+	g_free(fw);
+}
+
+/* Ends the wait: hands @fd on (@why NULL) or refuses the peer. */
+static void first_words_end(struct first_words *fw, char *why)
+{
+	ccid_endpoint *ep = fw->ep;
+	int fd = fw->fd;
+	bool connect = fw->connect;
+	g_autofree char *peer = g_steal_pointer(&fw->peer);
+
+	ep->waiting = g_list_remove(ep->waiting, fw);
+	fw->fd = -1;
+	first_words_free(fw);
+	if (why != NULL) {
+		close(fd);
+		if (connect) {
+			connect_warn(ep, why);
+		} else {
+			g_message("refused connection from %s: %s", peer, why);
+			g_free(why);
+		}
+		return;
+	}
+	if (connect)
+		connected_fd(ep, fd, peer);
+	else
+		endpoint_attach(ep, fd, peer);
+}
+
+static gboolean first_words_cb(gint fd, GIOCondition cond, gpointer data)
+{
+	struct first_words *fw = data;
+	guint8 head[3];
+	ssize_t n = recv(fd, head, sizeof(head), MSG_PEEK | MSG_DONTWAIT);
+
+	if (n < 0 && (errno == EAGAIN || errno == EINTR))
+		return G_SOURCE_CONTINUE;
+	if (n <= 0) {
+		first_words_end(fw, g_strdup_printf(
+			"%s closed the connection before saying anything (%s); "
+			"if it expects TLS, add --tls-creds DIR (see "
+			"docs/remote-reader.md)",
+			fw->peer, n == 0 ? "end of stream" : g_strerror(errno)));
+		return G_SOURCE_REMOVE;
+	}
+	/* A TLS handshake record: content type 22, version 3.x. */
+	if (head[0] == 0x16 && (n < 2 || head[1] == 0x03)) {
+		first_words_end(fw, g_strdup_printf(
+			"%s speaks TLS and this socket is plain: add "
+			"--tls-creds DIR (see docs/remote-reader.md)", fw->peer));
+		return G_SOURCE_REMOVE;
+	}
+	first_words_end(fw, NULL);
+	return G_SOURCE_REMOVE;
+}
+
+static gboolean first_words_timeout_cb(gpointer data)
+{
+	struct first_words *fw = data;
+
+	first_words_end(fw, g_strdup_printf(
+		"%s sent nothing within %u ms; a QEMU chardev with tls-creds= "
+		"waits for a TLS client: add --tls-creds DIR (see "
+		"docs/remote-reader.md)", fw->peer, FIRST_WORDS_TIMEOUT_MS));
+	return G_SOURCE_REMOVE;
+}
+
+static void first_words_wait(ccid_endpoint *ep, int fd, const char *peer,
+			     bool connect)
+{
+	struct first_words *fw;
+
+	if (g_list_length(ep->waiting) >= TLS_MAX_HANDSHAKES) {
+		g_message("refused connection from %s: too many peers that "
+			  "have not spoken yet", peer);
+		close(fd);
+		return;
+	}
+	fw = g_new0(struct first_words, 1);
+	fw->ep = ep;
+	fw->fd = fd;
+	fw->connect = connect;
+	fw->peer = g_strdup(peer);
+	fw->io = g_unix_fd_source_new(fd, G_IO_IN | G_IO_HUP | G_IO_ERR);
+	g_source_set_callback(fw->io, G_SOURCE_FUNC(first_words_cb), fw, NULL);
+	g_source_attach(fw->io, NULL);
+	fw->timer = g_timeout_source_new(FIRST_WORDS_TIMEOUT_MS);
+	g_source_set_callback(fw->timer, first_words_timeout_cb, fw, NULL);
+	g_source_attach(fw->timer, NULL);
+	ep->waiting = g_list_prepend(ep->waiting, fw);
+}
 
 static void endpoint_attach(ccid_endpoint *ep, int fd, const char *peer)
 {
@@ -175,7 +304,7 @@ static void endpoint_accepted(gpointer data, int cfd)
 			       listen_tls_done, ep);
 		return;
 	}
-	endpoint_attach(ep, cfd, peer);
+	first_words_wait(ep, cfd, peer, false);
 }
 
 static bool sockaddr_is_loopback(const struct sockaddr *sa)
@@ -327,15 +456,21 @@ ccid_endpoint *ccid_endpoint_listen(const struct ccid_endpoint_session *session,
 
 /* ---- connect ----------------------------------------------------------- */
 
+/* Says why the peer cannot be reached, once until the reason changes. */
+static void connect_warn(ccid_endpoint *ep, char *msg)
+{
+	ep->connecting = false;
+	if (g_strcmp0(msg, ep->last_warning) != 0)
+		g_message("%s; retrying every %u ms", msg, ep->retry_ms);
+	g_free(ep->last_warning);
+	ep->last_warning = msg;
+}
+
 static void connect_failed(ccid_endpoint *ep, const char *msg)
 {
 	g_autofree char *where = ccid_endpoint_addr_describe(&ep->addr);
 
-	ep->connecting = false;
-	if (!ep->warned_unreachable)
-		g_message("cannot connect to %s (%s); retrying every %u ms",
-			  where, msg, ep->retry_ms);
-	ep->warned_unreachable = true;
+	connect_warn(ep, g_strdup_printf("cannot connect to %s (%s)", where, msg));
 }
 
 static void connected_fd(ccid_endpoint *ep, int fd, const char *peer)
@@ -343,7 +478,7 @@ static void connected_fd(ccid_endpoint *ep, int fd, const char *peer)
 	g_autoptr(GError) error = NULL;
 
 	ep->connecting = false;
-	ep->warned_unreachable = false;
+	g_clear_pointer(&ep->last_warning, g_free);
 	if (!ep->session.attach(ep->user, fd, peer, &error))
 		g_message("connected to %s but cannot serve it: %s", peer,
 			  error->message);
@@ -355,12 +490,7 @@ static void connect_tls_done(gpointer user, int fd, const char *peer,
 	ccid_endpoint *ep = user;
 
 	if (fd < 0) {
-		/* A refused certificate is worth saying every time. */
-		ep->connecting = false;
-		if (!ep->warned_unreachable)
-			g_message("%s; retrying every %u ms", error->message,
-				  ep->retry_ms);
-		ep->warned_unreachable = true;
+		connect_warn(ep, g_strdup(error->message));
 		return;
 	}
 	connected_fd(ep, fd, peer);
@@ -407,7 +537,10 @@ static void on_connected(GObject *src, GAsyncResult *res, gpointer data)
 		return;
 	}
 	g_unix_set_fd_nonblocking(fd, FALSE, NULL);
-	connected_fd(ep, fd, where);
+	if (ep->addr.kind == CCID_ADDR_TCP)
+		first_words_wait(ep, fd, where, true);
+	else
+		connected_fd(ep, fd, where);
 }
 
 static void endpoint_try_connect(ccid_endpoint *ep)
@@ -463,6 +596,8 @@ void ccid_endpoint_free(ccid_endpoint *ep)
 		g_object_unref(ep->cancel);
 	}
 	g_clear_object(&ep->client);
+	g_list_free_full(g_steal_pointer(&ep->waiting),
+			 (GDestroyNotify)first_words_free);
 	ccid_acceptor_free(ep->acceptor);
 	if (ep->retry_id)
 		g_source_remove(ep->retry_id);
@@ -477,6 +612,7 @@ void ccid_endpoint_free(ccid_endpoint *ep)
 			unlink(ep->addr.path);
 	}
 	ccid_tls_creds_free(ep->tls);
+	g_free(ep->last_warning);
 	ccid_bridge_addr_clear(&ep->addr);
 	g_free(ep);
 }

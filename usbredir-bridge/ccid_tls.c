@@ -99,8 +99,10 @@ struct tls_link {
 	guint timeout_id;
 	gboolean timed_out;
 	GTlsCertificateFlags peer_errors;
-	char *peer;
+	char *peer;                 /* address */
+	char *who;                  /* address and certificate subject */
 	char *server_host;
+	guint8 first[4096];         /* the peer's first bytes */
 	ccid_tls_done_fn done;
 	gpointer user;
 };
@@ -118,6 +120,7 @@ static void link_free(struct tls_link *l)
 	g_clear_object(&l->tls);
 	g_clear_object(&l->cancel);
 	g_free(l->peer);
+	g_free(l->who);
 	g_free(l->server_host);
 	g_free(l);
 }
@@ -161,8 +164,10 @@ static gboolean on_accept_certificate(GTlsConnection *conn, GTlsCertificate *cer
 {
 	struct tls_link *l = data;
 
+	/* A server connection asks even for a certificate that verified;
+	 * any validation error refuses the peer. */
 	l->peer_errors = errors;
-	return FALSE;      /* any validation error refuses the peer */
+	return errors == 0;
 }
 
 static gboolean on_timeout(gpointer data)
@@ -187,10 +192,17 @@ static void on_splice_done(GObject *src, GAsyncResult *res, gpointer data)
 	g_autoptr(GError) error = NULL;
 	g_autofree char *peer = data;
 
-	if (!g_io_stream_splice_finish(res, &error))
-		g_debug("TLS link with %s ended: %s", peer, error->message);
-	else
+	if (g_io_stream_splice_finish(res, &error))
 		g_debug("TLS link with %s ended", peer);
+	else if (error->domain == G_TLS_ERROR)
+		/* With TLS 1.3 a client refuses our certificate only after
+		 * our side of the handshake is done: its alert lands here. */
+		g_message("TLS link with %s ended: %s (if the peer refused our "
+			  "certificate: it must be signed by the CA in the "
+			  "peer's ca-cert.pem, be valid now, and name the host "
+			  "the peer connects to)", peer, error->message);
+	else
+		g_debug("TLS link with %s ended: %s", peer, error->message);
 }
 
 static void fail(struct tls_link *l, const GError *cause)
@@ -232,33 +244,42 @@ static void fail(struct tls_link *l, const GError *cause)
 	l->done(l->user, -1, NULL, error);
 }
 
-static void on_handshake(GObject *src, GAsyncResult *res, gpointer data)
+/* The peer has spoken: it accepted our certificate (with TLS 1.3 a peer
+ * refuses it only after our side of the handshake is over).  Hand the
+ * cleartext, these first bytes included, to the session. */
+static void on_first_data(GObject *src, GAsyncResult *res, gpointer data)
 {
 	struct tls_link *l = data;
 	g_autoptr(GError) error = NULL;
 	g_autoptr(GSocket) mine = NULL;
 	g_autoptr(GSocketConnection) mine_conn = NULL;
-	g_autofree char *peer = NULL;
-	GTlsCertificate *cert;
+	gssize n = g_input_stream_read_finish(G_INPUT_STREAM(src), res, &error);
 	int sv[2];
 
-	if (!g_tls_connection_handshake_finish(G_TLS_CONNECTION(src), res, &error)) {
-		if (!(g_error_matches(error, G_IO_ERROR, G_IO_ERROR_CANCELLED) &&
-		      !l->timed_out))
-			fail(l, error);
+	if (n < 0 && g_error_matches(error, G_IO_ERROR, G_IO_ERROR_CANCELLED) &&
+	    !l->timed_out) {
 		link_free(l);
 		return;
 	}
-	cert = g_tls_connection_get_peer_certificate(G_TLS_CONNECTION(l->tls));
-	if (cert != NULL) {
-		g_autofree char *subject = g_tls_certificate_get_subject_name(cert);
+	if (n <= 0) {
+		g_autoptr(GError) e = g_error_new(CCID_BRIDGE_ERROR,
+			CCID_BRIDGE_ERROR_SOCKET,
+			"TLS with %s: the peer %s right after the handshake "
+			"(%s): it probably refused our certificate, which must "
+			"be signed by the CA in the peer's ca-cert.pem, be valid "
+			"now%s (QEMU: -trace qio_channel_tls_credentials_deny "
+			"shows a refusal)", l->who,
+			l->timed_out ? "sent nothing" : "hung up",
+			n < 0 ? error->message : "end of stream",
+			G_IS_TLS_SERVER_CONNECTION(l->tls) ? "" :
+			", and name the host connected to");
 
-		peer = g_strdup_printf("%s (TLS, %s)", l->peer,
-				       subject ? subject : "no subject");
-	} else {
-		peer = g_strdup_printf("%s (TLS)", l->peer);
+		l->done(l->user, -1, NULL, e);
+		link_free(l);
+		return;
 	}
-	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0) {
+	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0 ||
+	    send(sv[1], l->first, (size_t)n, MSG_NOSIGNAL) != n) {
 		g_autoptr(GError) e = g_error_new(CCID_BRIDGE_ERROR,
 						  CCID_BRIDGE_ERROR_SOCKET,
 						  "socketpair: %s",
@@ -284,9 +305,38 @@ static void on_handshake(GObject *src, GAsyncResult *res, gpointer data)
 				 G_IO_STREAM_SPLICE_CLOSE_STREAM1 |
 				 G_IO_STREAM_SPLICE_CLOSE_STREAM2,
 				 G_PRIORITY_DEFAULT, NULL, on_splice_done,
-				 g_strdup(peer));
-	l->done(l->user, sv[0], peer, NULL);
+				 g_strdup(l->who));
+	l->done(l->user, sv[0], l->who, NULL);
 	link_free(l);
+}
+
+static void on_handshake(GObject *src, GAsyncResult *res, gpointer data)
+{
+	struct tls_link *l = data;
+	g_autoptr(GError) error = NULL;
+	GTlsCertificate *cert;
+
+	if (!g_tls_connection_handshake_finish(G_TLS_CONNECTION(src), res, &error)) {
+		if (!(g_error_matches(error, G_IO_ERROR, G_IO_ERROR_CANCELLED) &&
+		      !l->timed_out))
+			fail(l, error);
+		link_free(l);
+		return;
+	}
+	cert = g_tls_connection_get_peer_certificate(G_TLS_CONNECTION(l->tls));
+	if (cert != NULL) {
+		g_autofree char *subject = g_tls_certificate_get_subject_name(cert);
+
+		l->who = g_strdup_printf("%s (TLS, %s)", l->peer,
+					 subject ? subject : "no subject");
+	} else {
+		l->who = g_strdup_printf("%s (TLS)", l->peer);
+	}
+	/* A usbredir peer speaks first (its hello), within the same
+	 * deadline as the handshake. */
+	g_input_stream_read_async(g_io_stream_get_input_stream(l->tls), l->first,
+				  sizeof(l->first), G_PRIORITY_DEFAULT, l->cancel,
+				  on_first_data, l);
 }
 
 void ccid_tls_start(ccid_tls_creds *creds, GSocketConnection *conn,
