@@ -88,7 +88,7 @@ ccid_tls_creds *ccid_tls_creds_load(const char *dir, gboolean server,
 	return g_steal_pointer(&creds);
 }
 
-/* ---- one handshake, then the splice --------------------------------------- */
+/* ---- one handshake, then the pipe ----------------------------------------- */
 
 struct tls_link {
 	ccid_tls_creds *creds;      /* borrowed: the endpoint outlives us */
@@ -187,22 +187,123 @@ static void on_outer_cancelled(GCancellable *outer, gpointer data)
 	g_cancellable_cancel(l->cancel);
 }
 
-static void on_splice_done(GObject *src, GAsyncResult *res, gpointer data)
-{
-	g_autoptr(GError) error = NULL;
-	g_autofree char *peer = data;
+/* ---- the cleartext pipe between the session and the TLS stream ------------ */
 
-	if (g_io_stream_splice_finish(res, &error))
-		g_debug("TLS link with %s ended", peer);
-	else if (error->domain == G_TLS_ERROR)
-		/* With TLS 1.3 a client refuses our certificate only after
-		 * our side of the handshake is done: its alert lands here. */
+/* TLS records we send carry at most this much: QEMU 7.2's TLS chardev
+ * reads 4 KiB at a time and waits for the socket to become readable
+ * again, so plaintext GnuTLS decrypted beyond that from a bigger record
+ * would sit unread until our next message (a stalled extended APDU). */
+#define TLS_RECORD_PLAINTEXT 4096u
+
+struct tls_pipe {
+	gint refs;                  /* one per direction */
+	GIOStream *tls;
+	GIOStream *local;           /* our end of the session's socket pair */
+	GCancellable *cancel;
+	gboolean ended;
+	char *who;
+	guint8 buf[TLS_RECORD_PLAINTEXT];
+};
+
+static void pipe_unref(struct tls_pipe *p)
+{
+	if (!g_atomic_int_dec_and_test(&p->refs))
+		return;
+	/* Both directions are done, nothing is pending on either stream:
+	 * closing sends the peer a close_notify and the session an EOF.  The
+	 * close holds its own reference to each stream. */
+	g_io_stream_close_async(p->tls, G_PRIORITY_DEFAULT, NULL, NULL, NULL);
+	g_io_stream_close_async(p->local, G_PRIORITY_DEFAULT, NULL, NULL, NULL);
+	g_object_unref(p->tls);
+	g_object_unref(p->local);
+	g_object_unref(p->cancel);
+	g_free(p->who);
+	g_free(p);
+}
+
+/* Either direction ending ends both: the session sees EOF when the peer
+ * goes, and the peer gets a close_notify when the session lets go. */
+static void pipe_end(struct tls_pipe *p, const GError *error)
+{
+	if (p->ended)
+		return;
+	p->ended = TRUE;
+	if (error != NULL && error->domain == G_TLS_ERROR)
 		g_message("TLS link with %s ended: %s (if the peer refused our "
 			  "certificate: it must be signed by the CA in the "
 			  "peer's ca-cert.pem, be valid now, and name the host "
-			  "the peer connects to)", peer, error->message);
-	else
-		g_debug("TLS link with %s ended: %s", peer, error->message);
+			  "the peer connects to)", p->who, error->message);
+	else if (error != NULL)
+		g_debug("TLS link with %s ended: %s", p->who, error->message);
+	g_cancellable_cancel(p->cancel);
+}
+
+static void pipe_read_local(struct tls_pipe *p);
+
+static void on_tls_written(GObject *src, GAsyncResult *res, gpointer data)
+{
+	struct tls_pipe *p = data;
+	g_autoptr(GError) error = NULL;
+
+	if (!g_output_stream_write_all_finish(G_OUTPUT_STREAM(src), res, NULL,
+					      &error)) {
+		pipe_end(p, error);
+		pipe_unref(p);
+		return;
+	}
+	pipe_read_local(p);
+}
+
+static void on_local_read(GObject *src, GAsyncResult *res, gpointer data)
+{
+	struct tls_pipe *p = data;
+	g_autoptr(GError) error = NULL;
+	gssize n = g_input_stream_read_finish(G_INPUT_STREAM(src), res, &error);
+
+	if (n <= 0) {
+		pipe_end(p, error);
+		pipe_unref(p);
+		return;
+	}
+	g_output_stream_write_all_async(g_io_stream_get_output_stream(p->tls),
+					p->buf, (gsize)n, G_PRIORITY_DEFAULT,
+					p->cancel, on_tls_written, p);
+}
+
+static void pipe_read_local(struct tls_pipe *p)
+{
+	g_input_stream_read_async(g_io_stream_get_input_stream(p->local), p->buf,
+				  sizeof(p->buf), G_PRIORITY_DEFAULT, p->cancel,
+				  on_local_read, p);
+}
+
+static void on_tls_spliced(GObject *src, GAsyncResult *res, gpointer data)
+{
+	struct tls_pipe *p = data;
+	g_autoptr(GError) error = NULL;
+
+	g_output_stream_splice_finish(G_OUTPUT_STREAM(src), res, &error);
+	pipe_end(p, error);
+	pipe_unref(p);
+}
+
+static void pipe_start(GIOStream *tls, GIOStream *local, const char *who)
+{
+	struct tls_pipe *p = g_new0(struct tls_pipe, 1);
+
+	p->refs = 2;
+	p->tls = g_object_ref(tls);
+	p->local = g_object_ref(local);
+	p->cancel = g_cancellable_new();
+	p->who = g_strdup(who);
+	/* Peer to session: any size will do. */
+	g_output_stream_splice_async(g_io_stream_get_output_stream(local),
+				     g_io_stream_get_input_stream(tls),
+				     G_OUTPUT_STREAM_SPLICE_NONE,
+				     G_PRIORITY_DEFAULT, p->cancel,
+				     on_tls_spliced, p);
+	/* Session to peer: records small enough for QEMU. */
+	pipe_read_local(p);
 }
 
 static void fail(struct tls_link *l, const GError *cause)
@@ -298,14 +399,7 @@ static void on_first_data(GObject *src, GAsyncResult *res, gpointer data)
 		return;
 	}
 	mine_conn = g_socket_connection_factory_create_connection(mine);
-	/* Either side closing ends both directions and closes both streams:
-	 * the session sees EOF when the peer goes, and the peer gets a
-	 * close_notify when the session lets go. */
-	g_io_stream_splice_async(l->tls, G_IO_STREAM(mine_conn),
-				 G_IO_STREAM_SPLICE_CLOSE_STREAM1 |
-				 G_IO_STREAM_SPLICE_CLOSE_STREAM2,
-				 G_PRIORITY_DEFAULT, NULL, on_splice_done,
-				 g_strdup(l->who));
+	pipe_start(l->tls, G_IO_STREAM(mine_conn), l->who);
 	l->done(l->user, sv[0], l->who, NULL);
 	link_free(l);
 }

@@ -6,8 +6,7 @@
  * client-key.pem), the peer's certificate always verified against
  * ca-cert.pem, a client certificate required from peers of a server.
  *
- * After the handshake the cleartext is spliced (g_io_stream_splice_async)
- * to one end of a socket pair, and the session gets the other end as if it
+ * After the handshake the cleartext is piped (GIO async streams) to one end of a socket pair, and the session gets the other end as if it
  * were the plain socket: the bridge and passthrough code stay fd-based.
  */
 #ifndef CCID_EMU_CCID_TLS_H
@@ -38,7 +37,7 @@ typedef void (*ccid_tls_done_fn)(gpointer user, int fd, const char *peer,
 
 /* Handshakes on @conn (ours to keep: a server connection when @creds are a
  * server's, else a client one that checks the server's certificate names
- * @server_host) within @timeout_ms, then splices.  @peer names the peer's
+ * @server_host) within @timeout_ms, then pipes the cleartext.  @peer names the peer's
  * address in messages. */
 void ccid_tls_start(ccid_tls_creds *creds, GSocketConnection *conn,
 		    const char *server_host, guint16 server_port,
