@@ -143,7 +143,9 @@ typedef struct ccid_bridge_endpoint ccid_bridge_endpoint;
 /* Listens on @addr and attaches each accepted peer to @bridge (a second
  * peer while one is attached is refused and closed).  A unix socket path
  * that another live process listens on is an error (CCID_BRIDGE_ERROR_BUSY);
- * a stale one is replaced. */
+ * a stale one (ECONNREFUSED) is replaced.  Who may connect: unix peers of
+ * our uid or @addr->access's group; tcp only on loopback unless
+ * @addr->tls_dir (ccid_endpoint.c). */
 ccid_bridge_endpoint *ccid_bridge_listen(ccid_bridge *bridge,
 					 const struct ccid_bridge_addr *addr,
 					 GError **error);

@@ -56,7 +56,9 @@ gboolean ccid_sock_access_parse_group(const char *name,
 }
 
 /* The directory the socket goes into: created if missing, and for a group
- * socket it must carry that group down to new files (setgid). */
+ * socket it must carry that group down to new files (setgid).  A symlink
+ * to a directory (/var/run) is fine: the socket file itself is what must
+ * not be a link. */
 static gboolean prepare_dir(const char *dir, const struct ccid_sock_access *access,
 			    GError **error)
 {
@@ -64,7 +66,7 @@ static gboolean prepare_dir(const char *dir, const struct ccid_sock_access *acce
 	struct stat st;
 	int dfd;
 
-	if (lstat(dir, &st) < 0) {
+	if (stat(dir, &st) < 0) {
 		if (errno != ENOENT) {
 			g_set_error(error, CCID_SOCK_ERROR, CCID_SOCK_ERROR_SOCKET,
 				    "cannot use directory %s: %s", dir,
@@ -97,7 +99,7 @@ static gboolean prepare_dir(const char *dir, const struct ccid_sock_access *acce
 			}
 			close(dfd);
 		}
-		if (lstat(dir, &st) < 0) {
+		if (stat(dir, &st) < 0) {
 			g_set_error(error, CCID_SOCK_ERROR, CCID_SOCK_ERROR_SOCKET,
 				    "cannot stat directory %s: %s", dir,
 				    g_strerror(errno));

@@ -342,7 +342,11 @@ static void sf_tls(bool server, const uint8_t *peer, size_t len)
 	if (sock == NULL)
 		abort();
 	conn = g_socket_connection_factory_create_connection(sock);
-	ccid_tls_start(server ? sf_server : sf_client, conn, "localhost", 1,
+	/* The client checks the server's certificate names an IP address: with
+	 * a DNS name, GnuTLS touches thread-local data of a library it loads
+	 * at run time from GLib's worker thread, and gcc 12's LeakSanitizer
+	 * crashes scanning that (glibc 2.36 DTLS) at exit. */
+	ccid_tls_start(server ? sf_server : sf_client, conn, "127.0.0.1", 1,
 		       "fuzz peer", 5000, cancel, sf_tls_done, &d);
 	g_unix_set_fd_nonblocking(sv[1], TRUE, NULL);
 	/* Feed the peer's bytes as the other side takes them, then EOF; drain
