@@ -9,6 +9,7 @@
  */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <fcntl.h>
 #include <netdb.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -22,8 +23,6 @@
 
 #include <glib-unix.h>
 #include <glib/gstdio.h>
-
-#include <fcntl.h>
 #include <gio/gunixsocketaddress.h>
 
 #include "ccid_endpoint.h"
@@ -252,7 +251,7 @@ static void listen_tls_done(gpointer user, int fd, const char *peer,
 static void endpoint_accepted(gpointer data, int cfd)
 {
 	ccid_endpoint *ep = data;
-	struct sockaddr_storage ss;
+	struct sockaddr_storage ss = { 0 };
 	socklen_t sl = sizeof(ss);
 	g_autofree char *peer = NULL;
 	char host[NI_MAXHOST], serv[NI_MAXSERV];

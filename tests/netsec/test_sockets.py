@@ -194,6 +194,27 @@ def test_tcp_loopback(work):
     ok = a.ready()
     a.stop()
     check(ok, "tcp: localhost is allowed without TLS")
+    certs = os.path.join(work, "certs")
+    subprocess.run([os.environ.get("MAKE_CERTS", "make-certs.sh"), certs], check=True)
+    a = Agent(work, "tcp-any-tls", ["--card", "loopback", "--listen", f"tcp:0.0.0.0:{port}",
+                                    "--tls-creds", os.path.join(certs, "server")])
+    ok = a.ready()
+    a.stop()
+    check(ok and "tls-creds-x509" in a.out.decode(),
+          "tcp: 0.0.0.0 with --tls-creds listens and prints QEMU's TLS arguments")
+    for args, msg in ((["--listen", "unix:" + os.path.join(work, "x.sock"), "--tls-creds", certs],
+                       "--tls-creds needs a tcp:HOST:PORT address"),
+                      (["--listen", f"tcp:127.0.0.1:{port}", "--allow-group", "0"],
+                       "--allow-group applies to a unix --listen socket"),
+                      (["--listen", "unix:" + os.path.join(work, "y.sock"), "--allow-group", "no-such-group-x"],
+                       "--allow-group 'no-such-group-x': no such group"),
+                      (["--listen", f"tcp:127.0.0.1:{port}", "--tls-creds", os.path.join(certs, "client")],
+                       "server-cert.pem is missing")):
+        a = Agent(work, "tcp-usage", ["--card", "loopback"] + args)
+        rc = a.exit_code()
+        a.stop()
+        check(rc in (1, 2) and msg in a.log_text(),
+              f"usage: {' '.join(args[2:])}: exit {rc}, '{msg}' ({a.log_text().strip()[-160:]})")
 
 
 def test_accept_backoff(work):
