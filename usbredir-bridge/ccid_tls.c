@@ -228,11 +228,13 @@ static void pipe_end(struct tls_pipe *p, const GError *error)
 	if (p->ended)
 		return;
 	p->ended = TRUE;
-	if (error != NULL && error->domain == G_TLS_ERROR)
-		g_message("TLS link with %s ended: %s (if the peer refused our "
-			  "certificate: it must be signed by the CA in the "
-			  "peer's ca-cert.pem, be valid now, and name the host "
-			  "the peer connects to)", p->who, error->message);
+	/* The peer spoke before the pipe started, so it had accepted our
+	 * certificate: a peer that goes without a close_notify (QEMU killed)
+	 * is an ordinary disconnect, which the session reports; anything
+	 * else on the TLS layer is worth a line. */
+	if (error != NULL && error->domain == G_TLS_ERROR &&
+	    error->code != G_TLS_ERROR_EOF)
+		g_message("TLS link with %s ended: %s", p->who, error->message);
 	else if (error != NULL)
 		g_debug("TLS link with %s ended: %s", p->who, error->message);
 	g_cancellable_cancel(p->cancel);
