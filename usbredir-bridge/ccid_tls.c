@@ -381,11 +381,18 @@ static void on_first_data(GObject *src, GAsyncResult *res, gpointer data)
 		link_free(l);
 		return;
 	}
-	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0 ||
-	    send(sv[1], l->first, (size_t)n, MSG_NOSIGNAL) != n) {
+	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0) {
+		sv[0] = sv[1] = -1;
+	} else if (send(sv[1], l->first, (size_t)n, MSG_NOSIGNAL) != n) {
+		/* A fresh socket pair takes 4 KiB at once, or nothing does. */
+		close(sv[0]);
+		close(sv[1]);
+		sv[0] = sv[1] = -1;
+	}
+	if (sv[0] < 0) {
 		g_autoptr(GError) e = g_error_new(CCID_BRIDGE_ERROR,
 						  CCID_BRIDGE_ERROR_SOCKET,
-						  "socketpair: %s",
+						  "socket pair for %s: %s", l->who,
 						  g_strerror(errno));
 
 		l->done(l->user, -1, NULL, e);
