@@ -80,25 +80,26 @@ static gboolean prepare_dir(const char *dir, const struct ccid_sock_access *acce
 				    g_strerror(errno));
 			return FALSE;
 		}
-		if (access->allow_group) {
-			/* Still 0700 and empty: nothing can be in it yet. */
-			dfd = open(dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW |
-				   O_CLOEXEC);
-			if (dfd < 0 || fchown(dfd, (uid_t)-1, access->gid) < 0 ||
-			    fchmod(dfd, 02750) < 0) {
-				int e = errno;
+		/* Ours (or someone's who just made it: then fchown/fchmod
+		 * fail) and still empty.  Its exact mode, whatever the umask
+		 * or a setgid parent made of the mkdir(): 0700, or 2750 of
+		 * the group so that new files inherit the group. */
+		dfd = open(dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+		if (dfd < 0 ||
+		    (access->allow_group &&
+		     fchown(dfd, (uid_t)-1, access->gid) < 0) ||
+		    fchmod(dfd, access->allow_group ? 02750 : 0700) < 0) {
+			int e = errno;
 
-				if (dfd >= 0)
-					close(dfd);
-				g_set_error(error, CCID_SOCK_ERROR,
-					    CCID_SOCK_ERROR_SOCKET,
-					    "cannot give directory %s to group %u: "
-					    "%s (are you a member of it?)", dir,
-					    (unsigned)access->gid, g_strerror(e));
-				return FALSE;
-			}
-			close(dfd);
+			if (dfd >= 0)
+				close(dfd);
+			g_set_error(error, CCID_SOCK_ERROR, CCID_SOCK_ERROR_SOCKET,
+				    "cannot set up directory %s: %s%s", dir,
+				    g_strerror(e), access->allow_group ?
+				    " (are you a member of the group?)" : "");
+			return FALSE;
 		}
+		close(dfd);
 		if (stat(dir, &st) < 0) {
 			g_set_error(error, CCID_SOCK_ERROR, CCID_SOCK_ERROR_SOCKET,
 				    "cannot stat directory %s: %s", dir,
