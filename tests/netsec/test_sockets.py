@@ -56,6 +56,18 @@ def test_modes(work):
               f"modes: control socket is 0600 ({ctl and oct(mode(ctl))})")
     finally:
         a.stop()
+    # A umask that would leave the owner without write access to a new
+    # directory (found by fuzz_sock_setup) changes nothing either.
+    run2 = os.path.join(work, "modes2", "run")
+    sock2 = os.path.join(run2, "r.sock")
+    a = Agent(work, "modes2", ["--card", "loopback", "--listen", "unix:" + sock2],
+              umask=0o277)
+    try:
+        check(a.ready(), "modes: agent serves under umask 0277")
+        check(mode(run2) == 0o700 and mode(sock2) == 0o600,
+              f"modes: umask 0277 still gives 0700 / 0600 ({oct(mode(run2))}, {oct(mode(sock2))})")
+    finally:
+        a.stop()
     # A symlink where the control socket goes is not followed or replaced.
     d = os.path.join(work, "symlink")
     os.makedirs(d, mode=0o700)
