@@ -84,6 +84,16 @@ gboolean ccid_bridge_addr_parse(const char *spec, struct ccid_bridge_addr *addr,
 		ccid_bridge_addr_clear(addr);
 		return FALSE;
 	}
+	/* One way to write each address, so that what we print reads back
+	 * the same (found by fuzz_sock_setup: "tcp:0tcp:[::]:7"). */
+	if (strpbrk(addr->host, "[]") != NULL ||
+	    (*rest != '[' && strchr(addr->host, ':') != NULL)) {
+		g_set_error(error, CCID_BRIDGE_ERROR, CCID_BRIDGE_ERROR_ADDRESS,
+			    "'%s': an IPv6 address goes in brackets, e.g. "
+			    "tcp:[::1]:7000", spec);
+		ccid_bridge_addr_clear(addr);
+		return FALSE;
+	}
 	errno = 0;
 	port = strtoul(colon + 1, &end, 10);
 	if (!colon[1] || *end || errno || port == 0 || port > 65535) {
