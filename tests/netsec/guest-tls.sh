@@ -25,8 +25,10 @@ check echo-ext-4096 $T echo 4096
 check pattern-ext-65536 $T pattern 65536
 if $T -t 60000 bench 200 echo:0 >/tmp/bench.log 2>&1; then
 	pass bench "$(tr '\n' ' ' </tmp/bench.log)"
-	r=$(sed -n 's/^apdus_per_s=//p' /tmp/bench.log)
+	r=$(sed -n 's/.*apdus_per_s=\([0-9.]*\).*/\1/p' /tmp/bench.log)
+	m=$(sed -n 's/.*mean_ms=\([0-9.]*\).*/\1/p' /tmp/bench.log)
 	[ -n "$r" ] && metric apdus_per_s "$r" 1/s
+	[ -n "$m" ] && metric apdu_mean_ms "$m" ms
 else
 	fail bench "$(tail -n 2 /tmp/bench.log)"
 fi
