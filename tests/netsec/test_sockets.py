@@ -281,9 +281,20 @@ def select_wait(seconds):
 
 
 def syn_sent_to(port):
-    out = subprocess.run(["ss", "-Htn", "state", "syn-sent", f"dport = :{port}"],
-                         capture_output=True, text=True).stdout
-    return out.strip() != ""
+    """Whether a TCP connect to @port is in SYN_SENT (/proc/net/tcp{,6}:
+    state 02, remote address ADDR:PORT in hex)."""
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            with open(table) as f:
+                rows = f.read().splitlines()[1:]
+        except OSError:
+            continue
+        for row in rows:
+            fields = row.split()
+            if len(fields) > 3 and fields[3] == "02" and \
+                    int(fields[2].rsplit(":", 1)[1], 16) == port:
+                return True
+    return False
 
 
 def test_connect_async(work):
