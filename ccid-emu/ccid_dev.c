@@ -201,6 +201,11 @@ unsigned ccid_slot_get_index(const ccid_slot *slot)
 	return slot->index;
 }
 
+bool ccid_slot_is_busy(const ccid_slot *slot)
+{
+	return slot->op != CCID_OP_NONE;
+}
+
 bool ccid_dev_is_configured(const ccid_dev *dev)
 {
 	return dev->configuration != 0;
@@ -357,6 +362,9 @@ void ccid_slot_set_card(ccid_slot *slot, const struct ccid_card_ops *ops,
 	}
 	if (slot->ops && slot->ops->detach)
 		slot->ops->detach(slot->card);
+	/* A hook belongs to the backend it was set up with. */
+	slot->apdu_hook = NULL;
+	slot->apdu_hook_user = NULL;
 	slot->ops = ops;
 	slot->card = ops ? card : NULL;
 	slot->present = ops ? present : false;
@@ -485,8 +493,32 @@ void ccid_slot_power_on_done(ccid_slot *slot, enum ccid_card_status st,
 	ccid_dev_timer_sync(dev);
 }
 
+void ccid_slot_set_apdu_hook(ccid_slot *slot, ccid_slot_apdu_hook_fn fn,
+			     void *user)
+{
+	slot->apdu_hook = fn;
+	slot->apdu_hook_user = fn ? user : NULL;
+}
+
 void ccid_slot_apdu_done(ccid_slot *slot, enum ccid_card_status st,
 			 const uint8_t *resp, size_t resp_len)
+{
+	if (slot->op != CCID_OP_XFR) {
+		ccid_dev_log(slot->dev, "slot %u: stray APDU completion ignored",
+			     slot->index);
+		return;
+	}
+	/* An interposer (the PIN-retry guard) sees the backend's answer
+	 * first and ends the guest's command itself. */
+	if (slot->apdu_hook) {
+		slot->apdu_hook(slot->apdu_hook_user, st, resp, resp_len);
+		return;
+	}
+	ccid_slot_apdu_complete(slot, st, resp, resp_len);
+}
+
+void ccid_slot_apdu_complete(ccid_slot *slot, enum ccid_card_status st,
+			     const uint8_t *resp, size_t resp_len)
 {
 	ccid_dev *dev = slot->dev;
 	uint32_t chunk = dev->cfg.max_message_len - CCID_HDR_LEN;

@@ -60,6 +60,8 @@ struct ccid_slot {
 
 	const struct ccid_card_ops *ops;
 	void *card;
+	ccid_slot_apdu_hook_fn apdu_hook;   /* interposer on completions */
+	void *apdu_hook_user;
 
 	bool present;
 	bool powered;

@@ -449,6 +449,41 @@ static gboolean piv_set_inserted(gpointer card, gboolean inserted,
 	return TRUE;
 }
 
+/* --- ATRs ------------------------------------------------------------------- */
+
+static char *atr_to_hex(const guint8 *atr, gsize len)
+{
+	GString *hex = g_string_sized_new(2 * len);
+
+	for (gsize i = 0; i < len; i++)
+		g_string_append_printf(hex, "%02X", atr[i]);
+	return g_string_free(hex, len == 0);
+}
+
+static char *loopback_atr_hex(gpointer card)
+{
+	guint8 atr[CCID_EMU_MAX_ATR];
+
+	return atr_to_hex(atr, ccid_card_loopback_atr(atr));
+}
+
+static char *virtual_atr_hex(gpointer card)
+{
+	guint8 atr[CCID_EMU_MAX_ATR];
+
+	return card != NULL ? atr_to_hex(atr, ccid_card_virtual_get_atr(card,
+								       atr)) :
+	       NULL;
+}
+
+static char *piv_atr_hex(gpointer card)
+{
+	gsize len;
+	const guint8 *atr = ccid_card_piv_atr(&len);
+
+	return atr_to_hex(atr, len);
+}
+
 /* --- the table ----------------------------------------------------------- */
 
 static const struct agent_card_kind_info kinds[AGENT_CARD_N_KINDS] = {
@@ -462,6 +497,7 @@ static const struct agent_card_kind_info kinds[AGENT_CARD_N_KINDS] = {
 		.is_present = virtual_is_present,
 		.free_card = virtual_free,
 		.describe = virtual_describe,
+		.atr_hex = virtual_atr_hex,
 		.set_inserted = virtual_set_inserted,
 	},
 	[AGENT_CARD_LOOPBACK] = {
@@ -474,6 +510,7 @@ static const struct agent_card_kind_info kinds[AGENT_CARD_N_KINDS] = {
 		.is_present = loopback_is_present,
 		.free_card = loopback_free,
 		.describe = loopback_describe,
+		.atr_hex = loopback_atr_hex,
 		.set_inserted = loopback_set_inserted,
 	},
 	[AGENT_CARD_PCSC] = {
@@ -514,6 +551,7 @@ static const struct agent_card_kind_info kinds[AGENT_CARD_N_KINDS] = {
 		.is_present = piv_is_present,
 		.free_card = piv_free,
 		.describe = piv_describe,
+		.atr_hex = piv_atr_hex,
 		.set_inserted = piv_set_inserted,
 		/* Where the card lives, and whether it was just made with
 		 * the default PIN: worth a line at start. */

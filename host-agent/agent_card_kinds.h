@@ -11,6 +11,7 @@
 #define CCID_AGENT_CARD_KINDS_H
 
 #include <ccid-emu/ccid_emu.h>
+#include <ccid_card_pin_guard.h>
 #include <glib.h>
 
 G_BEGIN_DECLS
@@ -35,6 +36,8 @@ struct agent_card_spec {
 	char *token;            /* nss: token label, NULL = any (nssdb_dir: DB) */
 	guint nss_timeout_ms;   /* nss: deadline per op, 0 = default */
 	char *piv_dir;          /* piv: store directory, NULL = default */
+	/* Every kind, ",pin_guard=keep-last|off": the PIN-retry guard. */
+	enum ccid_pin_guard_policy pin_guard;
 };
 
 /* What the card set gives a kind to create a card on one slot. */
@@ -69,6 +72,11 @@ struct agent_card_kind_info {
 				 GError **error);
 	const char *moved_what;
 	const char *moved_how;
+	/* The ATR the card presents, upper-case hex (g_free it), or NULL
+	 * when not known.  @card NULL: without a card, for kinds whose
+	 * ATR is fixed.  NULL for kinds whose ATR comes from elsewhere
+	 * (pcsc: the reader's card). */
+	char *(*atr_hex)(gpointer card);
 	/* Log describe() when the card is created (its presence depends on
 	 * something outside the agent, worth a line). */
 	gboolean announce;

@@ -14,13 +14,55 @@ const char *agent_card_kind_name(enum agent_card_kind kind)
 	return k != NULL ? k->name : "unknown";
 }
 
+#define PIN_GUARD_OPTION ",pin_guard="
+
+/* Takes the ",pin_guard=VALUE" option, which every kind accepts, out of
+ * @text (a copy the caller frees) and sets spec->pin_guard. */
+static gboolean take_pin_guard(char *text, struct agent_card_spec *spec,
+			       GError **error)
+{
+	char *opt, *value, *end;
+
+	spec->pin_guard = CCID_PIN_GUARD_KEEP_LAST;
+	while ((opt = strstr(text, PIN_GUARD_OPTION)) != NULL) {
+		value = opt + strlen(PIN_GUARD_OPTION);
+		end = strchr(value, ',');
+		if (end == NULL)
+			end = value + strlen(value);
+		if ((size_t)(end - value) == strlen("keep-last") &&
+		    strncmp(value, "keep-last", (size_t)(end - value)) == 0) {
+			spec->pin_guard = CCID_PIN_GUARD_KEEP_LAST;
+		} else if ((size_t)(end - value) == strlen("off") &&
+			   strncmp(value, "off", (size_t)(end - value)) == 0) {
+			spec->pin_guard = CCID_PIN_GUARD_OFF;
+		} else {
+			g_set_error(error, G_OPTION_ERROR,
+				    G_OPTION_ERROR_BAD_VALUE,
+				    "card option 'pin_guard=%.*s': expected "
+				    "pin_guard=keep-last (keep the card's last "
+				    "PIN try for the host user, the default) or "
+				    "pin_guard=off", (int)(end - value), value);
+			return FALSE;
+		}
+		memmove(opt, end, strlen(end) + 1);
+	}
+	return TRUE;
+}
+
 gboolean agent_card_spec_parse(const char *text, struct agent_card_spec *spec,
 			       GError **error)
 {
-	const struct agent_card_kind_info *k = agent_card_kind_for_spec(text);
+	g_autofree char *rest = g_strdup(text);
+	const struct agent_card_kind_info *k;
+	enum ccid_pin_guard_policy pin_guard;
 	size_t n;
 
 	memset(spec, 0, sizeof(*spec));
+	if (rest != NULL && !take_pin_guard(rest, spec, error))
+		return FALSE;
+	pin_guard = spec->pin_guard;
+	text = rest;
+	k = agent_card_kind_for_spec(text);
 	if (k == NULL) {
 		g_autofree char *kinds = agent_card_kinds_syntax();
 
@@ -35,6 +77,7 @@ gboolean agent_card_spec_parse(const char *text, struct agent_card_spec *spec,
 		agent_card_spec_clear(spec);
 		return FALSE;
 	}
+	spec->pin_guard = pin_guard;
 	return TRUE;
 }
 

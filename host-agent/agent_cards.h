@@ -14,6 +14,10 @@
  *   nss:DIR[,token=NAME][,timeout=MS]
  *                    libcacard re-emulating a PKCS#11 token of the NSS
  *                    database in DIR as a CAC card (one token per slot)
+ *
+ * Any of them may end in ",pin_guard=keep-last" (the default: the agent
+ * never forwards a PIN command that could spend the card's last try) or
+ * ",pin_guard=off" (the guest may spend every try).
  */
 #ifndef CCID_AGENT_CARDS_H
 #define CCID_AGENT_CARDS_H

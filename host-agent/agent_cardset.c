@@ -4,6 +4,8 @@
  */
 #include "agent_cardset.h"
 
+#include <ccid_pin_guard.h>
+
 
 /* How long a card may take to report its own removal/insertion (a virtual
  * card: through libcacard's event thread), and how often we look. */
@@ -24,6 +26,7 @@ struct slot_card {
 	ccid_slot *slot;
 	const struct agent_card_kind_info *kind;    /* NULL: no card */
 	gpointer card;
+	ccid_card_pin_guard *guard;   /* in front of card, NULL when off */
 
 	/* A change waiting for the card to report it. */
 	GSource *wait;
@@ -157,6 +160,41 @@ static struct slot_card *slot_for_new_card(agent_cardset *cs, unsigned index,
 	return &cs->slots[index];
 }
 
+/* The guard tells why the guest's command got 63C1 without reaching the
+ * card: a line at info level (g_message), with no PIN bytes. */
+static void guard_refused(void *user, uint8_t ins, uint8_t ref)
+{
+	struct slot_card *sc = user;
+
+	g_message("slot %u: PIN guard: refused the guest's %s of PIN "
+		  "reference 0x%02X: the %s card has 1 try left, kept for the "
+		  "host user (answered 63C1; card option pin_guard=off lets "
+		  "the guest spend it)", sc->index, ccid_pin_cmd_name(ins), ref,
+		  sc->kind->name);
+}
+
+/* Every card sits behind the PIN-retry guard unless its spec says
+ * pin_guard=off: the one place all backends pass through. */
+static void bind_card(struct slot_card *sc, enum ccid_pin_guard_policy policy)
+{
+	const struct ccid_card_pin_guard_config cfg = {
+		.refused = guard_refused,
+		.user = sc,
+	};
+	const struct ccid_card_ops *ops = sc->kind->ops(sc->card);
+	gboolean present = sc->kind->is_present(sc->card);
+
+	if (policy == CCID_PIN_GUARD_OFF) {
+		ccid_slot_set_card(sc->slot, ops, sc->card, present);
+		return;
+	}
+	sc->guard = ccid_card_pin_guard_new(sc->slot, ops, sc->card, &cfg);
+	/* Registered after the card, so freed before it. */
+	agent_cardset_own(sc->cs, sc->guard,
+			  (GDestroyNotify)ccid_card_pin_guard_free);
+	ccid_card_pin_guard_bind(sc->guard, present);
+}
+
 gpointer agent_cardset_add(agent_cardset *cs, unsigned index,
 			   const struct agent_card_spec *spec, GError **error)
 {
@@ -178,8 +216,7 @@ gpointer agent_cardset_add(agent_cardset *cs, unsigned index,
 	sc->kind = kind;
 	sc->card = card;
 	agent_cardset_own(cs, card, kind->free_card);
-	ccid_slot_set_card(sc->slot, kind->ops(card), card,
-			   kind->is_present(card));
+	bind_card(sc, spec->pin_guard);
 	if (kind->announce) {
 		g_autofree char *what = kind->describe(card);
 
@@ -230,6 +267,22 @@ char *agent_cardset_describe(agent_cardset *cs, unsigned index)
 	struct slot_card *sc = slot_with_card(cs, index);
 
 	return sc != NULL ? sc->kind->describe(sc->card) : NULL;
+}
+
+char *agent_cardset_atr_hex(agent_cardset *cs, unsigned index)
+{
+	struct slot_card *sc = slot_with_card(cs, index);
+
+	return sc != NULL && sc->kind->atr_hex != NULL ?
+	       sc->kind->atr_hex(sc->card) : NULL;
+}
+
+guint agent_cardset_pin_refusals(agent_cardset *cs, unsigned index)
+{
+	struct slot_card *sc = slot_with_card(cs, index);
+
+	return sc != NULL && sc->guard != NULL ?
+	       ccid_card_pin_guard_refusals(sc->guard) : 0;
 }
 
 static gboolean wait_poll_cb(gpointer data)

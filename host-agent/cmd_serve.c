@@ -214,9 +214,14 @@ static void reply_status(struct serve *s, agent_control_request *req)
 				       i ? ", " : "", i);
 		agent_json_append_string(j, agent_cardset_card_name(s->cards,
 								    i));
-		g_string_append_printf(j, ", \"present\": %s}",
+		/* busy: the card is working on a command (tests wait for
+		 * it to kill QEMU with an APDU really in flight). */
+		g_string_append_printf(j, ", \"present\": %s, \"busy\": %s}",
 				       agent_cardset_is_present(s->cards, i) ?
-				       "true" : "false");
+				       "true" : "false",
+				       ccid_slot_is_busy(ccid_dev_get_slot(
+					       ccid_bridge_get_dev(s->bridge),
+					       i)) ? "true" : "false");
 	}
 	ccid_bridge_get_stats(s->bridge, &st);
 	g_string_append_printf(j, "], \"mode\": \"%s\", \"address\": ",
@@ -378,7 +383,12 @@ static int serve_run(struct serve *s)
 	gboolean created = FALSE;
 	guint sig_int, sig_term;
 
-	ccid_config_init(&cfg);
+	/* interrupt-both: commands no longer than the 16-bit interrupt
+	 * length (longer APDUs chained by the guest's driver). */
+	if (s->data_path == CCID_BRIDGE_PATH_INTERRUPT_BOTH)
+		ccid_bridge_config_init(&cfg);
+	else
+		ccid_config_init(&cfg);
 	agent_usb_id_apply(&s->usb_id, &cfg);
 	cfg.serial = s->serial;
 	cfg.n_slots = (uint8_t)s->n_slots;
@@ -466,7 +476,9 @@ int agent_cmd_serve(int argc, char **argv)
 		  "real card in a host reader, shared), "
 		  "nss:NSSDB_DIR[,token=NAME][,timeout=MS] (a CAC card on the "
 		  "keys of a PKCS#11 token), or piv[:DIR] (a writable virtual "
-		  "PIV card stored in DIR)", "CARD" },
+		  "PIV card stored in DIR); any of them may end in "
+		  ",pin_guard=off to let the guest spend the card's last PIN "
+		  "try (kept for the host user by default)", "CARD" },
 		{ "slots", 's', 0, G_OPTION_ARG_INT, &slots,
 		  "Number of slots, each with its own card (1-8, default 1)",
 		  "N" },

@@ -12,6 +12,9 @@
  */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <fcntl.h>
+#include <linux/usbdevice_fs.h>
+#include <sys/ioctl.h>
 #include <poll.h>
 #include <stdarg.h>
 #include <string.h>
@@ -22,6 +25,7 @@
 #include <usbredirhost.h>
 
 #include "ccid_passthrough.h"
+#include "ccid_usb_source.h"
 
 #ifndef CCID_EMU_VERSION
 #define CCID_EMU_VERSION "0"
@@ -33,7 +37,14 @@ struct ccid_passthrough {
 	struct ccid_passthrough_options opts;
 
 	libusb_context *ctx;
-	GHashTable *usb_sources;        /* fd -> GSource id */
+	ccid_usb_source *usb_source;
+	/* usbfs descriptors opened to take interfaces from pcscd
+	 * (take_from_pcscd): libusb_close() of a wrapped handle leaves them
+	 * open; closed when no handle uses them. */
+	GArray *wrapped_fds;            /* int */
+	/* pcscd was told the reader's interfaces left (a synthetic udev
+	 * "remove"); it is told they are back ("add") on release. */
+	gboolean pcscd_told_gone;
 	libusb_hotplug_callback_handle hotplug;
 	gboolean hotplug_registered;
 
@@ -94,78 +105,6 @@ static char *info_name(const struct ccid_usb_info *info)
 			       info->serial != NULL ? info->serial : "");
 }
 
-/* ---- libusb on the GLib main context ------------------------------------- */
-
-static gboolean on_usb_fd(gint fd, GIOCondition cond, gpointer data)
-{
-	ccid_passthrough *pt = data;
-	struct timeval zero = { 0, 0 };
-
-	libusb_handle_events_timeout_completed(pt->ctx, &zero, NULL);
-	return G_SOURCE_CONTINUE;
-}
-
-static void on_pollfd_added(int fd, short events, void *data)
-{
-	ccid_passthrough *pt = data;
-	GIOCondition cond = 0;
-	guint id;
-
-	if (events & POLLIN)
-		cond |= G_IO_IN;
-	if (events & POLLOUT)
-		cond |= G_IO_OUT;   /* usbfs signals reaped URBs this way */
-	if (g_hash_table_lookup(pt->usb_sources, GINT_TO_POINTER(fd)))
-		g_source_remove(GPOINTER_TO_UINT(
-			g_hash_table_lookup(pt->usb_sources,
-					    GINT_TO_POINTER(fd))));
-	id = g_unix_fd_add(fd, cond, on_usb_fd, pt);
-	g_hash_table_insert(pt->usb_sources, GINT_TO_POINTER(fd),
-			    GUINT_TO_POINTER(id));
-}
-
-static void on_pollfd_removed(int fd, void *data)
-{
-	ccid_passthrough *pt = data;
-	gpointer id = g_hash_table_lookup(pt->usb_sources, GINT_TO_POINTER(fd));
-
-	if (id != NULL) {
-		g_source_remove(GPOINTER_TO_UINT(id));
-		g_hash_table_remove(pt->usb_sources, GINT_TO_POINTER(fd));
-	}
-}
-
-static void usb_sources_start(ccid_passthrough *pt)
-{
-	const struct libusb_pollfd **fds = libusb_get_pollfds(pt->ctx);
-
-	for (size_t i = 0; fds != NULL && fds[i] != NULL; i++)
-		on_pollfd_added(fds[i]->fd, fds[i]->events, pt);
-	libusb_free_pollfds(fds);
-	libusb_set_pollfd_notifiers(pt->ctx, on_pollfd_added,
-				    on_pollfd_removed, pt);
-	/* Linux libusb keeps its timeouts on a timerfd among the pollfds;
-	 * without that, timeouts would need a timer source too. */
-	if (!libusb_pollfds_handle_timeouts(pt->ctx))
-		pt_log(pt, CCID_PT_LOG_WARNING, "libusb needs timeouts "
-		       "handled separately; transfer timeouts may be late");
-}
-
-static void usb_sources_stop(ccid_passthrough *pt)
-{
-	GHashTableIter it;
-	gpointer key, id;
-
-	if (pt->ctx != NULL)
-		libusb_set_pollfd_notifiers(pt->ctx, NULL, NULL, NULL);
-	if (pt->usb_sources == NULL)
-		return;
-	g_hash_table_iter_init(&it, pt->usb_sources);
-	while (g_hash_table_iter_next(&it, &key, &id))
-		g_source_remove(GPOINTER_TO_UINT(id));
-	g_hash_table_remove_all(pt->usb_sources);
-}
-
 /* ---- claiming ------------------------------------------------------------- */
 
 static void release_handle(libusb_device_handle *h)
@@ -207,6 +146,127 @@ static void set_busy_error(GError **error, const struct ccid_usb_info *info,
 		    "%s is in use: %s; %s", name, who, way_out);
 }
 
+/* ---- taking a reader from pcscd ------------------------------------------- */
+
+/* Writes @action ("remove", "add") to the uevent file of every
+ * interface of @dev: udev passes the synthetic event on like a real one,
+ * and pcscd's hotplug (libudev, usb_interface events) removes or adds the
+ * reader, so libccid closes its handle instead of polling a reader it
+ * lost (which could slip in and claim an interface again while the
+ * device resets), and opens it afresh afterwards.  Root only; without it
+ * pcscd keeps the reader and recovers on its next transfer after the
+ * release. */
+static gboolean tell_pcscd(ccid_passthrough *pt, libusb_device *dev,
+			   const char *action)
+{
+	struct libusb_config_descriptor *cfg = NULL;
+	gboolean all = TRUE;
+	g_autofree char *port = NULL;
+
+	if (libusb_get_active_config_descriptor(dev, &cfg) != 0)
+		return FALSE;
+	{
+		struct ccid_usb_info now;
+
+		ccid_usb_info_fill(dev, NULL, &now);
+		port = g_strdup(now.port_path);
+		ccid_usb_info_clear(&now);
+	}
+	for (int i = 0; i < cfg->bNumInterfaces; i++) {
+		g_autofree char *path = g_strdup_printf(
+			"/sys/bus/usb/devices/%s:%u.%u/uevent", port,
+			cfg->bConfigurationValue,
+			cfg->interface[i].altsetting[0].bInterfaceNumber);
+		int fd = open(path, O_WRONLY | O_CLOEXEC);
+		ssize_t n = fd < 0 ? -1 : write(fd, action, strlen(action));
+
+		if (n != (ssize_t)strlen(action)) {
+			pt_log(pt, CCID_PT_LOG_INFO, "cannot tell pcscd the "
+			       "reader %s (%s: %s)", strcmp(action, "add") == 0
+			       ? "is back" : "left", path, g_strerror(errno));
+			all = FALSE;
+		}
+		if (fd >= 0)
+			close(fd);
+	}
+	libusb_free_config_descriptor(cfg);
+	return all;
+}
+
+static void close_wrapped_fds(ccid_passthrough *pt)
+{
+	for (guint i = 0; pt->wrapped_fds != NULL && i < pt->wrapped_fds->len; i++)
+		close(g_array_index(pt->wrapped_fds, int, i));
+	if (pt->wrapped_fds != NULL)
+		g_array_set_size(pt->wrapped_fds, 0);
+}
+
+/* Takes every interface of @dev, also those pcscd claimed through usbfs,
+ * with USBDEVFS_DISCONNECT_CLAIM on a usbfs descriptor of our own: per
+ * interface the kernel drops the other claim and gives it to us in one
+ * step, so nothing can get in between (libusb never takes a claim from
+ * another process, hence the ioctl).  Only interfaces that are free or
+ * usbfs-claimed are taken here (IF_DRIVER "usbfs"); one bound to a kernel
+ * driver (with force: the other interfaces of a composite device, a
+ * YubiKey's HID) is left to libusb's auto-detach when claim_device()
+ * claims it, so that libusb binds the driver again on release.  pcscd's
+ * libccid sees its transfers fail until we release the interfaces; its
+ * next transfer after that claims them again. */
+static libusb_device_handle *take_device(ccid_passthrough *pt,
+					 libusb_device *dev,
+					 const struct ccid_usb_info *info,
+					 GError **error)
+{
+	struct libusb_config_descriptor *cfg = NULL;
+	libusb_device_handle *h = NULL;
+	int fd, rc;
+
+	/* No handle uses the descriptors of earlier takes any more. */
+	close_wrapped_fds(pt);
+	fd = open(info->node, O_RDWR | O_CLOEXEC);
+	if (fd < 0) {
+		g_set_error(error, CCID_USB_ERROR, errno == EACCES ?
+			    CCID_USB_ERROR_ACCESS : CCID_USB_ERROR_FAILED,
+			    "cannot open %s: %s", info->node, g_strerror(errno));
+		return NULL;
+	}
+	rc = libusb_get_active_config_descriptor(dev, &cfg);
+	for (int i = 0; rc == 0 && i < cfg->bNumInterfaces; i++) {
+		struct usbdevfs_disconnect_claim dc;
+		const char *drv = (guint)i < info->n_interfaces ?
+				  info->drivers[i] : NULL;
+
+		if (drv != NULL && strcmp(drv, "usbfs") != 0)
+			continue;
+		memset(&dc, 0, sizeof(dc));
+		dc.interface = cfg->interface[i].altsetting[0].bInterfaceNumber;
+		dc.flags = USBDEVFS_DISCONNECT_CLAIM_IF_DRIVER;
+		g_strlcpy(dc.driver, "usbfs", sizeof(dc.driver));
+		if (ioctl(fd, USBDEVFS_DISCONNECT_CLAIM, &dc) != 0) {
+			g_set_error(error, CCID_USB_ERROR, CCID_USB_ERROR_BUSY,
+				    "cannot take interface %u of %s from "
+				    "pcscd: %s", dc.interface, info->node,
+				    g_strerror(errno));
+			libusb_free_config_descriptor(cfg);
+			close(fd);
+			return NULL;
+		}
+	}
+	if (cfg != NULL)
+		libusb_free_config_descriptor(cfg);
+	rc = libusb_wrap_sys_device(pt->ctx, (intptr_t)fd, &h);
+	if (rc != 0) {
+		ccid_usb_set_error(error, rc, "cannot use %s", info->node);
+		close(fd);
+		return NULL;
+	}
+	g_array_append_val(pt->wrapped_fds, fd);
+	pt_log(pt, CCID_PT_LOG_INFO, "took %s from pcscd", info->node);
+	if (tell_pcscd(pt, dev, "remove"))
+		pt->pcscd_told_gone = TRUE;
+	return h;
+}
+
 /* Opens @dev and claims every interface of its active configuration.
  * Before touching it, checks who holds it so that nothing is taken
  * silently (libusb would detach a kernel driver without asking). */
@@ -217,15 +277,27 @@ static libusb_device_handle *claim_device(ccid_passthrough *pt,
 	g_autofree char *who = NULL;
 	struct libusb_config_descriptor *cfg = NULL;
 	libusb_device_handle *h = NULL;
+	gboolean took = FALSE;      /* from pcscd, by take_device() */
 	int rc;
 
 	ccid_usb_info_fill(dev, NULL, &now);
 	if (ccid_usb_info_held(&now, pt->opts.force, &who)) {
-		set_busy_error(error, &now, who);
-		ccid_usb_info_clear(&now);
-		return NULL;
+		if (!pt->opts.take_from_pcscd ||
+		    !ccid_usb_info_held_only_by(&now, pt->opts.force, "pcscd")) {
+			set_busy_error(error, &now, who);
+			ccid_usb_info_clear(&now);
+			return NULL;
+		}
+		h = take_device(pt, dev, &now, error);
+		if (h == NULL) {
+			ccid_usb_info_clear(&now);
+			return NULL;
+		}
+		took = TRUE;
+		rc = 0;
+	} else {
+		rc = libusb_open(dev, &h);
 	}
-	rc = libusb_open(dev, &h);
 	if (rc != 0) {
 		g_autofree char *name = info_name(&now);
 
@@ -249,8 +321,18 @@ static libusb_device_handle *claim_device(ccid_passthrough *pt,
 	}
 	for (int i = 0; cfg != NULL && i < cfg->bNumInterfaces; i++) {
 		int ifnum = cfg->interface[i].altsetting[0].bInterfaceNumber;
+		const char *drv = (guint)i < now.n_interfaces ?
+				  now.drivers[i] : NULL;
 
+		/* An interface take_device() claimed already is ours (usbfs):
+		 * libusb's auto-detach would refuse it (it never takes from
+		 * usbfs), a plain claim just records it in the handle. */
+		if (took)
+			libusb_set_auto_detach_kernel_driver(h, pt->opts.force &&
+				drv != NULL && strcmp(drv, "usbfs") != 0);
 		rc = libusb_claim_interface(h, ifnum);
+		if (took)
+			libusb_set_auto_detach_kernel_driver(h, pt->opts.force);
 		if (rc == 0)
 			continue;
 		libusb_free_config_descriptor(cfg);
@@ -715,7 +797,7 @@ ccid_passthrough *ccid_passthrough_new(const struct ccid_usb_selector *sel,
 	if (opts != NULL)
 		pt->opts = *opts;
 	g_queue_init(&pt->hotplug_queue);
-	pt->usb_sources = g_hash_table_new(NULL, NULL);
+	pt->wrapped_fds = g_array_new(FALSE, FALSE, sizeof(int));
 	rc = libusb_init(&pt->ctx);
 	if (rc != 0) {
 		pt->ctx = NULL;
@@ -729,7 +811,15 @@ ccid_passthrough *ccid_passthrough_new(const struct ccid_usb_selector *sel,
 	pt->handle = claim_device(pt, pt->dev, error);
 	if (pt->handle == NULL)
 		return NULL;
-	usb_sources_start(pt);
+	{
+		gboolean late = FALSE;
+
+		pt->usb_source = ccid_usb_source_new(pt->ctx, &late);
+		if (late)
+			pt_log(pt, CCID_PT_LOG_WARNING, "libusb needs timeouts "
+			       "handled separately; transfer timeouts may be "
+			       "late");
+	}
 	if (libusb_has_capability(LIBUSB_CAP_HAS_HOTPLUG)) {
 		rc = libusb_hotplug_register_callback(
 			pt->ctx, LIBUSB_HOTPLUG_EVENT_DEVICE_ARRIVED |
@@ -765,13 +855,19 @@ void ccid_passthrough_free_full(ccid_passthrough *pt, unsigned flush_ms)
 		g_free(e);
 	}
 	release_handle(pt->handle);
+	pt->handle = NULL;
+	close_wrapped_fds(pt);
+	/* Released: pcscd may have the reader again. */
+	if (pt->pcscd_told_gone && pt->dev != NULL)
+		tell_pcscd(pt, pt->dev, "add");
 	if (pt->dev != NULL)
 		libusb_unref_device(pt->dev);
-	usb_sources_stop(pt);
-	if (pt->usb_sources != NULL)
-		g_hash_table_unref(pt->usb_sources);
+	g_clear_pointer(&pt->usb_source, ccid_usb_source_free);
 	if (pt->ctx != NULL)
 		libusb_exit(pt->ctx);
+	close_wrapped_fds(pt);
+	if (pt->wrapped_fds != NULL)
+		g_array_unref(pt->wrapped_fds);
 	ccid_usb_info_clear(&pt->info);
 	g_free(pt->peer);
 	g_free(pt);

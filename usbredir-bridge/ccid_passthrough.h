@@ -55,6 +55,12 @@ struct ccid_passthrough_options {
 	/* Take the device from a kernel driver bound to it (re-bound on
 	 * release).  A device another process claimed is never taken. */
 	gboolean force;
+	/* Take the device from pcscd when pcscd (libccid) is the only
+	 * process holding it: its usbfs claims move to us atomically
+	 * (USBDEVFS_DISCONNECT_CLAIM); pcscd's transfers fail while we hold
+	 * it and claim it again after we release it.  The daemon does this
+	 * for passthrough entries. */
+	gboolean take_from_pcscd;
 	/* Pass usbredirhost's debug messages to the log callback. */
 	gboolean verbose;
 };

@@ -279,6 +279,47 @@ static GArray *node_openers(const char *node)
 	return pids;
 }
 
+char *ccid_usb_pid_name(pid_t pid)
+{
+	g_autofree char *path = g_strdup_printf("/proc/%d/comm", (int)pid);
+	char *comm = NULL;
+
+	if (!g_file_get_contents(path, &comm, NULL, NULL))
+		return NULL;
+	g_strchomp(comm);
+	if (*comm == '\0')
+		g_clear_pointer(&comm, g_free);
+	return comm;
+}
+
+gboolean ccid_usb_info_held_only_by(const struct ccid_usb_info *info,
+				    gboolean ignore_kernel_drivers,
+				    const char *comm)
+{
+	gboolean usbfs = FALSE;
+
+	for (guint i = 0; i < info->n_interfaces; i++) {
+		const char *drv = info->drivers[i];
+
+		if (drv == NULL)
+			continue;
+		if (strcmp(drv, "usbfs") == 0)
+			usbfs = TRUE;
+		else if (!ignore_kernel_drivers)
+			return FALSE;
+	}
+	if (!usbfs || info->open_pids == NULL || info->open_pids->len == 0)
+		return FALSE;
+	for (guint i = 0; i < info->open_pids->len; i++) {
+		g_autofree char *name = ccid_usb_pid_name(
+			g_array_index(info->open_pids, pid_t, i));
+
+		if (g_strcmp0(name, comm) != 0)
+			return FALSE;
+	}
+	return TRUE;
+}
+
 char *ccid_usb_describe_pids(const GArray *pids)
 {
 	GString *s = g_string_new(NULL);
@@ -300,7 +341,6 @@ void ccid_usb_info_fill(libusb_device *dev, libusb_device_handle *handle,
 			struct ccid_usb_info *info)
 {
 	struct libusb_device_descriptor dd;
-	struct libusb_config_descriptor *cfg = NULL;
 	libusb_device_handle *own = NULL;
 
 	memset(info, 0, sizeof(*info));
@@ -321,6 +361,23 @@ void ccid_usb_info_fill(libusb_device *dev, libusb_device_handle *handle,
 	if (own != NULL)
 		libusb_close(own);
 
+	ccid_usb_info_fill_holders(dev, info);
+}
+
+void ccid_usb_info_fill_holders(libusb_device *dev, struct ccid_usb_info *info)
+{
+	struct libusb_config_descriptor *cfg = NULL;
+
+	if (info->drivers != NULL) {
+		for (guint i = 0; i < info->n_interfaces; i++)
+			g_free(info->drivers[i]);
+		g_clear_pointer(&info->drivers, g_free);
+	}
+	info->n_interfaces = 0;
+	info->is_ccid = FALSE;
+	if (info->open_pids != NULL)
+		g_array_unref(info->open_pids);
+	info->open_pids = NULL;
 	if (libusb_get_active_config_descriptor(dev, &cfg) == 0) {
 		info->n_interfaces = cfg->bNumInterfaces;
 		info->drivers = g_new0(char *, info->n_interfaces + 1);

@@ -82,6 +82,9 @@ struct ccid_usb_info {
 void ccid_usb_info_fill(libusb_device *dev, libusb_device_handle *handle,
 			struct ccid_usb_info *info);
 void ccid_usb_info_clear(struct ccid_usb_info *info);
+/* Reads again only what changes without a replug: the interfaces, their
+ * drivers and the processes with the node open (@info filled before). */
+void ccid_usb_info_fill_holders(libusb_device *dev, struct ccid_usb_info *info);
 
 /* TRUE when someone else holds the device: a kernel driver on one of its
  * interfaces (unless @ignore_kernel_drivers) or a process that claimed
@@ -89,6 +92,14 @@ void ccid_usb_info_clear(struct ccid_usb_info *info);
  * claimed interface 0" and the like, several joined by "; ". */
 gboolean ccid_usb_info_held(const struct ccid_usb_info *info,
 			    gboolean ignore_kernel_drivers, char **who);
+/* TRUE when the device is held (as ccid_usb_info_held() says) only
+ * through usbfs claims, and every process with its node open is named
+ * @comm (as in /proc/PID/comm): "pcscd". */
+gboolean ccid_usb_info_held_only_by(const struct ccid_usb_info *info,
+				    gboolean ignore_kernel_drivers,
+				    const char *comm);
+/* The name of process @pid (/proc/PID/comm), or NULL. */
+char *ccid_usb_pid_name(pid_t pid);
 /* "pcscd (pid 812), ccid-agent (pid 900)" for the processes in @pids. */
 char *ccid_usb_describe_pids(const GArray *pids);
 

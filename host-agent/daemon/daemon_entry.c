@@ -10,6 +10,7 @@
 
 #include <ccid-emu/ccid_emu.h>
 #include <ccid_bridge.h>
+#include <ccid_passthrough.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -28,6 +29,7 @@ struct session {
 	enum session_state state;
 	ccid_bridge *bridge;
 	agent_cardset *cards;
+	ccid_passthrough *pt;        /* a passthrough entry's real device */
 	daemon_entry_done_fn done;   /* the Attach or Detach waiting */
 	void *done_user;
 	char *end_reason;            /* why a detach started on its own */
@@ -49,9 +51,22 @@ struct daemon_entry {
 	gboolean reader_present;
 	char *reader_atr;
 	char *reader_reason;
+	char *card_atr;              /* an emulated card's ATR, or NULL */
 	GPtrArray *sessions;         /* struct session, attach order */
 	guint next_dev;
+	/* A passthrough entry: the USB reader itself (daemon_usb.h). */
+	gboolean passthrough;
+	char *usb_selector;          /* "BUS-ADDR" while plugged in */
+	char *usb_reason;            /* why it cannot be passed through now */
+	GArray *host_holders;        /* struct daemon_usb_holder */
+	/* The other entry of the same physical reader (shared <->
+	 * passthrough): their sessions exclude each other. */
+	daemon_entry *peer;
+	char *peer_reason;           /* the last reason naming the peer's VM */
 };
+
+static void daemon_entry_set_host_holders(daemon_entry *entry,
+					  const GArray *holders);
 
 static void changed(daemon_entry *e)
 {
@@ -80,6 +95,11 @@ static void session_free(struct session *s)
 		ccid_bridge_detach(s->bridge, ENTRY_FLUSH_MS);
 	g_clear_pointer(&s->bridge, ccid_bridge_free);
 	g_clear_pointer(&s->cards, agent_cardset_free);
+	/* Releases the device (and tells pcscd it is back, if it was told
+	 * it left). */
+	if (s->pt != NULL)
+		ccid_passthrough_free_full(g_steal_pointer(&s->pt),
+					   ENTRY_FLUSH_MS);
 	if (s->peer_closed_idle != 0)
 		g_source_remove(s->peer_closed_idle);
 	g_free(s->vm_name);
@@ -247,7 +267,9 @@ static void on_plugged(void *user, int fd, const GError *error)
 		session_fail(s, error);
 		return;
 	}
-	if (!ccid_bridge_attach_fd(s->bridge, fd, s->vm_name, &err)) {
+	if (s->pt != NULL ? !ccid_passthrough_attach_fd(s->pt, fd, s->vm_name,
+							&err) :
+	    !ccid_bridge_attach_fd(s->bridge, fd, s->vm_name, &err)) {
 		session_fail(s, err);
 		return;
 	}
@@ -265,6 +287,110 @@ static void on_card_moved_quietly(void *user, gboolean moved,
 		g_message("%s", error->message);
 }
 
+/* --- passthrough ----------------------------------------------------------- */
+
+static void on_pt_event(void *user, enum ccid_passthrough_event ev,
+			const char *detail)
+{
+	struct session *s = user;
+
+	if (ev == CCID_PT_EVENT_DETACHED && s->state == SESSION_ACTIVE &&
+	    s->peer_closed_idle == 0)
+		s->peer_closed_idle = g_idle_add(on_peer_closed_idle, s);
+	else if (ev == CCID_PT_EVENT_DEVICE_GONE ||
+		 ev == CCID_PT_EVENT_DEVICE_BACK ||
+		 ev == CCID_PT_EVENT_CLAIM_LOST)
+		g_message("entry '%s', VM '%s': %s%s", s->entry->id,
+			  s->vm_name, ev == CCID_PT_EVENT_DEVICE_GONE ?
+			  "reader unplugged: " : ev == CCID_PT_EVENT_DEVICE_BACK
+			  ? "reader back: " : "reader lost: ", detail);
+}
+
+static void on_pt_log(void *user, enum ccid_passthrough_level level,
+		      const char *msg)
+{
+	struct session *s = user;
+
+	if (level <= CCID_PT_LOG_WARNING)
+		g_message("entry '%s', VM '%s': %s", s->entry->id, s->vm_name,
+			  msg);
+	else
+		g_debug("entry '%s', VM '%s': %s", s->entry->id, s->vm_name,
+			msg);
+}
+
+/* Claims the real reader for a passthrough session, taking it from pcscd
+ * (ccid_passthrough_options.take_from_pcscd). */
+static gboolean session_open_usb(struct session *s, GError **error)
+{
+	static const struct ccid_passthrough_callbacks cbs = {
+		.event = on_pt_event,
+		.log = on_pt_log,
+	};
+	/* The whole device goes to the VM, as the user picked "<model>":
+	 * kernel drivers of a composite device's other interfaces (a
+	 * YubiKey's HID) are detached for the session and bound again
+	 * after it. */
+	struct ccid_passthrough_options opts = {
+		.take_from_pcscd = TRUE,
+		.force = TRUE,
+	};
+	struct ccid_usb_selector sel;
+
+	if (s->entry->usb_selector == NULL) {
+		g_set_error(error, DAEMON_ERROR, DAEMON_ERROR_FAILED,
+			    "the reader is unplugged");
+		return FALSE;
+	}
+	if (!ccid_usb_selector_parse(s->entry->usb_selector, &sel, error))
+		return FALSE;
+	s->pt = ccid_passthrough_new(&sel, &opts, &cbs, s, error);
+	ccid_usb_selector_clear(&sel);
+	return s->pt != NULL;
+}
+
+/* Shared and passthrough sessions of one reader exclude each other, and
+ * a passthrough entry has one VM; refused with Busy naming the holders. */
+static gboolean check_exclusive(daemon_entry *entry, const char *vm,
+				GError **error)
+{
+	daemon_entry *peer = entry->peer;
+
+	if (entry->passthrough && entry->sessions->len > 0) {
+		struct session *s = g_ptr_array_index(entry->sessions, 0);
+
+		g_set_error(error, DAEMON_ERROR, DAEMON_ERROR_BUSY,
+			    "entry '%s' is passed through to VM '%s' (holder: "
+			    "%s): a passthrough reader serves one VM; detach "
+			    "it there first", entry->id, s->vm_name,
+			    s->vm_name);
+		return FALSE;
+	}
+	if (peer != NULL && peer->sessions->len > 0) {
+		g_auto(GStrv) vms = daemon_entry_get_holders(peer);
+		g_autofree char *names = g_strjoinv(", ", vms);
+
+		g_set_error(error, DAEMON_ERROR, DAEMON_ERROR_BUSY,
+			    "entry '%s' is the same reader as entry '%s', "
+			    "which VM%s %s hold%s (holder%s: %s): shared and "
+			    "passthrough use of a reader exclude each other; "
+			    "detach '%s' first", entry->id, peer->id,
+			    vms[1] != NULL ? "s" : "", names,
+			    vms[1] != NULL ? "" : "s",
+			    vms[1] != NULL ? "s" : "", names, peer->id);
+		return FALSE;
+	}
+	if (entry->passthrough && entry->usb_reason != NULL) {
+		/* Held by a host process: Busy, naming it. */
+		g_set_error(error, DAEMON_ERROR, entry->usb_selector != NULL &&
+			    entry->host_holders->len > 0 ? DAEMON_ERROR_BUSY :
+			    DAEMON_ERROR_FAILED, "cannot attach entry '%s' to "
+			    "VM '%s': %s", entry->id, vm, entry->usb_reason);
+		return FALSE;
+	}
+	return TRUE;
+}
+
 /* The device model and card of a new session. */
 static gboolean session_make_device(struct session *s, GError **error)
 {
@@ -275,6 +401,8 @@ static gboolean session_make_device(struct session *s, GError **error)
 	daemon_entry *e = s->entry;
 	struct ccid_config cfg;
 
+	if (e->passthrough)
+		return session_open_usb(s, error);
 	ccid_config_init(&cfg);
 	cfg.n_slots = 1;
 	cfg.max_busy_slots = 1;
@@ -286,6 +414,15 @@ static gboolean session_make_device(struct session *s, GError **error)
 		g_prefix_error(error, "the %s card: ", agent_card_kind_name(
 				       e->spec.kind));
 		return FALSE;
+	}
+	/* The ATR the emulated card presents, for the Atr property. */
+	{
+		g_autofree char *atr = agent_cardset_atr_hex(s->cards, 0);
+
+		if (atr != NULL && g_strcmp0(atr, e->card_atr) != 0) {
+			g_free(e->card_atr);
+			e->card_atr = g_steal_pointer(&atr);
+		}
 	}
 	/* A card the user pulled out stays out in new VMs too. */
 	if (!e->inserted)
@@ -311,6 +448,8 @@ gboolean daemon_entry_attach(daemon_entry *entry, daemon_vm *vm,
 			    name, name);
 		return FALSE;
 	}
+	if (!check_exclusive(entry, name, error))
+		return FALSE;
 	if (entry->single_session && entry->sessions->len > 0) {
 		s = g_ptr_array_index(entry->sessions, 0);
 		g_set_error(error, DAEMON_ERROR, DAEMON_ERROR_BUSY,
@@ -341,12 +480,14 @@ gboolean daemon_entry_attach(daemon_entry *entry, daemon_vm *vm,
 			      "UVWXYZ0123456789-_.", '_');
 	s->state = SESSION_ATTACHING;
 	if (!session_make_device(s, &why)) {
-		g_set_error(error, DAEMON_ERROR, DAEMON_ERROR_FAILED,
+		g_set_error(error, DAEMON_ERROR, g_error_matches(why,
+			    CCID_USB_ERROR, CCID_USB_ERROR_BUSY) ?
+			    DAEMON_ERROR_BUSY : DAEMON_ERROR_FAILED,
 			    "cannot attach entry '%s' to VM '%s': %s",
 			    entry->id, name, why->message);
 		/* A card in a host reader has the reader's state; other
 		 * cards are unavailable until an attach works again. */
-		if (!entry->has_reader) {
+		if (!entry->has_reader && !entry->passthrough) {
 			g_free(entry->reason);
 			entry->reason = g_strdup(why->message);
 		}
@@ -402,6 +543,12 @@ gboolean daemon_entry_set_inserted(daemon_entry *entry, gboolean inserted,
 		entry->spec.kind);
 	struct move *m;
 
+	if (entry->passthrough) {
+		g_set_error(error, DAEMON_ERROR, DAEMON_ERROR_NOT_SUPPORTED,
+			    "entry '%s' is a real reader passed through: its "
+			    "card moves with the real card", entry->id);
+		return FALSE;
+	}
 	if (k->set_inserted == NULL) {
 		g_set_error(error, DAEMON_ERROR, DAEMON_ERROR_NOT_SUPPORTED,
 			    "entry '%s' %s: %s%s", entry->id, k->moved_what,
@@ -448,6 +595,10 @@ daemon_entry *daemon_entry_new(const char *id, const char *label,
 	e->user = user;
 	e->inserted = TRUE;
 	e->sessions = g_ptr_array_new();
+	/* Kinds with a fixed ATR know it before any card exists; a virtual
+	 * card's is learnt at the first attach. */
+	if (agent_card_kind_get(e->spec.kind)->atr_hex != NULL)
+		e->card_atr = agent_card_kind_get(e->spec.kind)->atr_hex(NULL);
 	return e;
 }
 
@@ -466,9 +617,18 @@ void daemon_entry_free(daemon_entry *entry)
 		session_free(s);
 	}
 	g_ptr_array_unref(entry->sessions);
+	if (entry->peer != NULL)
+		entry->peer->peer = NULL;
+	g_free(entry->usb_selector);
+	g_free(entry->usb_reason);
+	g_free(entry->peer_reason);
+	daemon_entry_set_host_holders(entry, NULL);
+	if (entry->host_holders != NULL)
+		g_array_unref(entry->host_holders);
 	agent_card_spec_clear(&entry->spec);
 	g_free(entry->reason);
 	g_free(entry->reader_atr);
+	g_free(entry->card_atr);
 	g_free(entry->reader_reason);
 	g_free(entry->id);
 	g_free(entry->label);
@@ -489,6 +649,8 @@ const char *daemon_entry_get_mode(const daemon_entry *entry)
 {
 	/* Every VM gets its own device model; a pcsc card shares the real
 	 * card with the host's applications and the other VMs. */
+	if (entry->passthrough)
+		return "passthrough";
 	return entry->spec.kind == AGENT_CARD_PCSC ? "shared" : "virtual";
 }
 
@@ -522,13 +684,33 @@ void daemon_entry_set_reader(daemon_entry *entry, gboolean connected,
 
 const char *daemon_entry_get_card(const daemon_entry *entry)
 {
+	if (entry->passthrough)
+		return "usb";
 	return agent_card_kind_name(entry->spec.kind);
+}
+
+/* The other entry of this reader passes it through to a VM. */
+static gboolean passed_through(const daemon_entry *entry)
+{
+	return !entry->passthrough && entry->peer != NULL &&
+	       entry->peer->sessions->len > 0;
 }
 
 const char *daemon_entry_get_state(const daemon_entry *entry)
 {
 	if (entry->reason != NULL)
 		return "unavailable";
+	/* Held by us, the reader is fine whatever else was said of it. */
+	if (entry->passthrough && entry->usb_reason != NULL &&
+	    entry->sessions->len == 0)
+		return "unavailable";
+	if (passed_through(entry))
+		return "unavailable";
+	if (entry->passthrough)
+		/* The card as pcscd last saw it (it cannot while a VM has
+		 * the reader); present when pcscd never reported it. */
+		return !entry->has_reader || entry->reader_present ?
+		       "card-present" : "no-card";
 	if (entry->has_reader)
 		return !entry->reader_connected ? "unavailable" :
 		       entry->reader_present ? "card-present" : "no-card";
@@ -539,20 +721,52 @@ const char *daemon_entry_get_reason(const daemon_entry *entry)
 {
 	if (entry->reason != NULL)
 		return entry->reason;
+	if (entry->passthrough)
+		return entry->usb_reason != NULL && entry->sessions->len == 0 ?
+		       entry->usb_reason : "";
+	if (passed_through(entry)) {
+		struct session *s = g_ptr_array_index(entry->peer->sessions, 0);
+		daemon_entry *e = (daemon_entry *)entry;
+
+		g_autofree char *why = g_strdup_printf("the reader is passed "
+			"through to VM '%s' (entry '%s')", s->vm_name,
+			entry->peer->id);
+
+		/* Kept with the entry (the caller does not free it), and
+		 * replaced only when it changes, so that an earlier answer
+		 * stays valid. */
+		if (g_strcmp0(e->peer_reason, why) != 0) {
+			g_free(e->peer_reason);
+			e->peer_reason = g_steal_pointer(&why);
+		}
+		return e->peer_reason;
+	}
 	return entry->reader_reason != NULL ? entry->reader_reason : "";
 }
 
 const char *daemon_entry_get_atr(const daemon_entry *entry)
 {
-	/* Known for a card in a host reader; for emulated cards only once a
-	 * guest powers one on, which is not tracked yet. */
-	return entry->has_reader && entry->reader_atr != NULL ?
-	       entry->reader_atr : "";
+	/* A card in a host reader: what pcscd shows; an emulated card: what
+	 * it presents (a virtual card's from its first attach on). */
+	if (entry->has_reader)
+		return entry->reader_atr != NULL ? entry->reader_atr : "";
+	return entry->card_atr != NULL ? entry->card_atr : "";
 }
 
 gboolean daemon_entry_get_single_session(const daemon_entry *entry)
 {
 	return entry->single_session;
+}
+
+guint daemon_entry_get_idle_ms(const daemon_entry *entry)
+{
+	return entry->spec.kind == AGENT_CARD_PCSC ? entry->spec.idle_ms : 0;
+}
+
+guint daemon_entry_get_lock_timeout_ms(const daemon_entry *entry)
+{
+	return entry->spec.kind == AGENT_CARD_PCSC ?
+	       entry->spec.lock_timeout_ms : 0;
 }
 
 char **daemon_entry_get_holders(const daemon_entry *entry)
@@ -574,4 +788,94 @@ gboolean daemon_entry_is_attached_to(const daemon_entry *entry,
 				     const char *vm)
 {
 	return find_session(entry, vm) != NULL;
+}
+
+/* --- passthrough entries ------------------------------------------------------ */
+
+daemon_entry *daemon_entry_new_passthrough(const char *id, const char *label,
+					   const struct daemon_entry_callbacks *cbs,
+					   void *user)
+{
+	struct agent_card_spec none;
+	daemon_entry *e;
+
+	memset(&none, 0, sizeof(none));
+	e = daemon_entry_new(id, label, &none, FALSE, cbs, user);
+	e->passthrough = TRUE;
+	e->host_holders = g_array_new(FALSE, FALSE,
+				      sizeof(struct daemon_usb_holder));
+	return e;
+}
+
+gboolean daemon_entry_is_passthrough(const daemon_entry *entry)
+{
+	return entry->passthrough;
+}
+
+void daemon_entry_set_peer(daemon_entry *a, daemon_entry *b)
+{
+	if (a->peer == b)
+		return;
+	if (a->peer != NULL)
+		a->peer->peer = NULL;
+	if (b != NULL && b->peer != NULL)
+		b->peer->peer = NULL;
+	a->peer = b;
+	if (b != NULL)
+		b->peer = a;
+}
+
+daemon_entry *daemon_entry_get_peer(const daemon_entry *entry)
+{
+	return entry->peer;
+}
+
+static void daemon_entry_set_host_holders(daemon_entry *entry,
+					  const GArray *holders)
+{
+	if (entry->host_holders == NULL)
+		return;
+	for (guint i = 0; i < entry->host_holders->len; i++)
+		g_free(g_array_index(entry->host_holders,
+				     struct daemon_usb_holder, i).name);
+	g_array_set_size(entry->host_holders, 0);
+	for (guint i = 0; holders != NULL && i < holders->len; i++) {
+		struct daemon_usb_holder h = g_array_index(holders,
+			struct daemon_usb_holder, i);
+
+		h.name = g_strdup(h.name);
+		g_array_append_val(entry->host_holders, h);
+	}
+}
+
+const GArray *daemon_entry_get_host_holders(const daemon_entry *entry)
+{
+	return entry->host_holders;
+}
+
+void daemon_entry_set_usb(daemon_entry *entry, const char *selector,
+			  const GArray *holders)
+{
+	g_autofree char *who = NULL;
+	gboolean only_pcscd = holders != NULL && holders->len > 0;
+
+	g_free(entry->usb_selector);
+	entry->usb_selector = g_strdup(selector);
+	daemon_entry_set_host_holders(entry, holders);
+	for (guint i = 0; holders != NULL && i < holders->len; i++)
+		if (strcmp(g_array_index(holders, struct daemon_usb_holder,
+					 i).name, "pcscd") != 0)
+			only_pcscd = FALSE;
+	who = daemon_usb_describe_holders(holders);
+	g_clear_pointer(&entry->usb_reason, g_free);
+	/* A kernel driver is no obstacle: the session detaches it and
+	 * binds it again after (ccid_passthrough_options.force). */
+	if (selector == NULL)
+		entry->usb_reason = g_strdup("the reader is unplugged");
+	else if (*who != '\0' && !only_pcscd)
+		/* pcscd alone is no obstacle: the reader is taken from it
+		 * for the time of the passthrough. */
+		entry->usb_reason = g_strdup_printf("held by host process %s: "
+			"stop it first", who);
+	changed(entry);
 }

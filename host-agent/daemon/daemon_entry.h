@@ -14,6 +14,7 @@
 #define CCID_DAEMON_ENTRY_H
 
 #include "agent_card_kinds.h"
+#include "daemon_usb.h"
 #include "daemon_vm.h"
 
 #include <glib.h>
@@ -53,6 +54,9 @@ const char *daemon_entry_get_state(const daemon_entry *entry);
 const char *daemon_entry_get_reason(const daemon_entry *entry);
 const char *daemon_entry_get_atr(const daemon_entry *entry);
 gboolean daemon_entry_get_single_session(const daemon_entry *entry);
+/* A card in a host reader (pcsc): its transaction policy; else 0. */
+guint daemon_entry_get_idle_ms(const daemon_entry *entry);
+guint daemon_entry_get_lock_timeout_ms(const daemon_entry *entry);
 /* VM names, in attach order (g_strfreev). */
 char **daemon_entry_get_holders(const daemon_entry *entry);
 gboolean daemon_entry_is_attached_to(const daemon_entry *entry,
@@ -82,6 +86,30 @@ void daemon_entry_set_reader(daemon_entry *entry, gboolean connected,
 gboolean daemon_entry_set_inserted(daemon_entry *entry, gboolean inserted,
 				   daemon_entry_done_fn done, void *user,
 				   GError **error);
+
+/* --- passthrough entries: a real USB reader handed whole to one VM ---- */
+
+/* Mode "passthrough", card "usb": attach claims the reader (taking it
+ * from pcscd when pcscd alone holds it) and serves it raw with
+ * usbredirhost (ccid_passthrough.h); detach releases it. */
+daemon_entry *daemon_entry_new_passthrough(const char *id, const char *label,
+					   const struct daemon_entry_callbacks *cbs,
+					   void *user);
+gboolean daemon_entry_is_passthrough(const daemon_entry *entry);
+/* Where the reader is now (@selector "BUS-ADDR", NULL: unplugged) and
+ * which host processes hold it (struct daemon_usb_holder, copied; may be
+ * NULL).  pcscd alone is no obstacle (the session takes the reader from
+ * it), nor is a kernel driver (detached for the session and bound again
+ * after it); any other process makes the entry unavailable. */
+void daemon_entry_set_usb(daemon_entry *entry, const char *selector,
+			  const GArray *holders);
+/* Host processes holding the reader (struct daemon_usb_holder); NULL for
+ * other entries. */
+const GArray *daemon_entry_get_host_holders(const daemon_entry *entry);
+/* Links the two entries of one reader (or unlinks @a with NULL): a
+ * session of one makes an Attach of the other Busy, naming the VMs. */
+void daemon_entry_set_peer(daemon_entry *a, daemon_entry *b);
+daemon_entry *daemon_entry_get_peer(const daemon_entry *entry);
 
 G_END_DECLS
 

@@ -14,6 +14,7 @@
 #include <ccid_pcsc_client.h>
 #include <string.h>
 #include <winscard.h>
+#include <reader.h>
 
 #define PNP_READER "\\\\?PnP?\\Notification"
 /* SCardCancel from free() can land just before the thread enters
@@ -155,6 +156,26 @@ static char *atr_hex(const SCARD_READERSTATE *rs)
 	return g_string_free(s, FALSE);
 }
 
+/* SCARD_ATTR_CHANNEL_ID of reader @name (a direct connection, which
+ * needs no card and takes nothing from other users), or 0. */
+static guint32 channel_id(SCARDCONTEXT ctx, const char *name)
+{
+	SCARDHANDLE h;
+	DWORD proto = 0;
+	unsigned char buf[8];
+	DWORD len = sizeof(buf);
+	guint32 id = 0;
+
+	if (SCardConnect(ctx, name, SCARD_SHARE_DIRECT, 0, &h, &proto) !=
+	    SCARD_S_SUCCESS)
+		return 0;
+	if (SCardGetAttrib(h, SCARD_ATTR_CHANNEL_ID, buf, &len) ==
+	    SCARD_S_SUCCESS && len == 4)
+		memcpy(&id, buf, sizeof(id));   /* a host-order DWORD */
+	ccid_pcsc_card_disconnect(h, SCARD_LEAVE_CARD);
+	return id;
+}
+
 /* The reader names now (a multi-string pcscd owns the bounds of), or
  * NULL with *@rv.  No reader is an empty list. */
 static GPtrArray *list_readers(SCARDCONTEXT ctx, LONG *rv)
@@ -212,6 +233,9 @@ static gpointer readers_thread(gpointer data)
 	g_autoptr(GHashTable) known = g_hash_table_new_full(g_str_hash,
 		g_str_equal, g_free, NULL);
 	DWORD pnp_state = SCARD_STATE_UNAWARE;
+	/* Reader name -> its channel id + 1 (0: not asked yet). */
+	g_autoptr(GHashTable) channels = g_hash_table_new_full(g_str_hash,
+		g_str_equal, g_free, NULL);
 
 	while (!stopping(sh)) {
 		SCARD_READERSTATE rs[READERS_MAX + 1];
@@ -250,6 +274,7 @@ static gpointer readers_thread(gpointer data)
 				last = g_ptr_array_ref(now);
 			}
 			g_hash_table_remove_all(known);
+			g_hash_table_remove_all(channels);
 			pnp_state = SCARD_STATE_UNAWARE;
 			wait_or_stop(sh, DAEMON_READERS_RETRY_MS);
 			continue;
@@ -291,7 +316,24 @@ static gpointer readers_thread(gpointer data)
 			r->name = g_strdup(rs[i].szReader);
 			r->present = (ev & SCARD_STATE_PRESENT) != 0;
 			r->atr = r->present ? atr_hex(&rs[i]) : g_strdup("");
+			if (!g_hash_table_contains(channels, r->name))
+				g_hash_table_insert(channels, g_strdup(r->name),
+					GUINT_TO_POINTER(channel_id(ctx,
+								    r->name) +
+							 1u));
+			r->channel_id = GPOINTER_TO_UINT(g_hash_table_lookup(
+				channels, r->name)) - 1u;
 			g_ptr_array_add(now, r);
+		}
+		/* A reader that left may come back at another address. */
+		{
+			GHashTableIter it;
+			gpointer key;
+
+			g_hash_table_iter_init(&it, channels);
+			while (g_hash_table_iter_next(&it, &key, NULL))
+				if (!g_hash_table_contains(known, key))
+					g_hash_table_iter_remove(&it);
 		}
 		if (!same(last, now)) {
 			post(sh, now);

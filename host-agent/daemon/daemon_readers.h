@@ -23,6 +23,9 @@ struct daemon_reader {
 	char *name;          /* pcscd's reader name */
 	gboolean present;    /* a card is in it */
 	char *atr;           /* the card's ATR, upper-case hex; "" without */
+	/* SCARD_ATTR_CHANNEL_ID, asked once per reader: 0x0020BBAA for a
+	 * USB reader on bus BB, address AA (libccid); 0 when not known. */
+	guint32 channel_id;
 };
 
 /* @readers: struct daemon_reader *, in pcscd's order; valid during the

@@ -10,8 +10,10 @@
 #include "agent-dbus.h"
 #include "daemon_entry.h"
 #include "daemon_errors.h"
+#include "daemon_libvirt.h"
 #include "daemon_readers.h"
 #include "daemon_state.h"
+#include "daemon_usb.h"
 #include "daemon_vm.h"
 
 #include <ccid_card_pcsc.h>
@@ -26,6 +28,13 @@ struct entry_rec {
 	CcidAgentObjectSkeleton *obj;
 	CcidAgentEntry *iface;
 	char *reader;                     /* discovered: pcscd's reader name */
+	guint32 channel_id;               /* its SCARD_ATTR_CHANNEL_ID, or 0 */
+	/* A passthrough entry: the USB reader (daemon_usb.h) as last
+	 * reported. */
+	char *usb_id;
+	char *usb_model, *usb_serial;
+	guint8 usb_bus, usb_addr;
+	gboolean usb_present;
 };
 
 /* How often a remembered VM that is not there is looked for again. */
@@ -57,6 +66,10 @@ struct daemon_service {
 	gboolean stopping;                /* no state written while stopping */
 	gboolean discover;                /* PC/SC readers become entries */
 	daemon_readers *readers;
+	char **libvirt_uris;              /* NULL: no libvirt */
+	daemon_libvirt *libvirt;
+	daemon_usb *usb;                  /* USB readers: passthrough entries */
+	gboolean no_usb;                  /* --no-usb */
 };
 
 void daemon_say(const char *fmt, ...)
@@ -100,6 +113,25 @@ static void update_vm_entries(daemon_service *d)
 	}
 }
 
+/* HostHolders and Peer (the physical reader's two entries). */
+static void update_entry_usb(struct entry_rec *r)
+{
+	const GArray *hh = daemon_entry_get_host_holders(r->entry);
+	daemon_entry *peer = daemon_entry_get_peer(r->entry);
+	GVariantBuilder b;
+
+	g_variant_builder_init(&b, G_VARIANT_TYPE("a(su)"));
+	for (guint i = 0; hh != NULL && i < hh->len; i++) {
+		const struct daemon_usb_holder *h = &g_array_index(hh,
+			struct daemon_usb_holder, i);
+
+		g_variant_builder_add(&b, "(su)", h->name, (guint32)h->pid);
+	}
+	ccid_agent_entry_set_host_holders(r->iface, g_variant_builder_end(&b));
+	ccid_agent_entry_set_peer(r->iface, peer != NULL ?
+				  daemon_entry_get_id(peer) : "");
+}
+
 static void update_entry(struct entry_rec *r)
 {
 	daemon_entry *e = r->entry;
@@ -115,13 +147,25 @@ static void update_entry(struct entry_rec *r)
 	ccid_agent_entry_set_reason(r->iface, daemon_entry_get_reason(e));
 	ccid_agent_entry_set_single_session(r->iface,
 		daemon_entry_get_single_session(e));
+	ccid_agent_entry_set_idle_ms(r->iface, daemon_entry_get_idle_ms(e));
+	ccid_agent_entry_set_lock_timeout_ms(r->iface,
+		daemon_entry_get_lock_timeout_ms(e));
+	update_entry_usb(r);
 }
 
 static void on_entry_changed(void *user, daemon_entry *entry)
 {
 	struct entry_rec *r = user;
+	daemon_entry *peer = daemon_entry_get_peer(entry);
 
 	update_entry(r);
+	/* A session of one entry of a reader changes the other's state. */
+	for (guint i = 0; peer != NULL && i < r->d->entries->len; i++) {
+		struct entry_rec *p = g_ptr_array_index(r->d->entries, i);
+
+		if (p->entry == peer)
+			update_entry(p);
+	}
 	update_vm_entries(r->d);
 }
 
@@ -251,6 +295,10 @@ static gboolean handle_attach(CcidAgentManager *m, GDBusMethodInvocation *inv,
 	struct entry_rec *e = find_entry(d, entry, &error);
 	struct vm_rec *v = e != NULL ? find_vm(d, vm, &error) : NULL;
 
+	/* Who holds a USB reader is looked at every 2 s; an attach decides
+	 * on what holds it now. */
+	if (v != NULL && daemon_entry_is_passthrough(e->entry))
+		daemon_usb_refresh(d->usb);
 	if (v == NULL || !daemon_entry_attach(e->entry, v->vm, on_call_done,
 					      inv, &error))
 		complete(inv, error);
@@ -323,6 +371,11 @@ static void save_state(daemon_service *d)
 
 		if (r->obj == NULL || r->removing != NULL)
 			continue;
+		/* A libvirt domain is found again anyway: kept for its
+		 * attachments only. */
+		if (g_str_has_prefix(r->qmp, DAEMON_LIBVIRT_PREFIX) &&
+		    r->remembered->len == 0)
+			continue;
 		sv.name = r->name;
 		sv.qmp = r->qmp;
 		g_ptr_array_add(r->remembered, NULL);
@@ -335,7 +388,9 @@ static void save_state(daemon_service *d)
 	while (g_hash_table_iter_next(&it, NULL, &v)) {
 		struct vm_rec *r = v;
 
-		if (r->obj != NULL && r->removing == NULL)
+		if (r->obj != NULL && r->removing == NULL &&
+		    (!g_str_has_prefix(r->qmp, DAEMON_LIBVIRT_PREFIX) ||
+		     r->remembered->len > 1))
 			g_ptr_array_remove_index(r->remembered,
 						 r->remembered->len - 1);
 	}
@@ -497,6 +552,9 @@ static gboolean on_vm_retry(gpointer data)
  * new connection (out of the old one's callbacks). */
 static void schedule_retry(struct vm_rec *r)
 {
+	/* libvirt tells when a domain starts (on_libvirt_domain). */
+	if (g_str_has_prefix(r->qmp, DAEMON_LIBVIRT_PREFIX))
+		return;
 	if (r->retry_id == 0 && r->removing == NULL)
 		r->retry_id = g_timeout_add(VM_RETRY_MS, on_vm_retry, r);
 }
@@ -578,8 +636,17 @@ static void vm_connect(struct vm_rec *r)
 	};
 
 	g_clear_pointer(&r->vm, daemon_vm_free);
-	r->vm = daemon_vm_new(r->name, r->qmp + strlen("unix:"), &vm_cbs, r,
-			      on_vm_ready, r);
+	if (r->retry_id != 0) {
+		g_source_remove(r->retry_id);
+		r->retry_id = 0;
+	}
+	if (g_str_has_prefix(r->qmp, DAEMON_LIBVIRT_PREFIX))
+		r->vm = daemon_libvirt_vm_new(r->d->libvirt,
+			r->qmp + strlen(DAEMON_LIBVIRT_PREFIX), r->name,
+			&vm_cbs, r, on_vm_ready, r);
+	else
+		r->vm = daemon_vm_new(r->name, r->qmp + strlen("unix:"),
+				      &vm_cbs, r, on_vm_ready, r);
 }
 
 static struct vm_rec *vm_rec_new(daemon_service *d, const char *name,
@@ -643,11 +710,14 @@ static gboolean check_new_vm(daemon_service *d, const char *name,
 			    "'_' or '.'", name);
 		return FALSE;
 	}
-	if (!g_str_has_prefix(qmp, "unix:") || qmp[5] == '\0') {
+	if ((!g_str_has_prefix(qmp, "unix:") || qmp[5] == '\0') &&
+	    (!g_str_has_prefix(qmp, DAEMON_LIBVIRT_PREFIX) ||
+	     qmp[strlen(DAEMON_LIBVIRT_PREFIX)] == '\0')) {
 		g_set_error(error, DAEMON_ERROR, DAEMON_ERROR_INVALID_ARGS,
 			    "QMP address '%s' of VM '%s': write unix:PATH, the "
-			    "PATH of QEMU's -qmp unix:PATH,server=on,wait=off",
-			    qmp, name);
+			    "PATH of QEMU's -qmp unix:PATH,server=on,wait=off "
+			    "(or libvirt:URI for the libvirt domain of that "
+			    "name)", qmp, name);
 		return FALSE;
 	}
 	r = g_hash_table_lookup(d->vms, name);
@@ -659,6 +729,38 @@ static gboolean check_new_vm(daemon_service *d, const char *name,
 		return FALSE;
 	}
 	return TRUE;
+}
+
+/* A libvirt domain runs (daemon_libvirt.h): a VM of that name, new or
+ * back. */
+static void on_libvirt_domain(void *user, const char *uri, const char *name)
+{
+	daemon_service *d = user;
+	g_autofree char *address = g_strconcat(DAEMON_LIBVIRT_PREFIX, uri,
+					       NULL);
+	struct vm_rec *r = g_hash_table_lookup(d->vms, name);
+
+	if (r == NULL) {
+		if (!valid_vm_name(name)) {
+			say("libvirt %s: domain '%s' left out: a VM name is 1 "
+			    "to 64 letters, digits, '-', '_' or '.'", uri,
+			    name);
+			return;
+		}
+		r = vm_rec_new(d, name, address);
+		export_vm(r, "connecting");
+		say("libvirt %s: domain '%s' is VM '%s'", uri, name, name);
+		vm_connect(r);
+		return;
+	}
+	if (strcmp(r->qmp, address) != 0) {
+		say("libvirt %s: domain '%s' left out: VM '%s' is %s", uri,
+		    name, name, r->qmp);
+		return;
+	}
+	if (r->removing == NULL && r->adding == NULL &&
+	    (r->vm == NULL || daemon_vm_is_gone(r->vm)))
+		vm_connect(r);
 }
 
 static gboolean handle_add_vm(CcidAgentManager *m, GDBusMethodInvocation *inv,
@@ -885,6 +987,8 @@ static void configured_reader_state(struct entry_rec *r,
 		daemon_entry_set_reader(r->entry, FALSE, FALSE, NULL);
 }
 
+static void correlate_readers(daemon_service *d);
+
 static void on_readers(void *user, const GPtrArray *readers)
 {
 	daemon_service *d = user;
@@ -900,18 +1004,27 @@ static void on_readers(void *user, const GPtrArray *readers)
 			g_autofree char *id = reader_entry_id(d, rd->name);
 			g_autofree char *label = g_strconcat("Shared ",
 							     rd->name, NULL);
+			const struct daemon_reader_config *pol =
+				daemon_config_find_reader(d->cfg, rd->name);
 
 			/* The exact name, never parsed as a pattern. */
 			ccid_card_pcsc_config_init(&defaults);
 			spec.reader = g_strdup(rd->name);
 			spec.idle_ms = defaults.idle_ms;
 			spec.lock_timeout_ms = defaults.lock_timeout_ms;
-			r = add_entry(d, id, label, &spec, FALSE);
+			/* Its [reader NAME] policy, if agent.conf has one. */
+			if (pol != NULL) {
+				spec.idle_ms = pol->idle_ms;
+				spec.lock_timeout_ms = pol->lock_timeout_ms;
+			}
+			r = add_entry(d, id, label, &spec,
+				      pol != NULL && pol->single_session);
 			r->reader = g_strdup(rd->name);
 			say("PC/SC reader '%s' is entry '%s'", rd->name, id);
 			added = TRUE;
 		}
 		daemon_entry_set_reader(r->entry, TRUE, rd->present, rd->atr);
+		r->channel_id = rd->channel_id;
 	}
 	/* A reader that left stays an entry, unavailable, with its id. */
 	for (guint i = 0; i < d->entries->len; i++) {
@@ -929,6 +1042,9 @@ static void on_readers(void *user, const GPtrArray *readers)
 		if (!seen)
 			daemon_entry_set_reader(r->entry, FALSE, FALSE, NULL);
 	}
+	/* pcscd came, went or took a reader: who holds the USB readers. */
+	daemon_usb_refresh(d->usb);
+	correlate_readers(d);
 	if (added)
 		reattach_all(d);
 }
@@ -938,6 +1054,9 @@ static void entry_rec_free(gpointer p)
 	struct entry_rec *r = p;
 
 	g_free(r->reader);
+	g_free(r->usb_id);
+	g_free(r->usb_model);
+	g_free(r->usb_serial);
 	daemon_entry_free(r->entry);
 	g_object_unref(r->obj);
 	g_object_unref(r->iface);
@@ -945,6 +1064,7 @@ static void entry_rec_free(gpointer p)
 }
 
 static void report_restore(daemon_service *d);
+static void usb_start(daemon_service *d);
 
 gboolean daemon_service_export(daemon_service *d, GDBusConnection *conn,
 			       GError **error)
@@ -974,9 +1094,17 @@ gboolean daemon_service_export(daemon_service *d, GDBusConnection *conn,
 		return FALSE;
 	}
 	export_entries(d);
+	if (d->libvirt_uris != NULL)
+		d->libvirt = daemon_libvirt_new(
+			(const char *const *)d->libvirt_uris,
+			on_libvirt_domain, d);
 	report_restore(d);
+	if (d->libvirt != NULL)
+		daemon_libvirt_scan(d->libvirt);
 	if (d->discover)
 		d->readers = daemon_readers_new(on_readers, d);
+	if (d->discover && !d->no_usb)
+		usb_start(d);
 	g_ptr_array_add(d->cfg->errors, NULL);
 	ccid_agent_manager_set_config_errors(d->manager,
 		(const char *const *)d->cfg->errors->pdata);
@@ -1011,6 +1139,17 @@ daemon_service *daemon_service_new(struct daemon_config *cfg,
 	return d;
 }
 
+void daemon_service_set_libvirt(daemon_service *d, const char *const *uris)
+{
+	g_strfreev(d->libvirt_uris);
+	d->libvirt_uris = g_strdupv((char **)uris);
+}
+
+void daemon_service_set_usb(daemon_service *d, gboolean usb)
+{
+	d->no_usb = !usb;
+}
+
 guint daemon_service_n_entries(const daemon_service *d)
 {
 	return d->entries->len;
@@ -1024,7 +1163,10 @@ void daemon_service_free(daemon_service *d)
 	 * what is remembered stays as it was. */
 	d->stopping = TRUE;
 	g_clear_pointer(&d->readers, daemon_readers_free);
+	g_clear_pointer(&d->usb, daemon_usb_free);
 	g_hash_table_remove_all(d->vms);
+	g_clear_pointer(&d->libvirt, daemon_libvirt_free);
+	g_strfreev(d->libvirt_uris);
 	g_ptr_array_set_size(d->entries, 0);
 	g_hash_table_unref(d->vms);
 	g_ptr_array_unref(d->entries);
@@ -1038,4 +1180,142 @@ void daemon_service_free(daemon_service *d)
 	g_clear_object(&d->conn);
 	g_free(d->state_path);
 	g_free(d);
+}
+
+/* --- USB readers as passthrough entries "<model>" ---------------------------- */
+
+/* A passthrough entry and the PC/SC reader entry of the same reader:
+ * pcscd's SCARD_ATTR_CHANNEL_ID names the USB bus and address (libccid:
+ * 0x0020BBAA); without it, the reader name holds the USB serial number,
+ * or (no serial) starts with the model and no other USB reader has that
+ * model.  Returns how they matched, or NULL. */
+static const char *same_reader(daemon_service *d, const struct entry_rec *u,
+			       const struct entry_rec *p)
+{
+	guint models = 0;
+
+	if (!u->usb_present)
+		return NULL;
+	if (p->channel_id != 0)
+		return p->channel_id == (0x00200000u | (guint32)u->usb_bus << 8 |
+					 u->usb_addr) ? "channel id" : NULL;
+	if (u->usb_serial != NULL && *u->usb_serial != '\0')
+		return strstr(p->reader, u->usb_serial) != NULL ?
+		       "serial number" : NULL;
+	if (!g_str_has_prefix(p->reader, u->usb_model))
+		return NULL;
+	for (guint i = 0; i < d->entries->len; i++) {
+		struct entry_rec *o = g_ptr_array_index(d->entries, i);
+
+		if (o->usb_id != NULL && o->usb_present &&
+		    g_strcmp0(o->usb_model, u->usb_model) == 0)
+			models++;
+	}
+	return models == 1 ? "model" : NULL;
+}
+
+static void correlate_readers(daemon_service *d)
+{
+	for (guint i = 0; i < d->entries->len; i++) {
+		struct entry_rec *u = g_ptr_array_index(d->entries, i);
+		daemon_entry *old;
+
+		if (u->usb_id == NULL || !u->usb_present)
+			continue;
+		old = daemon_entry_get_peer(u->entry);
+		for (guint j = 0; j < d->entries->len; j++) {
+			struct entry_rec *p = g_ptr_array_index(d->entries, j);
+			const char *how = p->reader != NULL ?
+					  same_reader(d, u, p) : NULL;
+
+			if (how == NULL)
+				continue;
+			if (old != p->entry) {
+				struct entry_rec *o = NULL;
+
+				for (guint k = 0; old != NULL &&
+				     k < d->entries->len; k++) {
+					o = g_ptr_array_index(d->entries, k);
+					if (o->entry == old)
+						break;
+					o = NULL;
+				}
+				daemon_entry_set_peer(u->entry, p->entry);
+				say("entries '%s' and '%s' are one reader (by "
+				    "%s)", daemon_entry_get_id(u->entry),
+				    daemon_entry_get_id(p->entry), how);
+				update_entry(p);
+				if (o != NULL)
+					update_entry(o);
+			}
+			/* The card as pcscd saw it, while pcscd drives it. */
+			if (g_strcmp0(daemon_entry_get_state(p->entry),
+				      "unavailable") != 0)
+				daemon_entry_set_reader(u->entry, TRUE,
+					strcmp(daemon_entry_get_state(p->entry),
+					       "card-present") == 0,
+					daemon_entry_get_atr(p->entry));
+			update_entry(u);
+			break;
+		}
+	}
+}
+
+static void on_usb(void *user, const struct daemon_usb_reader *rd)
+{
+	daemon_service *d = user;
+	struct entry_rec *r = NULL;
+
+	for (guint i = 0; i < d->entries->len && r == NULL; i++) {
+		struct entry_rec *c = g_ptr_array_index(d->entries, i);
+
+		if (g_strcmp0(c->usb_id, rd->id) == 0)
+			r = c;
+	}
+	if (r == NULL) {
+		g_autofree char *path = NULL;
+		char *id = g_strdup(rd->id);
+
+		/* An id a configured entry took already gets a number. */
+		for (guint n = 2; entry_by_id(d, id) != NULL; n++) {
+			g_free(id);
+			id = g_strdup_printf("%s-%u", rd->id, n);
+		}
+		path = object_path("entry", id);
+		r = g_new0(struct entry_rec, 1);
+		r->d = d;
+		r->usb_id = g_strdup(rd->id);
+		r->entry = daemon_entry_new_passthrough(id, rd->model,
+							&entry_cbs, r);
+		r->obj = ccid_agent_object_skeleton_new(path);
+		r->iface = ccid_agent_entry_skeleton_new();
+		ccid_agent_object_skeleton_set_entry(r->obj, r->iface);
+		g_ptr_array_add(d->entries, r);
+		say("USB reader %04x:%04x '%s' (%s) is passthrough entry '%s'",
+		    rd->vid, rd->pid, rd->model, rd->port_path, id);
+		g_free(id);
+		update_entry(r);
+		g_dbus_object_manager_server_export(d->om,
+			G_DBUS_OBJECT_SKELETON(r->obj));
+	}
+	g_free(r->usb_model);
+	r->usb_model = g_strdup(rd->model);
+	g_free(r->usb_serial);
+	r->usb_serial = g_strdup(rd->serial);
+	r->usb_bus = rd->bus;
+	r->usb_addr = rd->addr;
+	r->usb_present = rd->present;
+	daemon_entry_set_usb(r->entry, rd->present ? rd->selector : NULL,
+			     rd->holders);
+	correlate_readers(d);
+	reattach_all(d);
+}
+
+static void usb_start(daemon_service *d)
+{
+	g_autoptr(GError) error = NULL;
+
+	d->usb = daemon_usb_new(on_usb, d, &error);
+	if (d->usb == NULL)
+		say("no passthrough entries: %s", error->message);
 }

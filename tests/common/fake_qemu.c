@@ -231,12 +231,49 @@ void fake_qemu_fini(struct fake_qemu *g)
 	g->fd = -1;
 }
 
+/* Sleeps until our socket or a source of the default main context (a
+ * bridge in this process) has something, or @left_us pass: one round of
+ * GLib's prepare / query / poll / check / dispatch with our fd added. */
+static void spin_wait(struct fake_qemu *g, gint64 left_us)
+{
+	GMainContext *ctx = g_main_context_default();
+	gboolean acquired = g_main_context_acquire(ctx);
+	g_autofree GPollFD *fds = NULL;
+	gint max_prio, timeout, n, room = 16;
+	gint64 ms = left_us / 1000 + 1;
+
+	g_main_context_prepare(ctx, &max_prio);
+	for (;;) {
+		g_free(fds);
+		fds = g_new0(GPollFD, room + 1);
+		n = g_main_context_query(ctx, max_prio, &timeout, fds + 1, room);
+		if (n <= room)
+			break;
+		room = n;
+	}
+	fds[0].fd = -1;
+	if (g->parser != NULL && g->fd >= 0) {
+		fds[0].fd = g->fd;
+		fds[0].events = (gushort)((g->eof ? 0 : G_IO_IN) |
+			(usbredirparser_has_data_to_write(g->parser) ? G_IO_OUT : 0));
+	}
+	if (timeout >= 0 && timeout < ms)
+		ms = timeout;
+	g_poll(fds, (guint)n + 1, (gint)MIN(ms, G_MAXINT));
+	if (g_main_context_check(ctx, max_prio, fds + 1, n))
+		g_main_context_dispatch(ctx);
+	if (acquired)
+		g_main_context_release(ctx);
+}
+
 bool fake_qemu_spin(struct fake_qemu *g, fake_qemu_done_fn done, void *arg,
 		    unsigned timeout_ms)
 {
 	gint64 end = g_get_monotonic_time() + (gint64)timeout_ms * 1000;
 
-	while (g_get_monotonic_time() < end) {
+	for (;;) {
+		gint64 left;
+
 		if (g->parser) {
 			if (usbredirparser_has_data_to_write(g->parser))
 				usbredirparser_do_write(g->parser);
@@ -247,7 +284,10 @@ bool fake_qemu_spin(struct fake_qemu *g, fake_qemu_done_fn done, void *arg,
 			;
 		if (done && done(g, arg))
 			return true;
-		g_usleep(200);
+		left = end - g_get_monotonic_time();
+		if (left <= 0)
+			break;
+		spin_wait(g, left);
 	}
 	return done ? done(g, arg) : true;
 }
@@ -429,6 +469,12 @@ void fake_qemu_data_start(struct fake_qemu *g)
 	ck_assert_int_eq(g->intr_status.status, usb_redir_success);
 }
 
+/* Everything queued went out on the socket. */
+static bool all_written(struct fake_qemu *g, void *arg)
+{
+	return g->parser == NULL || !usbredirparser_has_data_to_write(g->parser);
+}
+
 void fake_qemu_data_stop(struct fake_qemu *g)
 {
 	struct usb_redir_stop_interrupt_receiving_header stop = {
@@ -442,7 +488,8 @@ void fake_qemu_data_stop(struct fake_qemu *g)
 	g->data_fill = 0;
 	usbredirparser_send_stop_interrupt_receiving(g->parser, g->next_id++,
 						     &stop);
-	fake_qemu_spin(g, NULL, NULL, 1);
+	ck_assert_msg(fake_qemu_spin(g, all_written, NULL, 2000),
+		      "the peer's socket took nothing for 2 s");
 }
 
 static bool data_piece_ready(struct fake_qemu *g, void *arg)
@@ -491,5 +538,6 @@ void fake_qemu_intr_out(struct fake_qemu *g, const uint8_t *msg, uint32_t len,
 						     (uint8_t *)msg + off, (int)n);
 		off += n;
 	} while (off < len);
-	fake_qemu_spin(g, NULL, NULL, 1);
+	ck_assert_msg(fake_qemu_spin(g, all_written, NULL, 2000),
+		      "the peer's socket took nothing for 2 s");
 }

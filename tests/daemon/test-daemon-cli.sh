@@ -105,15 +105,51 @@ json() {
 	fi
 }
 
+# The daemon's events (`watch --json`) on fd $EFD, while it runs: the
+# waits below check the daemon's state again at each event it sends,
+# instead of polling with sleeps.
+EFD=
+EPID=
+events_start() {
+	local line
+	events_stop
+	exec {EFD}< <(exec "$AGENT" watch --json 2>>"$WORK/events.err")
+	EPID=$!
+	PIDS+=($EPID)
+	IFS= read -r -t 10 -u "$EFD" line && [[ $line == *'"ready"'* ]] ||
+		die "watch --json did not get ready: $line $(cat "$WORK/events.err")"
+}
+events_stop() {
+	[[ -n $EPID ]] || return 0
+	kill "$EPID" 2>/dev/null || true
+	exec {EFD}<&-
+	EPID=
+}
+# until_event SECONDS CMD...: CMD succeeds now or after one of the
+# daemon's next events, within SECONDS.
+until_event() {
+	local end left line
+	end=$(($(now_ms) + $1 * 1000))
+	shift
+	until "$@" >/dev/null 2>&1; do
+		left=$((end - $(now_ms)))
+		((left > 0)) || return 1
+		IFS= read -r -t "$((left / 1000)).$(printf '%03d' $((left % 1000)))" -u "$EFD" line ||
+			{ "$@" >/dev/null 2>&1; return; }
+	done
+}
+
 # DAEMON_WRAP: e.g. "valgrind -q --error-exitcode=9" for a manual run.
 start_daemon() {
 	${DAEMON_WRAP:-} "$AGENT" daemon "$@" >"$WORK/daemon.log" 2>&1 &
 	DPID=$!
 	gdbus wait --session --timeout 10 org.ccidemu.Agent1 ||
 		die "the daemon did not appear: $(cat "$WORK/daemon.log")"
+	events_start
 }
 stop_daemon() {
 	local rc=0
+	events_stop
 	kill -TERM "$DPID"
 	wait "$DPID" || rc=$?
 	DPID=
@@ -132,29 +168,22 @@ daemon_alive() {
 qemu() {
 	local name=$1
 	shift
+	# -daemonize: QEMU returns once set up, its QMP sockets listening.
 	qemu-system-x86_64 -machine pc -accel tcg -nodefaults -display none -S \
 		-qmp "unix:$WORK/$name.qmp,server=on,wait=off" \
 		-qmp "unix:$WORK/$name.obs,server=on,wait=off" "$@" \
-		>"$WORK/$name.log" 2>&1 &
-	PIDS+=($!)
-	eval "QPID_${name//-/_}=$!"
-	for _ in $(seq 100); do
-		[[ -S $WORK/$name.obs ]] && return 0
-		sleep 0.05
-	done
-	die "QEMU $name did not create its QMP sockets: $(cat "$WORK/$name.log")"
+		-daemonize -pidfile "$WORK/$name.pid" >"$WORK/$name.log" 2>&1 ||
+		die "QEMU $name did not start: $(cat "$WORK/$name.log")"
+	PIDS+=("$(cat "$WORK/$name.pid")")
+	eval "QPID_${name//-/_}=$(cat "$WORK/$name.pid")"
 }
 devices() { $PY "$HERE/qmp-query.py" "$WORK/$1.obs" | grep '^ccidemu-' || true; }
 holders_of() {    # holders_of ENTRY: its holders, comma-separated
 	"$AGENT" list --json | $PY -c 'import json,sys; print(",".join([e for e in json.load(sys.stdin) if e["id"] == sys.argv[1]][0]["holders"]))' "$1"
 }
+holders_are() { [[ $(holders_of "$1" 2>/dev/null) == "$2" ]]; }
 wait_holders() {    # wait_holders ENTRY WANT SECONDS
-	local t
-	for ((t = 0; t < $3 * 20; t++)); do
-		[[ $(holders_of "$1" 2>/dev/null) == "$2" ]] && return 0
-		sleep 0.05
-	done
-	return 1
+	until_event "$3" holders_are "$1" "$2"
 }
 
 # --- no daemon: this bus has no service file to start one -------------------
@@ -219,21 +248,26 @@ run missing-socket 1 "cannot add VM 'x': QMP socket $WORK/none.sock: cannot conn
 # Sockets that are not QEMU monitors: serve's control socket (it waits
 # for a request and says nothing), and a server that greets with another
 # protocol's banner.
-"$AGENT" serve -c loopback -l "unix:$WORK/serve.sock" --control "$WORK/serve.ctl" \
-	>"$WORK/serve.out" 2>"$WORK/serve.err" &
+# Both say when they listen (serve its "control:" line, the banner
+# server "listening"), read from their stdout: no polling for sockets.
+exec {SFD}< <(exec "$AGENT" serve -c loopback -l "unix:$WORK/serve.sock" --control "$WORK/serve.ctl" \
+	2>"$WORK/serve.err")
 PIDS+=($!)
-$PY -c '
+while IFS= read -r -t 10 -u "$SFD" line && [[ $line != control:* ]]; do :; done
+[[ ${line:-} == control:* ]] || die "serve did not get ready: $(cat "$WORK/serve.err")"
+exec {BFD}< <(exec $PY -c '
 import os, socket, sys
 s = socket.socket(socket.AF_UNIX)
 s.bind(sys.argv[1])
 s.listen(4)
+print("listening", flush=True)
 while True:
     c, _ = s.accept()
     c.sendall(b"SSH-2.0-OpenSSH_9.2p1 Debian-2\r\n\x00\xff\n")
     c.close()
-' "$WORK/banner.sock" &
+' "$WORK/banner.sock")
 PIDS+=($!)
-for _ in $(seq 100); do [[ -S $WORK/serve.ctl && -S $WORK/banner.sock ]] && break; sleep 0.05; done
+IFS= read -r -t 10 -u "$BFD" line && [[ $line == listening ]] || die "the banner server did not start"
 run not-qemu-banner 1 "cannot add VM 'x': QMP socket $WORK/banner.sock: is not a QEMU monitor \(-qmp\): its greeting is not a JSON object: \"SSH-2.0-OpenSSH_9.2p1 Debian-2\?\"" \
 	"$AGENT" vm add x --qmp "unix:$WORK/banner.sock"
 run not-qemu-silent 1 "cannot add VM 'y': QMP socket $WORK/serve.ctl: no QMP greeting within 3000 ms" \
@@ -291,11 +325,9 @@ run attach-hung-vm 1 "QEMU did not answer 'getfd' within 10000 ms \(is it stoppe
 	"$AGENT" attach loop2 hung
 json free-after-hung '[e for e in j if e["id"] == "loop2"][0]["holders"] == []' "$AGENT" list --json
 kill -CONT "$QPID_hung"
+vm_state_is() { "$AGENT" vms --json | grep -q "\"name\":\"$1\",\"qmp\":\"[^\"]*\",\"state\":\"$2\""; }
 ok=0
-for _ in $(seq 200); do
-	"$AGENT" vms --json | grep -q '"name":"hung","qmp":"[^"]*","state":"paused"' && ok=1 && break
-	sleep 0.05
-done
+until_event 10 vm_state_is hung paused && ok=1
 ((ok)) && pass hung-vm-back "found again after SIGCONT" || fail hung-vm-back "$("$AGENT" vms 2>&1 | tr '\n' ';')"
 run attach-after-hung 0 "attached loop2 to hung" "$AGENT" attach loop2 hung
 run detach-after-hung 0 "detached loop2 from hung" "$AGENT" detach loop2 hung
@@ -306,15 +338,15 @@ qemu vm2 -device qemu-xhci
 run vm-add-vm2 0 "VM vm2 added" "$AGENT" vm add vm2 --qmp "unix:$WORK/vm2.qmp"
 RACE=$WORK/race
 mkdir -p "$RACE"
+RPIDS=()
 for i in $(seq 50); do
 	vm=vm$((i % 2 + 1))
 	( rc=0; "$AGENT" attach solo "$vm" >"$RACE/$i.out" 2>&1 || rc=$?; echo "$rc" >"$RACE/$i.rc" ) &
+	RPIDS+=($!)
 done
+wait "${RPIDS[@]}"
 wait_all=0
-for _ in $(seq 600); do
-	(($(ls "$RACE"/*.rc 2>/dev/null | wc -l) == 50)) && wait_all=1 && break
-	sleep 0.05
-done
+(($(ls "$RACE"/*.rc 2>/dev/null | wc -l) == 50)) && wait_all=1
 ((wait_all)) || fail race-finished "only $(ls "$RACE"/*.rc | wc -l) of 50 attaches returned"
 ok=$(grep -lx 0 "$RACE"/*.rc | wc -l)
 busy=$(grep -lx 4 "$RACE"/*.rc | wc -l)
@@ -329,13 +361,12 @@ fi
 # are told it is being detached (Busy) or no longer attached (NotFound).
 RACE2=$WORK/race2
 mkdir -p "$RACE2"
+RPIDS=()
 for i in $(seq 20); do
 	( rc=0; "$AGENT" detach solo "$holder" >"$RACE2/$i.out" 2>&1 || rc=$?; echo "$rc" >"$RACE2/$i.rc" ) &
+	RPIDS+=($!)
 done
-for _ in $(seq 600); do
-	(($(ls "$RACE2"/*.rc 2>/dev/null | wc -l) == 20)) && break
-	sleep 0.05
-done
+wait "${RPIDS[@]}"
 ok=$(grep -lx 0 "$RACE2"/*.rc | wc -l)
 other=$(grep -Elx '3|4' "$RACE2"/*.rc | wc -l)
 if ((ok == 1 && other == 19)) && [[ -z $(holders_of solo) ]]; then
@@ -368,10 +399,23 @@ run cold-plug-detach 0 "detached loop2 from later1" "$AGENT" detach loop2 later1
 run cold-plug-vm-remove 0 "VM later1 removed" "$AGENT" vm remove later1
 
 # --- card events and a VM that dies, seen by watch --json -------------------------
-"$AGENT" watch --json >"$WORK/watch.json" 2>"$WORK/watch.err" &
+# Its lines come through a FIFO to tee, which keeps them in watch.json
+# and hands them to this script as they come (no polling the file).
+mkfifo "$WORK/watch.fifo"
+"$AGENT" watch --json >"$WORK/watch.fifo" 2>"$WORK/watch.err" &
 WPID=$!
 PIDS+=($WPID)
-for _ in $(seq 100); do grep -q '"ready"' "$WORK/watch.json" && break; sleep 0.05; done
+exec {TWFD}< <(exec tee "$WORK/watch.json" <"$WORK/watch.fifo")
+TPID=$!
+# watch_line REGEX SECONDS: reads the watch's lines until one matches.
+watch_line() {
+	local line
+	while IFS= read -r -t "$2" -u "$TWFD" line; do
+		grep -Eq -e "$1" <<<"$line" && return 0
+	done
+	return 1
+}
+watch_line '"ready"' 10 || fail watch-ready "$(cat "$WORK/watch.err")"
 run attach-vm2 0 "attached virtual to vm2" "$AGENT" attach virtual vm2
 run remove-card 0 "card of virtual removed" "$AGENT" remove virtual
 json state-no-card '[e for e in j if e["id"] == "virtual"][0]["state"] == "no-card"' "$AGENT" list --json
@@ -381,13 +425,9 @@ json state-card-present '[e for e in j if e["id"] == "virtual"][0]["state"] == "
 T0=$(now_ms)
 kill -KILL "$QPID_vm2"
 freed=0
-for _ in $(seq 200); do
-	if "$AGENT" list --json | $PY -c 'import json,sys; sys.exit(0 if [e for e in json.load(sys.stdin) if e["id"] == "virtual"][0]["holders"] == [] else 1)'; then
-		freed=$(($(now_ms) - T0))
-		break
-	fi
-	sleep 0.02
-done
+if until_event 5 holders_are virtual ""; then
+	freed=$(($(now_ms) - T0))
+fi
 if ((freed > 0 && freed <= 1000)); then
 	pass vm-killed-entry-free "holders empty ${freed} ms after SIGKILL of QEMU"
 else
@@ -395,9 +435,10 @@ else
 fi
 json vm-killed-state-gone '[v for v in j if v["name"] == "vm2"][0]["state"] == "gone"' "$AGENT" vms --json
 run attach-gone-vm 1 "VM 'vm2' is not running \(gone\): start it again on its QMP socket" "$AGENT" attach loop2 vm2
-for _ in $(seq 100); do grep -q '"session-ended".*"vm2"' "$WORK/watch.json" && break; sleep 0.05; done
+watch_line '"session-ended".*"vm2"' 5 || true
 kill -TERM "$WPID"
 wait "$WPID" || true
+wait "$TPID" 2>/dev/null || true    # tee has written every line
 if $PY - "$WORK/watch.json" <<'PYEOF'
 import json, sys
 ev = [json.loads(l) for l in open(sys.argv[1])]
@@ -459,10 +500,7 @@ fi
 run detach-forgets 0 "detached virtual from vm1" "$AGENT" detach virtual vm1
 stop_daemon || true
 start_daemon
-for _ in $(seq 100); do
-	"$AGENT" vms --json 2>/dev/null | grep -q '"name":"vm1","qmp":"[^"]*","state":"paused"' && break
-	sleep 0.05
-done
+until_event 5 vm_state_is vm1 paused || true
 json restored-vm-no-entry '[v for v in j if v["name"] == "vm1"][0]["state"] == "paused" and [v for v in j if v["name"] == "vm1"][0]["entries"] == []' "$AGENT" vms --json
 [[ -z $(devices vm1) ]] && pass restored-nothing-plugged "no device in vm1" || fail restored-nothing-plugged "$(devices vm1)"
 

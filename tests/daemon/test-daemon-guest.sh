@@ -66,6 +66,7 @@ chmod 700 "$XDG_RUNTIME_DIR"
 
 DPID=
 cleanup() {
+	[[ -n ${EPID:-} ]] && kill "$EPID" 2>/dev/null
 	[[ -n $DPID ]] && kill "$DPID" 2>/dev/null && wait "$DPID" 2>/dev/null
 	[[ -n $KEEP ]] || rm -rf "$WORK"
 	return 0
@@ -87,6 +88,25 @@ rss_kb() { awk '/^VmRSS:/ { print $2 }' "/proc/$1/status"; }
 DPID=$!
 gdbus wait --session --timeout 10 org.ccidemu.Agent1 || die "the daemon did not appear on the bus: $(cat "$WORK/daemon.log")"
 RSS0=$(rss_kb "$DPID")
+# The daemon's events (`watch --json`) on fd $EFD: the checks below wait
+# for them instead of polling.
+exec {EFD}< <(exec "$AGENT" watch --json 2>"$WORK/events.err")
+EPID=$!
+IFS= read -r -t 10 -u "$EFD" line && [[ $line == *'"ready"'* ]] ||
+	die "watch --json did not get ready: $(cat "$WORK/events.err")"
+# until_event SECONDS CMD...: CMD succeeds now or after one of the
+# daemon's next events, within SECONDS.
+until_event() {
+	local end left line
+	end=$(($(now_ms) + $1 * 1000))
+	shift
+	until "$@" >/dev/null 2>&1; do
+		left=$((end - $(now_ms)))
+		((left > 0)) || return 1
+		IFS= read -r -t "$((left / 1000)).$(printf '%03d' $((left % 1000)))" -u "$EFD" line ||
+			{ "$@" >/dev/null 2>&1; return; }
+	done
+}
 
 echo "VATR=$VATR" >"$WORK/params"
 # What the guest's REQUEST lines ask for (run by watch_requests, in one
@@ -172,10 +192,7 @@ boot_one() {
 	fi
 
 	# The guest powered off: its session ends and the entry is free.
-	for _ in $(seq 100); do
-		free_again && ok=1 && break
-		sleep 0.05
-	done
+	until_event 5 free_again && ok=1
 	if ((ok)); then
 		hres "$C-entry-free-after-poweroff" PASS "holders empty $(($(now_ms) - t_exit)) ms after QEMU exited"
 	else

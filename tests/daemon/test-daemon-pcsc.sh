@@ -77,18 +77,24 @@ fail() { echo "FAIL $1: ${*:2}"; FAILS=$((FAILS + 1)); }
 
 # entry_is ID PYTHON_EXPR SECONDS: waits until the entry (as `e`) of
 # list --json satisfies the expression.
-entry_is() {
-	local id=$1 expr=$2 t
-	for ((t = 0; t < $3 * 20; t++)); do
-		if "$AGENT" list --json 2>/dev/null | $PY -c "
+# It checks again at each event of the daemon (a `watch --json` on fd
+# $EFD, started with the daemon), not by polling with sleeps.
+entry_check() {
+	"$AGENT" list --json 2>/dev/null | $PY -c "
 import json, sys
 e = [x for x in json.load(sys.stdin) if x['id'] == sys.argv[1]]
-sys.exit(0 if e and ($expr) else 1)" "$id" 2>/dev/null; then
-			return 0
-		fi
-		sleep 0.05
+sys.exit(0 if e and ($2) else 1)" "$1" 2>/dev/null
+}
+now_ms() { date +%s%3N; }
+entry_is() {
+	local end left line
+	end=$(($(now_ms) + $3 * 1000))
+	until entry_check "$1" "$2"; do
+		left=$((end - $(now_ms)))
+		((left > 0)) || return 1
+		IFS= read -r -t "$((left / 1000)).$(printf '%03d' $((left % 1000)))" -u "$EFD" line ||
+			{ entry_check "$1" "$2"; return; }
 	done
-	return 1
 }
 entry_json() {
 	"$AGENT" list --json | $PY -c 'import json,sys; print([x for x in json.load(sys.stdin) if x["id"] == sys.argv[1]])' "$1"
@@ -100,8 +106,14 @@ printf '[entry mine]\ncard=pcsc:PCD 00 00\nlabel=My reader\n' >"$XDG_CONFIG_HOME
 "$AGENT" daemon >"$WORK/daemon.log" 2>&1 &
 DPID=$!
 gdbus wait --session --timeout 10 org.ccidemu.Agent1 || die "no daemon: $(cat "$WORK/daemon.log")"
-"$AGENT" watch --json >"$WORK/watch.json" 2>&1 &
+# The daemon's events: kept in watch.json for the checks at the end, and
+# read as they come by entry_is (tee from a FIFO).
+mkfifo "$WORK/watch.fifo"
+"$AGENT" watch --json >"$WORK/watch.fifo" 2>"$WORK/watch.err" &
 WPID=$!
+exec {EFD}< <(exec tee "$WORK/watch.json" <"$WORK/watch.fifo")
+TPID=$!
+IFS= read -r -t 10 -u "$EFD" line && [[ $line == *'"ready"'* ]] || die "watch --json did not get ready: $(cat "$WORK/watch.err")"
 
 R0=pcsc-virtual-pcd-00-00
 R1=pcsc-virtual-pcd-00-01
@@ -126,11 +138,11 @@ else
 	fail configured-entry "$(entry_json mine)"
 fi
 
+# -daemonize: QEMU returns once set up, its QMP sockets listening.
 qemu-system-x86_64 -machine pc -accel tcg -nodefaults -display none -S -device qemu-xhci \
 	-qmp "unix:$WORK/vm.qmp,server=on,wait=off" -qmp "unix:$WORK/vm.obs,server=on,wait=off" \
-	>"$WORK/qemu.log" 2>&1 &
-QPID=$!
-for _ in $(seq 100); do [[ -S $WORK/vm.obs ]] && break; sleep 0.05; done
+	-daemonize -pidfile "$WORK/vm.pid" >"$WORK/qemu.log" 2>&1 || die "QEMU: $(cat "$WORK/qemu.log")"
+QPID=$(cat "$WORK/vm.pid")
 out=$("$AGENT" vm add vm --qmp "unix:$WORK/vm.qmp" 2>&1) || fail vm-add "$out"
 rc=0
 out=$("$AGENT" attach "PCD 00 00" vm 2>&1) || rc=$?
@@ -143,9 +155,9 @@ fi
 entry_is $R0 'e[0]["holders"] == ["vm"]' 2 && pass holders "$(entry_json $R0)" || fail holders "$(entry_json $R0)"
 # A second VM shares the same reader: one device model each.
 qemu-system-x86_64 -machine pc -accel tcg -nodefaults -display none -S -device qemu-xhci \
-	-qmp "unix:$WORK/vm2.qmp,server=on,wait=off" >"$WORK/qemu2.log" 2>&1 &
-QPID2=$!
-for _ in $(seq 100); do [[ -S $WORK/vm2.qmp ]] && break; sleep 0.05; done
+	-qmp "unix:$WORK/vm2.qmp,server=on,wait=off" \
+	-daemonize -pidfile "$WORK/vm2.pid" >"$WORK/qemu2.log" 2>&1 || die "QEMU: $(cat "$WORK/qemu2.log")"
+QPID2=$(cat "$WORK/vm2.pid")
 out=$("$AGENT" vm add vm2 --qmp "unix:$WORK/vm2.qmp" 2>&1) || fail vm2-add "$out"
 out=$("$AGENT" attach $R0 vm2 2>&1) && pass attach-second-vm "$out" || fail attach-second-vm "$out"
 entry_is $R0 'e[0]["holders"] == ["vm", "vm2"]' 2 && pass shared-by-two "$(entry_json $R0)" ||
@@ -178,6 +190,7 @@ entry_is mine 'e[0]["state"] == "unavailable"' 5 &&
 	fail configured-entry-unavailable "$(entry_json mine)"
 kill -TERM "$WPID"
 wait "$WPID" 2>/dev/null || true
+wait "$TPID" 2>/dev/null || true    # tee has written every line
 WPID=
 if $PY - "$WORK/watch.json" <<'PYEOF'
 import json, sys

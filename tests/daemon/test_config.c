@@ -39,6 +39,15 @@ static const struct config_vector config_vectors[] = {
 	{ "pcsc with policies",
 	  "[entry host]\ncard=pcsc:Some Reader,idle=100,lock_timeout=2000\nlabel=Host\n",
 	  "virtual:virtual:0:Virtual CAC card (ccid-emu)|host:pcsc:0:Host", 0 },
+	{ "PIN guard off for one entry",
+	  "[entry lab]\ncard=loopback,pin_guard=off\n",
+	  "virtual:virtual:0:Virtual CAC card (ccid-emu)|lab:loopback:0:loopback card 'lab':guard-off", 0 },
+	{ "PIN guard keep-last, after pcsc options",
+	  "[entry host]\ncard=pcsc:R,idle=100,pin_guard=keep-last\nlabel=Host\n",
+	  "virtual:virtual:0:Virtual CAC card (ccid-emu)|host:pcsc:0:Host", 0 },
+	{ "bad PIN guard policy",
+	  "[entry lab]\ncard=loopback,pin_guard=maybe\n",
+	  "virtual:virtual:0:Virtual CAC card (ccid-emu)", 1 },
 	{ "no card key",
 	  "[entry lab]\nlabel=x\n",
 	  "virtual:virtual:0:Virtual CAC card (ccid-emu)", 1 },
@@ -103,9 +112,11 @@ START_TEST(test_config)
 		static const char *const kinds[] = { "virtual", "loopback",
 						     "pcsc", "nss" };
 
-		g_string_append_printf(got, "%s%s:%s:%d:%s", i ? "|" : "",
+		g_string_append_printf(got, "%s%s:%s:%d:%s%s", i ? "|" : "",
 				       e->id, kinds[e->spec.kind],
-				       e->single_session ? 1 : 0, e->label);
+				       e->single_session ? 1 : 0, e->label,
+				       e->spec.pin_guard == CCID_PIN_GUARD_OFF ?
+				       ":guard-off" : "");
 	}
 	for (guint i = 0; i < cfg.errors->len; i++) {
 		const char *msg = g_ptr_array_index(cfg.errors, i);

@@ -63,6 +63,10 @@ expect "unknown card" 2 "unknown card 'smartie'" -- \
 	"$agent" selftest --card smartie
 expect "virtual: without a directory" 2 "needs an NSS database directory" -- \
 	"$agent" selftest --card virtual:
+expect "bad pin_guard" 2 "card option 'pin_guard=maybe': expected pin_guard=keep-last .* or pin_guard=off" -- \
+	"$agent" selftest --card loopback,pin_guard=maybe
+expect "pin_guard=off accepted" 0 'selftest: [0-9]+ passed, 0 failed' -- \
+	"$agent" selftest --card loopback,pin_guard=off
 expect "too many slots" 2 'slots must be 1..8, got 9' -- \
 	"$agent" selftest --slots 9
 expect "slots not a number" 2 'Cannot parse integer value' -- \

@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include <glib.h>
+#include <glib-unix.h>
 #include <glib/gstdio.h>
 #include <usbredirproto.h>
 
@@ -312,6 +313,64 @@ static const struct ccid_endpoint_session fake_cbs = {
 	.is_attached = fake_is_attached,
 };
 
+/* Who may a passthrough take the device from (take_from_pcscd)?  Only
+ * when every holder is the named process and holds it through usbfs.
+ * A made-up device: interface drivers and openers as sysfs and /proc
+ * would give them; the openers are this process and its parent, named
+ * by their real /proc/PID/comm (check forks each test, so the parent
+ * has our name too; pid 1, init, is the other process). */
+START_TEST(test_held_only_by)
+{
+	static const struct {
+		const char *drivers[2];      /* per interface, NULL: none */
+		gboolean with_init;          /* a second opener: pid 1 */
+		gboolean ignore_kernel;
+		gboolean want;
+	} cases[] = {
+		{ { "usbfs", NULL }, FALSE, FALSE, TRUE },    /* libccid-like */
+		{ { NULL, NULL }, FALSE, FALSE, FALSE },      /* nobody claimed */
+		{ { "usbfs", "usbhid" }, FALSE, FALSE, FALSE },/* a kernel driver */
+		{ { "usbfs", "usbhid" }, FALSE, TRUE, TRUE }, /* ... --force */
+		{ { "usbfs", NULL }, TRUE, FALSE, FALSE },    /* another process */
+	};
+	pid_t self = getpid(), init = 1;
+	g_autofree char *me = ccid_usb_pid_name(self);
+	g_autofree char *other = ccid_usb_pid_name(init);
+
+	ck_assert_ptr_nonnull(me);
+	ck_assert_str_ne(me, other != NULL ? other : "");
+	for (size_t i = 0; i < G_N_ELEMENTS(cases); i++) {
+		struct ccid_usb_info info;
+
+		memset(&info, 0, sizeof(info));
+		info.n_interfaces = 2;
+		info.drivers = g_new0(char *, 3);
+		info.drivers[0] = g_strdup(cases[i].drivers[0]);
+		info.drivers[1] = g_strdup(cases[i].drivers[1]);
+		info.open_pids = g_array_new(FALSE, FALSE, sizeof(pid_t));
+		g_array_append_val(info.open_pids, self);
+		if (cases[i].with_init)
+			g_array_append_val(info.open_pids, init);
+		ck_assert_msg(ccid_usb_info_held_only_by(&info,
+				cases[i].ignore_kernel, me) == cases[i].want,
+			      "case %zu", i);
+		ccid_usb_info_clear(&info);
+	}
+}
+END_TEST
+
+static gboolean flag_fd_cb(gint fd, GIOCondition cond, gpointer data)
+{
+	*(gboolean *)data = TRUE;
+	return G_SOURCE_REMOVE;
+}
+
+static gboolean flag_timeout_cb(gpointer data)
+{
+	*(gboolean *)data = TRUE;
+	return G_SOURCE_REMOVE;
+}
+
 START_TEST(test_endpoint_unix)
 {
 	g_autofree char *dir = g_dir_make_tmp("pt-ep-XXXXXX", NULL);
@@ -344,8 +403,22 @@ START_TEST(test_endpoint_unix)
 	/* A second peer is refused: its socket is closed. */
 	c2 = socket(AF_UNIX, SOCK_STREAM, 0);
 	ck_assert_int_eq(connect(c2, (struct sockaddr *)&sun, sizeof(sun)), 0);
-	for (int i = 0; i < 50 && recv(c2, &byte, 1, MSG_DONTWAIT) < 0; i++)
-		g_main_context_iteration(NULL, FALSE), g_usleep(2000);
+	/* The endpoint accepts it and closes it, on the main loop: iterate
+	 * until our end sees the close (a source on c2, no sleeping), under
+	 * a deadline. */
+	{
+		gboolean hup = FALSE, late = FALSE;
+		guint w = g_unix_fd_add(c2, G_IO_IN | G_IO_HUP | G_IO_ERR,
+					flag_fd_cb, &hup);
+		guint t = g_timeout_add(2000, flag_timeout_cb, &late);
+
+		while (!hup && !late)
+			g_main_context_iteration(NULL, TRUE);
+		if (!hup)
+			g_source_remove(w);
+		if (!late)
+			g_source_remove(t);
+	}
 	ck_assert_int_eq(recv(c2, &byte, 1, MSG_DONTWAIT), 0);
 	ck_assert_uint_eq(f.n, 1);
 
@@ -377,6 +450,7 @@ int main(void)
 	tcase_add_test(tc, test_scan_empty);
 	tcase_add_test(tc, test_list_usb_none);
 	tcase_add_test(tc, test_passthrough_errors);
+	tcase_add_test(tc, test_held_only_by);
 	tcase_add_test(tc, test_endpoint_unix);
 	tcase_set_timeout(tc, 60);
 	suite_add_tcase(s, tc);

@@ -38,6 +38,7 @@
 set -eu
 
 VPCD_LIB=/usr/lib/pcsc/drivers/serial/libifdvpcd.so
+WAIT_PATH=$(cd "$(dirname "$0")/../common" && pwd)/wait-path.py
 SKIP=77
 
 die() { echo "private-pcscd: $*" >&2; exit 1; }
@@ -171,17 +172,15 @@ start)
 	pid=$!
 	echo "$pid" >"$dir/pcscd.pid"
 	# Ready when the socket exists; pcscd creates it after loading the
-	# reader configuration.
-	i=0
-	while [ ! -S "$dir/run/pcscd.comm" ]; do
-		if ! kill -0 "$pid" 2>/dev/null; then
-			cat "$dir/pcscd.log" >&2
-			die "pcscd exited during startup (log above)"
-		fi
-		i=$((i + 1))
-		[ $i -le 100 ] || { kill "$pid" 2>/dev/null; die "pcscd did not create its socket within 10 s"; }
-		sleep 0.1
-	done
+	# reader configuration.  Waited for with inotify (and pcscd's exit
+	# with a pidfd), not by polling.
+	rc=0
+	/usr/bin/python3 "$WAIT_PATH" exists 10 "$dir/run/pcscd.comm" "$pid" || rc=$?
+	case $rc in
+	0) ;;
+	3) cat "$dir/pcscd.log" >&2; die "pcscd exited during startup (log above)" ;;
+	*) kill "$pid" 2>/dev/null; die "pcscd did not create its socket within 10 s" ;;
+	esac
 	echo "PCSCD_PID=$pid" >>"$dir/env.tmp"
 	mv "$dir/env.tmp" "$dir/env"
 	cat "$dir/env"
@@ -191,15 +190,8 @@ stop)
 	pid=$(cat "$dir/pcscd.pid")
 	if kill -0 "$pid" 2>/dev/null; then
 		kill -TERM "$pid"
-		i=0
-		while kill -0 "$pid" 2>/dev/null; do
-			i=$((i + 1))
-			if [ $i -gt 50 ]; then
-				kill -KILL "$pid" 2>/dev/null || true
-				break
-			fi
-			sleep 0.1
-		done
+		/usr/bin/python3 "$WAIT_PATH" exit 5 "$pid" ||
+			kill -KILL "$pid" 2>/dev/null || true
 	fi
 	rm -f "$dir/pcscd.pid"
 	;;

@@ -202,29 +202,33 @@ on_request() {
 		happ -t 5000 hold "$arg" >"$D/hold.log" 2>&1 &
 		echo $! >"$D/hold.pid" ;;
 	kill-vicc)
-		# The guest has just sent a 5 s DELAY: be well inside it.
-		sleep 1
+		# The guest has just sent a 5 s DELAY: kill vicc inside it,
+		# once vicc says it is in it.
+		wait_line "$WORK/vicc.log" '^vicc: DELAY' 10 ||
+			echo "host: vicc never started the DELAY" >>"$D/requests.log"
 		echo "$(date +%T.%N | cut -c1-12) SIGKILL vicc $(cat "$WORK/vicc.pid")" >>"$D/requests.log"
 		vicc_stop
-		# The agent keeps running, and says the card is gone.
-		for _ in $(seq 50); do
-			agent_ctl "$AG" status >"$D/status-killed.json" 2>&1 &&
-				grep -q '"present": false' "$D/status-killed.json" && break
-			sleep 0.1
-		done ;;
+		# The agent keeps running, and says the card is gone (its
+		# log line first, then its status).
+		wait_line "$WORK/agent-$AG.log" "card removed from '$READER'" 5 || true
+		agent_ctl "$AG" status >"$D/status-killed.json" 2>&1 || true ;;
 	start-vicc)
 		vicc_start ;;
 	*) echo "host: unknown guest request '$*'" >>"$D/requests.log" ;;
 	esac
 }
 
-wait_file_line() {    # wait_file_line FILE REGEX SECONDS
-	local i
-	for ((i = 0; i < $3 * 10; i++)); do
-		grep -q -E "$2" "$1" 2>/dev/null && return 0
-		sleep 0.1
-	done
-	return 1
+# wait_line FILE REGEX SECONDS: a line matching REGEX is in FILE, now or
+# as it is written (tail -F follows with inotify; no polling loop).
+wait_line() {
+	grep -q -m 1 -E -e "$2" < <(timeout "$3" tail -n +1 -F "$1" 2>/dev/null)
+}
+# wait_app PIDFILE SECONDS: the host application a request started has
+# exited (not this shell's child: a pidfd, tests/common/wait-path.py).
+wait_app() {
+	local pid
+	pid=$(cat "$1" 2>/dev/null) || return 1
+	/usr/bin/python3 "$SRC/tests/common/wait-path.py" exit "$2" "$pid"
 }
 
 EXPECT=(usb-enumerated stock-plist reader atr opensc-atr apdus-run apdus-same apdu-ext-65535 crosstalk
@@ -279,7 +283,7 @@ for C in "${CONTROLLERS[@]}"; do
 	fi
 
 	# The host application's side of the cross-talk.
-	if wait_file_line "$D/host-crosstalk.log" '^crosstalk ' 30 &&
+	if wait_app "$D/host-crosstalk.pid" 30 && grep -q '^crosstalk ' "$D/host-crosstalk.log" &&
 		grep -q ' mixed=0 errors=0 ' "$D/host-crosstalk.log"; then
 		hres host-crosstalk PASS "$(grep '^crosstalk ' "$D/host-crosstalk.log")"
 	else
@@ -293,7 +297,7 @@ for C in "${CONTROLLERS[@]}"; do
 		hres crosstalk-overlap FAIL "the host application never waited for the guest: no overlap shown"
 	fi
 	# The exclusive hold: no APDU of the guest reached the card meanwhile.
-	if wait_file_line "$D/hold.log" '^hold released' 20 &&
+	if wait_app "$D/hold.pid" 20 && grep -q '^hold released' "$D/hold.log" &&
 		grep -q ' others=0$' "$D/hold.log"; then
 		hres host-hold PASS "$(grep '^hold done' "$D/hold.log")"
 	else

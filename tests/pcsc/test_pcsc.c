@@ -21,6 +21,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <poll.h>
+#include <sys/inotify.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -603,8 +605,8 @@ START_TEST(test_foreign_transaction)
 			r = guest_xfr(&g, a, n);
 			expect_small_file(r, 0x1004);
 		}
-		/* Let the guest's transaction go (idle 50 ms). */
-		g_usleep(150 * 1000);
+		/* The next round's SCardBeginTransaction waits until the
+		 * guest's transaction ends (idle 50 ms): pcscd tells. */
 	}
 	ccid_card_pcsc_get_stats(g.card, &stats);
 	ck_assert_uint_eq(stats.lock_timeouts, 2);
@@ -900,7 +902,10 @@ static gpointer guest_actor(gpointer data)
 	g_main_context_push_thread_default(ctx);
 	ccid_card_pcsc_config_init(&cfg);
 	cfg.reader = VICC_READER;
-	cfg.idle_ms = 20;
+	/* The SELECT and the READ must fall in one transaction: the gap
+	 * between them is this thread's own, which a loaded machine (the
+	 * other core busy) can stretch past 20 ms, rarely past 60 ms. */
+	cfg.idle_ms = 60;
 	if (!guest_try_init(&g, ctx, &cfg, &error) ||
 	    !agent_host_power_on(g.h, 0, atr, &error)) {
 		a->failure = g_strdup(error->message);
@@ -922,7 +927,7 @@ static gpointer guest_actor(gpointer data)
 			}
 			judge(a, fid, r->data, r->len);
 			/* Quiet for longer than idle: the others get in. */
-			g_usleep((gulong)g_rand_int_range(rnd, 40, 120) * 1000);
+			g_usleep((gulong)g_rand_int_range(rnd, 80, 160) * 1000);
 			while (g_main_context_iteration(ctx, FALSE))
 				;
 		}
@@ -1237,8 +1242,14 @@ START_TEST(test_latency)
 						     SCARD_LEAVE_CARD),
 				 SCARD_S_SUCCESS);
 		sum_g += time_guest(&g, a, n, r, guest_us + off, block);
-		/* The guest's transaction ends after 20 ms of silence. */
-		g_usleep(60 * 1000);
+		/* The guest's transaction ends after 20 ms of silence: wait
+		 * for it (our own transaction can start only then), so the
+		 * next direct timings do not include that wait. */
+		ck_assert_int_eq(SCardBeginTransaction(host.card),
+				 SCARD_S_SUCCESS);
+		ck_assert_int_eq(SCardEndTransaction(host.card,
+						     SCARD_LEAVE_CARD),
+				 SCARD_S_SUCCESS);
 	}
 	med_p = median(plain, n_apdus);
 	med_t = median(txn, n_apdus);
@@ -1349,6 +1360,41 @@ START_TEST(test_agent_selftest)
 }
 END_TEST
 
+/* Waits until @path exists and, if @needle is not NULL, contains it:
+ * inotify on its directory (creation, writes), under a deadline, no
+ * sleeps. */
+static gboolean wait_file(const char *path, const char *needle, guint ms)
+{
+	g_autofree char *dir = g_path_get_dirname(path);
+	gint64 end = g_get_monotonic_time() + (gint64)ms * 1000;
+	int in = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
+	gboolean found = FALSE;
+
+	ck_assert_int_ge(in, 0);
+	ck_assert_int_ge(inotify_add_watch(in, dir, IN_CREATE | IN_MOVED_TO |
+					   IN_MODIFY | IN_CLOSE_WRITE), 0);
+	for (;;) {
+		g_autofree char *text = NULL;
+		struct pollfd p = { .fd = in, .events = POLLIN };
+		gint64 left = (end - g_get_monotonic_time()) / 1000;
+		char ev[4096];
+
+		if (g_file_test(path, G_FILE_TEST_EXISTS) &&
+		    (needle == NULL ||
+		     (g_file_get_contents(path, &text, NULL, NULL) &&
+		      strstr(text, needle) != NULL))) {
+			found = TRUE;
+			break;
+		}
+		if (left <= 0 || poll(&p, 1, (int)left) != 1)
+			break;
+		while (read(in, ev, sizeof(ev)) > 0)
+			;
+	}
+	close(in);
+	return found;
+}
+
 START_TEST(test_agent_serve)
 {
 	g_autofree char *sock = g_build_filename(pcsc_fixture_dir(), "s.sock",
@@ -1395,10 +1441,7 @@ START_TEST(test_agent_serve)
 			      "serve: %s", error ? error->message : "?");
 		close(fd);
 	}
-	for (guint i = 0; i < 100 && !g_file_test(ctl, G_FILE_TEST_EXISTS);
-	     i++)
-		g_usleep(50 * 1000);
-	ck_assert(g_file_test(ctl, G_FILE_TEST_EXISTS));
+	ck_assert_msg(wait_file(ctl, NULL, 5000), "serve made no %s", ctl);
 	g_clear_pointer(&out, g_free);
 	g_clear_pointer(&err, g_free);
 	{
@@ -1406,7 +1449,8 @@ START_TEST(test_agent_serve)
 
 		ck_assert_int_eq(run_agent(args, NULL, &out, &err), 0);
 		ck_assert_msg(strstr(out, "{\"slots\": [{\"slot\": 0, "
-				     "\"card\": \"pcsc\", \"present\": true}]")
+				     "\"card\": \"pcsc\", \"present\": true, "
+				     "\"busy\": false}]")
 			      != NULL, "%s", out);
 	}
 	g_clear_pointer(&out, g_free);
@@ -1428,7 +1472,9 @@ START_TEST(test_agent_serve)
 		ck_assert(pcsc_host_wait_card(&h2, FALSE, 5000));
 		pcsc_host_clear(&h2);
 	}
-	g_usleep(200 * 1000);
+	/* The agent's own word that it saw the card go. */
+	ck_assert_msg(wait_file(log, "slot 0: card removed from", 5000),
+		      "the agent did not log the removal");
 	g_clear_pointer(&out, g_free);
 	g_clear_pointer(&err, g_free);
 	{

@@ -23,7 +23,8 @@ The card (ATR from the library's ISO 7816 OS with extended length):
     1001..1004   64 bytes each, byte[i] = (FID_low * 37 + i * 11) & 0xFF
     2000         65533 bytes, byte[i] = (i * 31 + 7) & 0xFF
   00 B0 P1 P2 Le        READ BINARY (short or extended Le)
-  80 10 00 00 04 t t t t   DELAY: sleep t ms (big-endian), answer 90 00
+  80 10 00 00 04 t t t t   DELAY: print "vicc: DELAY t ms", sleep t ms
+                           (big-endian), answer 90 00
   80 12 00 00 00 HH LL     PATTERN: Ne = HHLL bytes of the EF 2000 pattern
                            + 90 00 (Ne <= 65533: vpcd's 16-bit framing
                            caps a response at 65535 bytes)
@@ -159,6 +160,9 @@ class TestCard:
             if ins == 0x10:
                 if len(data) != 4:
                     return b"\x67\x00"
+                # Tests wait for this line to act inside the delay.
+                print("vicc: DELAY %d ms" % struct.unpack(">I", data)[0],
+                      flush=True)
                 time.sleep(struct.unpack(">I", data)[0] / 1000.0)
                 return b"\x90\x00"
             if ins == 0x12:

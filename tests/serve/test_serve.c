@@ -20,7 +20,9 @@
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/inotify.h>
 #include <sys/prctl.h>
+#include <sys/syscall.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <sys/wait.h>
@@ -47,6 +49,11 @@ struct agent {
 	bool exited;
 	int status;                 /* exit status, or 128 + signal */
 	char **env;
+	/* What the waits below sleep on, instead of polling with sleeps:
+	 * the agent's exit (a pidfd) and its stderr file growing (inotify). */
+	int pidfd;
+	int err_watch;
+	bool out_eof;
 };
 
 static void child_setup(gpointer data)
@@ -66,15 +73,17 @@ static void child_setup(gpointer data)
 	}
 }
 
-static void drain(int fd, GString *s)
+/* Reads what is there; TRUE at end of file. */
+static bool drain(int fd, GString *s)
 {
 	char buf[4096];
 	ssize_t n;
 
 	if (fd < 0)
-		return;
+		return true;
 	while ((n = read(fd, buf, sizeof(buf))) > 0)
 		g_string_append_len(s, buf, n);
+	return n == 0;
 }
 
 static void read_err(struct agent *a)
@@ -89,7 +98,8 @@ static void agent_pump(struct agent *a)
 {
 	int st;
 
-	drain(a->out_fd, a->out);
+	if (drain(a->out_fd, a->out))
+		a->out_eof = true;
 	read_err(a);
 	if (!a->exited && waitpid(a->pid, &st, WNOHANG) == a->pid) {
 		a->exited = true;
@@ -134,6 +144,34 @@ static void agent_start(struct agent *a, const char *const *env,
 		      "cannot run %s: %s", agent_bin,
 		      error ? error->message : "?");
 	g_unix_set_fd_nonblocking(a->out_fd, TRUE, NULL);
+	a->pidfd = (int)syscall(SYS_pidfd_open, a->pid, 0);
+	ck_assert_msg(a->pidfd >= 0, "pidfd_open: %s", g_strerror(errno));
+	/* g_spawn returns after the exec, so child_setup made the file. */
+	a->err_watch = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
+	ck_assert_int_ge(a->err_watch, 0);
+	ck_assert_int_ge(inotify_add_watch(a->err_watch, a->err_path,
+					   IN_MODIFY), 0);
+}
+
+/* Sleeps until the agent writes to stdout or stderr or exits, or until
+ * @end (monotonic µs); FALSE when @end passed first. */
+static bool agent_wait_news(struct agent *a, gint64 end)
+{
+	struct pollfd p[3] = {
+		{ .fd = a->out_eof ? -1 : a->out_fd, .events = POLLIN },
+		{ .fd = a->err_watch, .events = POLLIN },
+		{ .fd = a->exited ? -1 : a->pidfd, .events = POLLIN },
+	};
+	gint64 left = (end - g_get_monotonic_time()) / 1000;
+	char ev[4096];
+	int n;
+
+	if (left <= 0)
+		return false;
+	n = poll(p, G_N_ELEMENTS(p), (int)MIN(left, G_MAXINT));
+	while (read(a->err_watch, ev, sizeof(ev)) > 0)
+		;
+	return n > 0;
 }
 
 /* The value of the stdout line "KEY: VALUE", or NULL. */
@@ -154,29 +192,25 @@ static bool agent_wait_ready(struct agent *a, unsigned timeout_ms)
 {
 	gint64 end = g_get_monotonic_time() + (gint64)timeout_ms * 1000;
 
-	while (g_get_monotonic_time() < end) {
+	for (;;) {
 		g_autofree char *ctl = NULL;
 
 		agent_pump(a);
 		ctl = agent_line(a, "control");
 		if (ctl != NULL && g_str_has_suffix(a->out->str, "\n"))
 			return true;
-		if (a->exited)
+		if (a->exited || !agent_wait_news(a, end))
 			return false;
-		g_usleep(2000);
 	}
-	return false;
 }
 
 static int agent_wait_exit(struct agent *a, unsigned timeout_ms)
 {
 	gint64 end = g_get_monotonic_time() + (gint64)timeout_ms * 1000;
 
-	while (!a->exited && g_get_monotonic_time() < end) {
+	agent_pump(a);
+	while (!a->exited && agent_wait_news(a, end))
 		agent_pump(a);
-		if (!a->exited)
-			g_usleep(2000);
-	}
 	return a->exited ? a->status : -1;
 }
 
@@ -190,8 +224,7 @@ static bool agent_wait_err(struct agent *a, const char *needle,
 		agent_pump(a);
 		if (strstr(a->err->str, needle) != NULL)
 			return true;
-		g_usleep(2000);
-	} while (g_get_monotonic_time() < end);
+	} while (agent_wait_news(a, end));
 	return false;
 }
 
@@ -204,6 +237,8 @@ static void agent_stop(struct agent *a)
 	if (a->out_fd >= 0)
 		close(a->out_fd);
 	a->out_fd = -1;
+	close(a->pidfd);
+	close(a->err_watch);
 	g_string_free(a->out, TRUE);
 	g_string_free(a->err, TRUE);
 	g_unlink(a->err_path);
@@ -495,7 +530,7 @@ START_TEST(test_listen_unix_insert_remove_reconnect)
 	guest_echo(&g, 2);
 	want_status = g_strdup_printf(
 		"{\"slots\": [{\"slot\": 0, \"card\": \"loopback\", "
-		"\"present\": true}], \"mode\": \"listen\", \"address\": "
+		"\"present\": true, \"busy\": false}], \"mode\": \"listen\", \"address\": "
 		"\"unix:%s\", \"attached\": true, \"configured\": true, "
 		"\"sessions\": 1}", sock);
 	ctl_expect(ctlp, "status", NULL, 0, want_status);
@@ -539,8 +574,10 @@ START_TEST(test_listen_unix_insert_remove_reconnect)
 	/* No card, so no NotifySlotChange on configuration: the slot says
 	 * absent when asked. */
 	guest_configure_quiet(&g);
+	/* The refused XfrBlock's answer is the barrier: a NotifySlotChange
+	 * from the configuration would be pushed when interrupt receiving
+	 * started, before the agent read this later packet. */
 	guest_xfr_refused(&g, 6);
-	fake_qemu_spin(&g, NULL, NULL, 50);
 	ck_assert_uint_eq(g.n_intr, 0);
 	ctl_expect(ctlp, "insert", NULL, 0,
 		   "{\"slot\": 0, \"present\": true, \"changed\": true}");
@@ -550,7 +587,7 @@ START_TEST(test_listen_unix_insert_remove_reconnect)
 	g_free(want_status);
 	want_status = g_strdup_printf(
 		"{\"slots\": [{\"slot\": 0, \"card\": \"loopback\", "
-		"\"present\": true}], \"mode\": \"listen\", \"address\": "
+		"\"present\": true, \"busy\": false}], \"mode\": \"listen\", \"address\": "
 		"\"unix:%s\", \"attached\": true, \"configured\": true, "
 		"\"sessions\": 2}", sock);
 	ctl_expect(ctlp, "status", NULL, 0, want_status);
@@ -603,7 +640,7 @@ START_TEST(test_second_serve_is_refused)
 	ck_assert_int_eq(ctl(ctlp, "status", NULL, &out), 0);
 	ck_assert(g_str_has_prefix(out, "{\"slots\": [{\"slot\": 0, "
 				   "\"card\": \"loopback\", \"present\": "
-				   "true}]"));
+				   "true, \"busy\": false}]"));
 	kill(a.pid, SIGINT);
 	ck_assert_int_eq(agent_wait_exit(&a, 5000), 0);
 	ck_assert(strstr(a.err->str, "SIGINT") != NULL);
@@ -645,6 +682,28 @@ START_TEST(test_verbose_log)
 }
 END_TEST
 
+/* Reads @fd until the peer closes it; FALSE if it did not within
+ * @timeout_ms. */
+static bool wait_eof(int fd, unsigned timeout_ms)
+{
+	gint64 end = g_get_monotonic_time() + (gint64)timeout_ms * 1000;
+	char buf[4096];
+
+	for (;;) {
+		struct pollfd p = { .fd = fd, .events = POLLIN };
+		gint64 left = (end - g_get_monotonic_time()) / 1000;
+		ssize_t n;
+
+		if (left <= 0 || poll(&p, 1, (int)left) != 1)
+			return false;
+		n = read(fd, buf, sizeof(buf));
+		if (n == 0 || (n < 0 && errno == ECONNRESET))
+			return true;
+		if (n < 0 && errno != EINTR && errno != EAGAIN)
+			return false;
+	}
+}
+
 /* Junk on the usbredir socket costs the peer its connection, never the
  * agent its life. */
 START_TEST(test_garbage_peer)
@@ -674,7 +733,10 @@ START_TEST(test_garbage_peer)
 			memcpy(junk, "\x77\x77\x00\x00\x10\x00\x00\x00", 8);
 		fd = unix_connect(sock);
 		(void)send(fd, junk, sizeof(junk), MSG_NOSIGNAL);
-		g_usleep(50 * 1000);
+		/* The agent reads the junk and drops the connection: wait
+		 * for that end of file (after its hello) under a deadline. */
+		ck_assert_msg(wait_eof(fd, 5000),
+			      "round %u: the agent kept the connection", round);
 		close(fd);
 	}
 	/* A real peer still gets the reader. */
@@ -966,8 +1028,8 @@ START_TEST(test_listen_tcp)
 	ck_assert_int_eq(guest_notify(&g, 2), 0x09);
 	ctl_expect_status(ctlp,
 		"{\"slots\": [{\"slot\": 0, \"card\": \"loopback\", "
-		"\"present\": true}, {\"slot\": 1, \"card\": \"loopback\", "
-		"\"present\": false}], \"mode\": \"listen\", \"address\": "
+		"\"present\": true, \"busy\": false}, {\"slot\": 1, \"card\": "
+		"\"loopback\", \"present\": false, \"busy\": false}], \"mode\": \"listen\", \"address\": "
 		"\"tcp:127.0.0.1:%u\", \"attached\": true, \"configured\": "
 		"true, \"sessions\": 1}", port);
 	fake_qemu_power_on(&g, 1);
@@ -1170,7 +1232,7 @@ START_TEST(test_virtual_card_remove_insert)
 	guest_xfr_refused(&g, 2);
 	ctl_expect_status(ctlp,
 		"{\"slots\": [{\"slot\": 0, \"card\": \"virtual\", "
-		"\"present\": false}], \"mode\": \"listen\", \"address\": "
+		"\"present\": false, \"busy\": false}], \"mode\": \"listen\", \"address\": "
 		"\"unix:%s\", \"attached\": true, \"configured\": true, "
 		"\"sessions\": 1}", sock);
 

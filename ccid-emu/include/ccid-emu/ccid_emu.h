@@ -195,6 +195,10 @@ void ccid_dev_free(ccid_dev *dev);
 /* Slot @index (0-based), or NULL if out of range. */
 ccid_slot *ccid_dev_get_slot(ccid_dev *dev, unsigned index);
 unsigned ccid_slot_get_index(const ccid_slot *slot);
+/* Whether the slot's card is working on a command (a power-on or an
+ * APDU the device handed to the backend and that has not completed):
+ * lets a host show, or a test wait for, an operation in flight. */
+bool ccid_slot_is_busy(const ccid_slot *slot);
 
 /* Binds a card backend to a slot.  @ops == NULL leaves the slot empty.
  * @present tells whether a card is inserted right now.  A previous
@@ -214,6 +218,22 @@ void ccid_slot_power_on_done(ccid_slot *slot, enum ccid_card_status st,
 			     const uint8_t *atr, size_t atr_len);
 void ccid_slot_apdu_done(ccid_slot *slot, enum ccid_card_status st,
 			 const uint8_t *resp, size_t resp_len);
+
+/* An interposer between the slot and its backend, such as the agent's
+ * PIN-retry guard (ccid-emu/cards/ccid_card_pin_guard.h): it is bound as
+ * the slot's card and forwards to the real backend, and while a hook is
+ * set ccid_slot_apdu_done() hands every answer for the guest's pending
+ * command to @fn instead of the guest (stray completions are still
+ * dropped first).  @fn may send more APDUs of its own to the backend and
+ * ends the guest's command with ccid_slot_apdu_complete(), which is
+ * ccid_slot_apdu_done() without the hook.  ccid_slot_set_card() clears
+ * the hook; NULL @fn removes it. */
+typedef void (*ccid_slot_apdu_hook_fn)(void *user, enum ccid_card_status st,
+				       const uint8_t *resp, size_t resp_len);
+void ccid_slot_set_apdu_hook(ccid_slot *slot, ccid_slot_apdu_hook_fn fn,
+			     void *user);
+void ccid_slot_apdu_complete(ccid_slot *slot, enum ccid_card_status st,
+			     const uint8_t *resp, size_t resp_len);
 
 /* ------------------------------------------------------------------------
  * USB side, called by the transport

@@ -146,10 +146,10 @@ scan_count() {    # scan_count REGEX: pcsc_scan's card states that match
 scan_more() { [ "$(scan_count "$1")" -gt "$2" ]; }
 wait_until 10 scan_more 'Card inserted' 0 || note "pcsc_scan did not report the card within 10 s"
 
-# vicc's DELAY, 5 s; the host kills vicc 1 s after the request.
+# vicc's DELAY, 5 s; the host kills vicc once vicc says the DELAY began
+# (so the request may go out at once).
 $A -r $R -t 20000 xfr 801000000400001388 >/tmp/kill.log 2>&1 &
 kill_pid=$!
-usleep 500000
 host_request kill-vicc
 wait $kill_pid
 rc=$?
