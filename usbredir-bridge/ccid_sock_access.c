@@ -142,7 +142,9 @@ static gboolean take_path(const struct sockaddr_un *sun, const char *what,
 			    path);
 		return FALSE;
 	}
-	probe = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	/* Non-blocking: a listener with a full backlog answers EAGAIN at
+	 * once rather than holding us up; it is alive all the same. */
+	probe = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
 	if (probe < 0) {
 		g_set_error(error, CCID_SOCK_ERROR, CCID_SOCK_ERROR_SOCKET,
 			    "socket: %s", g_strerror(errno));
@@ -151,7 +153,7 @@ static gboolean take_path(const struct sockaddr_un *sun, const char *what,
 	e = connect(probe, (const struct sockaddr *)sun, sizeof(*sun)) == 0 ?
 	    0 : errno;
 	close(probe);
-	if (e == 0) {
+	if (e == 0 || e == EAGAIN) {
 		g_set_error(error, CCID_SOCK_ERROR, CCID_SOCK_ERROR_BUSY,
 			    "%s %s is in use by another process "
 			    "(another ccid-agent?)", what, path);
