@@ -14,6 +14,8 @@
 
 #include <glib.h>
 
+#include "ccid_sock_access.h"
+
 #include <ccid-emu/ccid_emu.h>
 
 G_BEGIN_DECLS
@@ -142,6 +144,10 @@ struct ccid_bridge_addr {
 	char *path;      /* unix */
 	char *host;      /* tcp, without brackets */
 	guint16 port;    /* tcp */
+	/* Who may connect; set from options, not from the spec (see
+	 * ccid_sock_access.h and ccid_tls.h). */
+	char *tls_dir;   /* tcp: TLS with QEMU's tls-creds-x509 layout */
+	struct ccid_sock_access access;  /* unix: besides our uid */
 };
 
 /* Parses "unix:PATH" or "tcp:HOST:PORT" ("tcp:[V6ADDR]:PORT"). */
@@ -154,7 +160,9 @@ typedef struct ccid_bridge_endpoint ccid_bridge_endpoint;
 /* Listens on @addr and attaches each accepted peer to @bridge (a second
  * peer while one is attached is refused and closed).  A unix socket path
  * that another live process listens on is an error (CCID_BRIDGE_ERROR_BUSY);
- * a stale one is replaced. */
+ * a stale one (ECONNREFUSED) is replaced.  Who may connect: unix peers of
+ * our uid or @addr->access's group; tcp only on loopback unless
+ * @addr->tls_dir (ccid_endpoint.c). */
 ccid_bridge_endpoint *ccid_bridge_listen(ccid_bridge *bridge,
 					 const struct ccid_bridge_addr *addr,
 					 GError **error);

@@ -473,10 +473,13 @@ static const char *socket_dir(struct lv_dom *ld, GError **error)
 	return lv->private_dir;
 }
 
-static int listen_on(const char *path, GError **error)
+/* A listening socket at @path, born with @mode by the umask around bind():
+ * no chmod afterwards, so no moment with other permissions. */
+static int listen_on(const char *path, mode_t mode, GError **error)
 {
 	struct sockaddr_un sa = { .sun_family = AF_UNIX };
-	int fd;
+	mode_t old_mask;
+	int fd, rc = -1;
 
 	if (strlen(path) >= sizeof(sa.sun_path)) {
 		g_set_error(error, G_IO_ERROR, G_IO_ERROR_FAILED,
@@ -487,9 +490,13 @@ static int listen_on(const char *path, GError **error)
 	}
 	strcpy(sa.sun_path, path);
 	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
-	if (fd < 0 || (g_unlink(path), bind(fd, (struct sockaddr *)&sa,
-					    sizeof(sa))) != 0 ||
-	    chmod(path, 0600) != 0 || listen(fd, 4) != 0) {
+	if (fd >= 0) {
+		g_unlink(path);
+		old_mask = umask(0777 & ~mode);
+		rc = bind(fd, (struct sockaddr *)&sa, sizeof(sa));
+		umask(old_mask);
+	}
+	if (fd < 0 || rc != 0 || listen(fd, 4) != 0) {
 		g_set_error(error, G_IO_ERROR, G_IO_ERROR_FAILED,
 			    "cannot listen on %s: %s", path,
 			    g_strerror(errno));
@@ -525,29 +532,23 @@ static void lv_plug(void *impl, const char *dev_id, daemon_vm_plug_fn done,
 	}
 	name = g_strdup_printf("%s-%08x.sock", dev_id, g_random_int());
 	op->path = g_build_filename(dir, name, NULL);
-	op->listen_fd = listen_on(op->path, &error);
-	if (op->listen_fd < 0) {
-		op_fail(op, "%s", error->message);
-		return;
-	}
 	/* QEMU of another user must be able to connect: root gives it the
 	 * socket; anyone else opens it to all (libvirt 9.0 does not relabel
 	 * a hot-plugged redirdev's socket: observed, QEMU got EACCES).  The
 	 * directory is not listable, the name random, and only a peer with
 	 * QEMU's uid is served (on_listen_ready). */
-	if (op->want_uid != getuid()) {
-		if (getuid() == 0) {
-			if (chown(op->path, op->want_uid, (gid_t)-1) != 0)
-				say("domain '%s': cannot give %s to uid %lu: "
-				    "%s", ld->name, op->path,
-				    (unsigned long)op->want_uid,
-				    g_strerror(errno));
-		} else if (chmod(op->path, 0666) != 0) {
-			say("domain '%s': cannot open %s to QEMU's uid %lu: "
-			    "%s", ld->name, op->path,
-			    (unsigned long)op->want_uid, g_strerror(errno));
-		}
+	op->listen_fd = listen_on(op->path, op->want_uid != getuid() &&
+				  getuid() != 0 ? 0666 : 0600, &error);
+	if (op->listen_fd < 0) {
+		op_fail(op, "%s", error->message);
+		return;
 	}
+	/* Root hands the 0600 socket to QEMU's uid (nobody else could reach
+	 * it in between). */
+	if (op->want_uid != getuid() && getuid() == 0 &&
+	    chown(op->path, op->want_uid, (gid_t)-1) != 0)
+		say("domain '%s': cannot give %s to uid %lu: %s", ld->name,
+		    op->path, (unsigned long)op->want_uid, g_strerror(errno));
 	g_hash_table_replace(ld->sockets, g_strdup(dev_id),
 			     g_strdup(op->path));
 	op->listen_id = g_unix_fd_add(op->listen_fd, G_IO_IN, on_listen_ready,
