@@ -476,6 +476,16 @@ static char *virtual_atr_hex(gpointer card)
 	       NULL;
 }
 
+static char *nss_atr_hex(gpointer card)
+{
+	guint8 atr[CCID_EMU_MAX_ATR];
+
+	/* libcacard's card of the token; none without a token. */
+	return card != NULL ? atr_to_hex(atr, ccid_card_nss_get_atr(card,
+								   atr)) :
+	       NULL;
+}
+
 static char *piv_atr_hex(gpointer card)
 {
 	gsize len;
@@ -537,6 +547,7 @@ static const struct agent_card_kind_info kinds[AGENT_CARD_N_KINDS] = {
 		.is_present = nss_is_present,
 		.free_card = nss_free,
 		.describe = nss_describe,
+		.atr_hex = nss_atr_hex,
 		.moved_what = "holds a PKCS#11 token (nss)",
 		.moved_how = " the token itself",
 		.announce = TRUE,
