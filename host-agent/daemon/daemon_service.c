@@ -38,10 +38,12 @@ struct entry_rec {
 };
 
 /* A remembered VM that is not there is looked for again when its QMP
- * socket appears (a GFileMonitor on the socket's directory: inotify), and
- * every VM_RETRY_MS only where that directory cannot be watched.  After
- * the socket appears QEMU may not listen yet (bind, then listen): a few
- * quick tries follow. */
+ * socket appears (a GFileMonitor on the socket's directory: inotify).
+ * Every VM_RETRY_MS only while a socket file is there that does not
+ * answer (a stopped or hung QEMU, or the file of a killed one: no event
+ * comes when it answers again), or where the directory cannot be
+ * watched.  After the socket appears QEMU may not listen yet (bind, then
+ * listen): a few quick tries follow. */
 #define VM_RETRY_MS 2000u
 #define VM_QUICK_MS 50u
 #define VM_QUICK_TRIES 40u
@@ -579,6 +581,19 @@ static void on_qmp_dir_changed(GFileMonitor *mon, GFile *file, GFile *other,
 	g_autofree char *to = other != NULL ? g_file_get_basename(other) :
 			      NULL;
 
+	if (r->waiting && r->removing == NULL &&
+	    (event == G_FILE_MONITOR_EVENT_DELETED ||
+	     event == G_FILE_MONITOR_EVENT_MOVED_OUT) &&
+	    g_strcmp0(name, want) == 0 && r->quick_left == 0) {
+		/* No file, nothing to poll: its next one is an event. */
+		if (r->retry_id != 0) {
+			g_source_remove(r->retry_id);
+			r->retry_id = 0;
+		}
+		say("VM '%s': its QMP socket %s was removed; waiting for it "
+		    "to appear", r->name, r->qmp + strlen("unix:"));
+		return;
+	}
 	if (!r->waiting || r->removing != NULL ||
 	    (event != G_FILE_MONITOR_EVENT_CREATED &&
 	     event != G_FILE_MONITOR_EVENT_CHANGED &&
@@ -639,7 +654,8 @@ static void schedule_retry(struct vm_rec *r)
 		/* The socket appeared; QEMU may not listen on it yet. */
 		r->quick_left--;
 		r->retry_id = g_timeout_add(VM_QUICK_MS, on_vm_retry, r);
-	} else if (!watched) {
+	} else if (!watched || g_file_test(r->qmp + strlen("unix:"),
+					   G_FILE_TEST_EXISTS)) {
 		r->retry_id = g_timeout_add(VM_RETRY_MS, on_vm_retry, r);
 	}
 }
