@@ -462,8 +462,8 @@ gboolean daemon_entry_attach(daemon_entry *entry, daemon_vm *vm,
 	    g_strcmp0(daemon_vm_get_state(vm), "connecting") == 0) {
 		g_set_error(error, DAEMON_ERROR, DAEMON_ERROR_FAILED,
 			    "VM '%s' is not running (%s): start it again on "
-			    "its QMP socket and the daemon finds it within "
-			    "2 s; to attach as soon as it runs, use "
+			    "its QMP socket and the daemon finds it at once; "
+			    "to attach as soon as it runs, use "
 			    "'ccid-agent qemu-args %s --vm NAME' for a new VM",
 			    name, daemon_vm_get_state(vm), entry->id);
 		return FALSE;

@@ -1002,8 +1002,33 @@ static struct entry_rec *add_entry(daemon_service *d, const char *id,
 	return r;
 }
 
+/* Virtual and nss: entries in one daemon: libcacard set up for both
+ * before the first card (agent_card_kinds_prepare_cacard), so either may
+ * be attached first.  Only then: it opens the NSS databases. */
+static void prepare_cacard(daemon_service *d)
+{
+	const struct agent_card_spec *soft = NULL, *hw = NULL;
+	g_autoptr(GError) error = NULL;
+
+	for (guint i = 0; i < d->cfg->entries->len; i++) {
+		const struct agent_card_spec *spec = &g_array_index(
+			d->cfg->entries, struct daemon_entry_config, i).spec;
+
+		if (spec->kind == AGENT_CARD_VIRTUAL && soft == NULL)
+			soft = spec;
+		else if (spec->kind == AGENT_CARD_NSS && hw == NULL)
+			hw = spec;
+	}
+	if (soft != NULL && hw != NULL &&
+	    !agent_card_kinds_prepare_cacard(soft, hw, &error))
+		say("cannot set up libcacard for virtual and nss cards "
+		    "together: %s (the kind attached first works)",
+		    error->message);
+}
+
 static void export_entries(daemon_service *d)
 {
+	prepare_cacard(d);
 	for (guint i = 0; i < d->cfg->entries->len; i++) {
 		struct daemon_entry_config *c = &g_array_index(d->cfg->entries,
 			struct daemon_entry_config, i);

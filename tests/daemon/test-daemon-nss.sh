@@ -5,6 +5,8 @@
 # behind an NSS database (tests/nss/make-softhsm-nssdb.sh) configured as
 # [entry tok] card=nss:DB, on a private session bus:
 #   - before any attach the Atr is unknown ("");
+#   - the built-in virtual entry attached first (libcacard is set up once
+#     per process: the daemon sets it up for both kinds at start);
 #   - attached to a paused QEMU, the entry shows the ATR of libcacard's
 #     card for the token (its CAC ATR), and the state card-present;
 #   - detached and attached again: the same ATR.
@@ -91,6 +93,8 @@ until [[ -S $WORK/vm1.qmp ]]; do
 done
 "$AGENT" vm add vm1 --qmp "unix:$WORK/vm1.qmp" >/dev/null || die "vm add vm1 failed"
 
+out=$("$AGENT" attach virtual vm1 2>&1) && pass attach-virtual-first "$out" ||
+	fail attach-virtual-first "$out; $(tail -n 5 "$WORK/daemon.log")"
 out=$("$AGENT" attach tok vm1 2>&1) && pass attach "$out" || fail attach "$out; $(tail -n 5 "$WORK/daemon.log")"
 entry_is tok "e[0]['atr'] == '$CATR' and e[0]['state'] == 'card-present'" 5 &&
 	pass atr-nss "the token's card: $(entry_json tok)" || fail atr-nss "want $CATR: $(entry_json tok)"
