@@ -10,6 +10,8 @@
 #include <ccid_card_pcsc.h>
 #include <ccid_card_piv.h>
 #include <ccid_card_virtual.h>
+#include <ccid_cacard_service.h>
+#include <ccid_virtual_nssdb.h>
 #include <string.h>
 
 /* --- loopback: the card behind a gate, with its GSource timer ------------ */
@@ -476,6 +478,16 @@ static char *virtual_atr_hex(gpointer card)
 	       NULL;
 }
 
+static char *nss_atr_hex(gpointer card)
+{
+	guint8 atr[CCID_EMU_MAX_ATR];
+
+	/* libcacard's card of the token; none without a token. */
+	return card != NULL ? atr_to_hex(atr, ccid_card_nss_get_atr(card,
+								   atr)) :
+	       NULL;
+}
+
 static char *piv_atr_hex(gpointer card)
 {
 	gsize len;
@@ -537,6 +549,7 @@ static const struct agent_card_kind_info kinds[AGENT_CARD_N_KINDS] = {
 		.is_present = nss_is_present,
 		.free_card = nss_free,
 		.describe = nss_describe,
+		.atr_hex = nss_atr_hex,
 		.moved_what = "holds a PKCS#11 token (nss)",
 		.moved_how = " the token itself",
 		.announce = TRUE,
@@ -591,4 +604,32 @@ char *agent_card_kinds_syntax(void)
 		g_string_append(s, kinds[i].syntax);
 	}
 	return g_string_free(s, FALSE);
+}
+
+gboolean agent_card_kinds_prepare_cacard(const struct agent_card_spec *soft,
+					 const struct agent_card_spec *hw,
+					 GError **error)
+{
+	/* The virtual card's defaults (ccid_card_virtual_new()). */
+	static const char *const default_nicks[] = {
+		CCID_NSSDB_NICK_ID, CCID_NSSDB_NICK_SIGN, CCID_NSSDB_NICK_ENC,
+		NULL
+	};
+	struct ccid_cacard_config scfg = {
+		.nssdb_dir = soft->nssdb_dir,
+		.soft_nicknames = (const char *const *)soft->nicknames,
+		.hw_nssdb_dir = hw->nssdb_dir,
+	};
+	g_autofree char *default_dir = NULL;
+	gboolean created = FALSE;
+
+	if (scfg.nssdb_dir == NULL) {
+		default_dir = ccid_nssdb_default_dir();
+		if (!ccid_nssdb_ensure(default_dir, &created, error))
+			return FALSE;
+		scfg.nssdb_dir = default_dir;
+		if (scfg.soft_nicknames == NULL)
+			scfg.soft_nicknames = default_nicks;
+	}
+	return ccid_cacard_service_prepare(&scfg, error);
 }

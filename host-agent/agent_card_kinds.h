@@ -88,6 +88,15 @@ const struct agent_card_kind_info *agent_card_kind_for_spec(const char *text);
 /* "virtual, virtual:NSSDB_DIR, loopback, ..." for error messages. */
 char *agent_card_kinds_syntax(void);
 
+/* libcacard is set up once per process (ccid_cacard_service.h) for the
+ * kind of the first card made: a program that will make cards of both
+ * @soft (a virtual spec) and @hw (an nss spec) sets it up for both first,
+ * whichever card comes first.  Opens the NSS databases (the default one
+ * of the virtual card is made when missing). */
+gboolean agent_card_kinds_prepare_cacard(const struct agent_card_spec *soft,
+					 const struct agent_card_spec *hw,
+					 GError **error);
+
 /* The loopback card inside the kind's handle (the handle adds the gate
  * that lets it be pulled out). */
 struct ccid_card_loopback *agent_card_loopback_inner(gpointer card);

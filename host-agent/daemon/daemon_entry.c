@@ -462,8 +462,8 @@ gboolean daemon_entry_attach(daemon_entry *entry, daemon_vm *vm,
 	    g_strcmp0(daemon_vm_get_state(vm), "connecting") == 0) {
 		g_set_error(error, DAEMON_ERROR, DAEMON_ERROR_FAILED,
 			    "VM '%s' is not running (%s): start it again on "
-			    "its QMP socket and the daemon finds it within "
-			    "2 s; to attach as soon as it runs, use "
+			    "its QMP socket and the daemon finds it at once; "
+			    "to attach as soon as it runs, use "
 			    "'ccid-agent qemu-args %s --vm NAME' for a new VM",
 			    name, daemon_vm_get_state(vm), entry->id);
 		return FALSE;
@@ -708,8 +708,10 @@ const char *daemon_entry_get_state(const daemon_entry *entry)
 		return "unavailable";
 	if (entry->passthrough)
 		/* The card as pcscd last saw it (it cannot while a VM has
-		 * the reader); present when pcscd never reported it. */
-		return !entry->has_reader || entry->reader_present ?
+		 * the reader).  Never reported (no pcscd, or a reader it does
+		 * not drive): not known, so no card is claimed, and the
+		 * reason says it is unknown. */
+		return entry->has_reader && entry->reader_present ?
 		       "card-present" : "no-card";
 	if (entry->has_reader)
 		return !entry->reader_connected ? "unavailable" :
@@ -717,13 +719,21 @@ const char *daemon_entry_get_state(const daemon_entry *entry)
 	return entry->inserted ? "card-present" : "no-card";
 }
 
+/* The reason of a passthrough entry whose card nobody reported: the
+ * daemon does not open a reader it may pass through to look inside. */
+#define PASSTHROUGH_CARD_UNKNOWN "card state unknown: pcscd has not " \
+	"reported this reader (pcscd is not running, or does not drive it); " \
+	"a VM it is passed through to sees the card if there is one"
+
 const char *daemon_entry_get_reason(const daemon_entry *entry)
 {
 	if (entry->reason != NULL)
 		return entry->reason;
-	if (entry->passthrough)
-		return entry->usb_reason != NULL && entry->sessions->len == 0 ?
-		       entry->usb_reason : "";
+	if (entry->passthrough) {
+		if (entry->usb_reason != NULL && entry->sessions->len == 0)
+			return entry->usb_reason;
+		return entry->has_reader ? "" : PASSTHROUGH_CARD_UNKNOWN;
+	}
 	if (passed_through(entry)) {
 		struct session *s = g_ptr_array_index(entry->peer->sessions, 0);
 		daemon_entry *e = (daemon_entry *)entry;

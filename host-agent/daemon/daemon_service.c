@@ -37,8 +37,16 @@ struct entry_rec {
 	gboolean usb_present;
 };
 
-/* How often a remembered VM that is not there is looked for again. */
+/* A remembered VM that is not there is looked for again when its QMP
+ * socket appears (a GFileMonitor on the socket's directory: inotify).
+ * Every VM_RETRY_MS only while a socket file is there that does not
+ * answer (a stopped or hung QEMU, or the file of a killed one: no event
+ * comes when it answers again), or where the directory cannot be
+ * watched.  After the socket appears QEMU may not listen yet (bind, then
+ * listen): a few quick tries follow. */
 #define VM_RETRY_MS 2000u
+#define VM_QUICK_MS 50u
+#define VM_QUICK_TRIES 40u
 
 struct vm_rec {
 	daemon_service *d;
@@ -53,6 +61,9 @@ struct vm_rec {
 	guint detaches;
 	GPtrArray *remembered;            /* entry ids to attach (char *) */
 	guint retry_id;                   /* reconnect timer */
+	gboolean waiting;                 /* gone: waiting for it to return */
+	GFileMonitor *qmp_dir_monitor;    /* while waiting (QMP VMs) */
+	guint quick_left;                 /* quick tries after an event */
 };
 
 struct daemon_service {
@@ -479,6 +490,7 @@ static void reattach_all(daemon_service *d)
 /* --- VMs ------------------------------------------------------------------- */
 
 static void vm_connect(struct vm_rec *r);
+static void unwatch_qmp_dir(struct vm_rec *r);
 
 static void vm_rec_free(gpointer p)
 {
@@ -487,6 +499,7 @@ static void vm_rec_free(gpointer p)
 
 	if (r->retry_id != 0)
 		g_source_remove(r->retry_id);
+	unwatch_qmp_dir(r);
 	/* No session may outlive its VM's record. */
 	for (guint i = 0; i < r->d->entries->len; i++) {
 		struct entry_rec *e = g_ptr_array_index(r->d->entries, i);
@@ -574,15 +587,103 @@ static gboolean on_vm_retry(gpointer data)
 	return G_SOURCE_REMOVE;
 }
 
-/* A known VM is not there (any more): look for it again later, with a
- * new connection (out of the old one's callbacks). */
+static void unwatch_qmp_dir(struct vm_rec *r)
+{
+	if (r->qmp_dir_monitor == NULL)
+		return;
+	g_signal_handlers_disconnect_by_data(r->qmp_dir_monitor, r);
+	g_file_monitor_cancel(r->qmp_dir_monitor);
+	g_clear_object(&r->qmp_dir_monitor);
+}
+
+/* Something changed in the QMP socket's directory: if it is the socket
+ * (QEMU bound it again), the VM is looked for at once. */
+static void on_qmp_dir_changed(GFileMonitor *mon, GFile *file, GFile *other,
+			       GFileMonitorEvent event, gpointer data)
+{
+	struct vm_rec *r = data;
+	g_autofree char *want = g_path_get_basename(r->qmp + strlen("unix:"));
+	g_autofree char *name = g_file_get_basename(file);
+	g_autofree char *to = other != NULL ? g_file_get_basename(other) :
+			      NULL;
+
+	if (r->waiting && r->removing == NULL &&
+	    (event == G_FILE_MONITOR_EVENT_DELETED ||
+	     event == G_FILE_MONITOR_EVENT_MOVED_OUT) &&
+	    g_strcmp0(name, want) == 0 && r->quick_left == 0) {
+		/* No file, nothing to poll: its next one is an event. */
+		if (r->retry_id != 0) {
+			g_source_remove(r->retry_id);
+			r->retry_id = 0;
+		}
+		say("VM '%s': its QMP socket %s was removed; waiting for it "
+		    "to appear", r->name, r->qmp + strlen("unix:"));
+		return;
+	}
+	if (!r->waiting || r->removing != NULL ||
+	    (event != G_FILE_MONITOR_EVENT_CREATED &&
+	     event != G_FILE_MONITOR_EVENT_CHANGED &&
+	     event != G_FILE_MONITOR_EVENT_ATTRIBUTE_CHANGED &&
+	     event != G_FILE_MONITOR_EVENT_MOVED_IN &&
+	     event != G_FILE_MONITOR_EVENT_RENAMED) ||
+	    (g_strcmp0(name, want) != 0 && g_strcmp0(to, want) != 0))
+		return;
+	say("VM '%s': its QMP socket %s appeared; connecting", r->name,
+	    r->qmp + strlen("unix:"));
+	r->quick_left = VM_QUICK_TRIES;
+	if (r->retry_id != 0)
+		g_source_remove(r->retry_id);
+	/* Out of the monitor's signal. */
+	r->retry_id = g_idle_add(on_vm_retry, r);
+}
+
+/* Watches the QMP socket's directory; FALSE when it cannot be. */
+static gboolean watch_qmp_dir(struct vm_rec *r)
+{
+	g_autofree char *dir = NULL;
+	g_autoptr(GFile) f = NULL;
+	g_autoptr(GError) error = NULL;
+
+	if (r->qmp_dir_monitor != NULL)
+		return TRUE;
+	dir = g_path_get_dirname(r->qmp + strlen("unix:"));
+	f = g_file_new_for_path(dir);
+	r->qmp_dir_monitor = g_file_monitor_directory(f, G_FILE_MONITOR_NONE,
+						      NULL, &error);
+	if (r->qmp_dir_monitor == NULL) {
+		say("VM '%s': cannot watch %s (%s); looking for its QMP "
+		    "socket every %u s instead", r->name, dir, error->message,
+		    VM_RETRY_MS / 1000);
+		return FALSE;
+	}
+	g_signal_connect(r->qmp_dir_monitor, "changed",
+			 G_CALLBACK(on_qmp_dir_changed), r);
+	return TRUE;
+}
+
+/* A known VM is not there (any more): look for it again when its QMP
+ * socket appears, with a new connection (out of the old one's
+ * callbacks). */
 static void schedule_retry(struct vm_rec *r)
 {
+	gboolean watched;
+
 	/* libvirt tells when a domain starts (on_libvirt_domain). */
-	if (g_str_has_prefix(r->qmp, DAEMON_LIBVIRT_PREFIX))
+	if (g_str_has_prefix(r->qmp, DAEMON_LIBVIRT_PREFIX) ||
+	    r->removing != NULL)
 		return;
-	if (r->retry_id == 0 && r->removing == NULL)
+	r->waiting = TRUE;
+	watched = watch_qmp_dir(r);
+	if (r->retry_id != 0)
+		return;
+	if (r->quick_left > 0) {
+		/* The socket appeared; QEMU may not listen on it yet. */
+		r->quick_left--;
+		r->retry_id = g_timeout_add(VM_QUICK_MS, on_vm_retry, r);
+	} else if (!watched || g_file_test(r->qmp + strlen("unix:"),
+					   G_FILE_TEST_EXISTS)) {
 		r->retry_id = g_timeout_add(VM_RETRY_MS, on_vm_retry, r);
+	}
 }
 
 static void on_vm_gone(void *user, daemon_vm *vm, const char *reason,
@@ -639,6 +740,10 @@ static void on_vm_ready(void *user, daemon_vm *vm, const GError *error)
 		g_idle_add(remove_vm_idle, r);
 		return;
 	}
+	/* There: no more watching for it. */
+	r->waiting = FALSE;
+	r->quick_left = 0;
+	unwatch_qmp_dir(r);
 	if (r->obj == NULL) {
 		export_vm(r, daemon_vm_get_state(vm));
 		save_state(r->d);
@@ -883,6 +988,7 @@ static gboolean handle_remove_vm(CcidAgentManager *m,
 		g_source_remove(r->retry_id);
 		r->retry_id = 0;
 	}
+	unwatch_qmp_dir(r);
 	r->detaches = 1;    /* this function's own */
 	for (guint i = 0; i < d->entries->len; i++) {
 		struct entry_rec *e = g_ptr_array_index(d->entries, i);
@@ -922,8 +1028,33 @@ static struct entry_rec *add_entry(daemon_service *d, const char *id,
 	return r;
 }
 
+/* Virtual and nss: entries in one daemon: libcacard set up for both
+ * before the first card (agent_card_kinds_prepare_cacard), so either may
+ * be attached first.  Only then: it opens the NSS databases. */
+static void prepare_cacard(daemon_service *d)
+{
+	const struct agent_card_spec *soft = NULL, *hw = NULL;
+	g_autoptr(GError) error = NULL;
+
+	for (guint i = 0; i < d->cfg->entries->len; i++) {
+		const struct agent_card_spec *spec = &g_array_index(
+			d->cfg->entries, struct daemon_entry_config, i).spec;
+
+		if (spec->kind == AGENT_CARD_VIRTUAL && soft == NULL)
+			soft = spec;
+		else if (spec->kind == AGENT_CARD_NSS && hw == NULL)
+			hw = spec;
+	}
+	if (soft != NULL && hw != NULL &&
+	    !agent_card_kinds_prepare_cacard(soft, hw, &error))
+		say("cannot set up libcacard for virtual and nss cards "
+		    "together: %s (the kind attached first works)",
+		    error->message);
+}
+
 static void export_entries(daemon_service *d)
 {
+	prepare_cacard(d);
 	for (guint i = 0; i < d->cfg->entries->len; i++) {
 		struct daemon_entry_config *c = &g_array_index(d->cfg->entries,
 			struct daemon_entry_config, i);

@@ -17,7 +17,12 @@
 #     session ends and the entry is free within 1 s;
 #   - the domain started again gets its remembered entry back;
 #   - bad input: vm add of a domain that does not exist, of one that is a VM
-#     already.
+#     already;
+#   - the redirdev socket serves only the domain's QEMU: while an attach
+#     waits for QEMU (QEMU stopped with SIGSTOP), a process of another uid
+#     (root, from the root part of the test) connects to the socket and is
+#     refused (closed, and the daemon's log says so), then QEMU continues
+#     and its session works (entry held, redirdev in dumpxml).
 # qemu:///session is per user, and root's qemu:///session is the system
 # instance: run as root, the test runs itself as the user nobody.
 #
@@ -94,13 +99,51 @@ if [[ $(id -u) == 0 ]]; then
 	ldd "$AGENT" | awk -v src="$SRC/" 'index($3, src) == 1 { print $3 }' |
 		while read -r lib; do cp "$lib" "$K/bin/"; done
 	chown -R nobody:nogroup "$W"
+	# A connector of another uid (root) for the test's peer check: it
+	# connects to each socket path written to peer.req and appends to
+	# peer.res whether the daemon closed the connection at once.
+	mkfifo -m 600 "$W/peer.req"
+	chown nobody:nogroup "$W/peer.req"
+	/usr/bin/python3 - "$W/peer.req" "$W/peer.res" <<'PY' &
+import os, socket, sys, time
+req, res = sys.argv[1:3]
+while True:
+    with open(req) as f:
+        for line in f:
+            path = line.strip()
+            if path == "quit":
+                sys.exit(0)
+            s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            t0 = time.monotonic()
+            try:
+                s.connect(path)
+            except OSError as e:
+                out = "connect-failed %s" % e
+            else:
+                s.settimeout(5)
+                try:
+                    d = s.recv(1)
+                    out = ("refused uid=%d pid=%d ms=%d" % (os.getuid(), os.getpid(),
+                           (time.monotonic() - t0) * 1000)) if d == b"" else "open: data"
+                except socket.timeout:
+                    out = "open: not closed within 5 s"
+                except OSError as e:
+                    out = "refused uid=%d pid=%d (%s)" % (os.getuid(), os.getpid(), e)
+            s.close()
+            with open(res, "a") as r:
+                r.write(out + "\n")
+PY
+	PEERPID=$!
 	rc=0
 	QARG=()
 	((QUIET)) && QARG=(--quiet)
 	setpriv --reuid=nobody --regid=nogroup --clear-groups \
 		env HOME="$W" CCID_LIBVIRT_KIT="$K" LD_LIBRARY_PATH="$K/bin" \
+		CCID_LIBVIRT_PEER="$W/peer" \
 		"$K/test-daemon-libvirt.sh" --agent "$K/bin/ccid-agent" \
 		--keep "$W" "${QARG[@]}" || rc=$?
+	kill "$PEERPID" 2>/dev/null || true
+	wait "$PEERPID" 2>/dev/null || true
 	[[ -n $KEEP ]] || rm -rf "$W"
 	exit "$rc"
 fi
@@ -373,6 +416,46 @@ if until_ms 20000 only_new_redirdev && until_ms 5000 holds; then
 	hres daemon-restart PASS "the dead device replaced by a new one, entry held by $DOM again, $(($(now_ms) - t0)) ms after the restart"
 else
 	hres daemon-restart FAIL "dumpxml: $("${VIRSH[@]}" dumpxml "$DOM" | grep -A 3 '<redirdev' | tr -s ' \n' ' '); list: $("$AGENT" list 2>&1 | tr '\n' ';')"
+fi
+
+# The socket of a redirdev serves the domain's QEMU only.  QEMU stopped,
+# an attach waits on its socket; another uid connects first.
+PEER=${CCID_LIBVIRT_PEER:-}
+sockdir=$XDG_RUNTIME_DIR/ccid-emu/libvirt
+new_sock() { comm -13 <(printf '%s\n' "${before[@]}") <(ls "$sockdir" 2>/dev/null | sort) | grep '\.sock$' | head -n 1 || true; }
+has_new_sock() { [[ -n $(new_sock) ]]; }
+if [[ -z $PEER ]]; then
+	hres wrong-uid FAIL "needs another uid: run the test as root (it runs itself as nobody and connects as root)"
+elif ! out=$("$AGENT" detach virtual "$DOM" 2>&1); then
+	hres wrong-uid FAIL "detach before the check failed: $out"
+else
+	QPID2=$(cat "$XDG_RUNTIME_DIR/libvirt/qemu/run/$DOM.pid")
+	mapfile -t before < <(ls "$sockdir" 2>/dev/null | sort)
+	kill -STOP "$QPID2"
+	"$AGENT" attach virtual "$DOM" >"$WORK/attach-peer.log" 2>&1 &
+	APID=$!
+	if until_ms 10000 has_new_sock; then
+		sock=$sockdir/$(new_sock)
+		# (A fifo: bounded, in case the connector is gone.)
+		timeout 5 bash -c 'echo "$1" >"$2"' _ "$sock" "$PEER.req" || true
+		until_ms 10000 test -s "$PEER.res" || true
+		res=$(cat "$PEER.res" 2>/dev/null || true)
+		logline=$(grep "refused a connection to $sock from pid" "$WORK/daemon.log" || true)
+		if [[ $res == "refused uid=0 "* && $logline == *"uid 0: the domain's QEMU runs as uid $(id -u)"* ]]; then
+			hres wrong-uid PASS "root's connection to $sock: $res; daemon: $logline"
+		else
+			hres wrong-uid FAIL "connector: '${res:-no answer}'; daemon log: '${logline:-no refusal}'"
+		fi
+	else
+		hres wrong-uid FAIL "no socket appeared in $sockdir for the attach"
+	fi
+	kill -CONT "$QPID2"
+	rc=0; wait "$APID" || rc=$?
+	if ((rc == 0)) && until_ms 5000 holds && has_redirdev; then
+		hres qemu-after-refusal PASS "QEMU's own connection served: $(cat "$WORK/attach-peer.log")"
+	else
+		hres qemu-after-refusal FAIL "attach exit $rc: $(cat "$WORK/attach-peer.log"); list: $("$AGENT" list 2>&1 | tr '\n' ';')"
+	fi
 fi
 "${VIRSH[@]}" destroy "$DOM" >/dev/null 2>&1 || true
 if kill -0 "$DPID" 2>/dev/null; then

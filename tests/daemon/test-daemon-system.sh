@@ -10,7 +10,10 @@
 #   - the user nobody lists them too (properties, object manager) but
 #     cannot call a method (AccessDenied) and cannot take the name;
 #   - nobody in the group libvirt may call methods (the call reaches the
-#     daemon, which answers it).
+#     daemon, which answers it);
+#   - activation: with that daemon gone, nobody's `ccid-agent list` starts
+#     it through the system bus activation file meson installs
+#     (host-agent/data/org.ccidemu.Agent1.system-service.in), as root.
 #
 # Usage: test-daemon-system.sh AGENT       (as root)
 # Exit status: 0 pass, 1 fail, 2 setup error.
@@ -18,7 +21,8 @@ set -euo pipefail
 export LC_ALL=C
 
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
-POLICY=$(cd "$HERE/../../host-agent/data" && pwd)/org.ccidemu.Agent1.conf
+DATA=$(cd "$HERE/../../host-agent/data" && pwd)
+POLICY=$DATA/org.ccidemu.Agent1.conf
 AGENT=${1:?usage: test-daemon-system.sh PATH-TO-ccid-agent}
 AGENT=$(cd "$(dirname "$AGENT")" && pwd)/$(basename "$AGENT")
 PY=/usr/bin/python3
@@ -32,10 +36,16 @@ WORK=$(mktemp -d "${TMPDIR:-/tmp}/ccid-daemon-system.XXXXXX")
 chmod 755 "$WORK"
 export XDG_CONFIG_HOME=$WORK/config XDG_DATA_HOME=$WORK/data XDG_RUNTIME_DIR=$WORK/run
 export PCSCLITE_CSOCK_NAME=$WORK/no-pcscd.comm
-mkdir -p "$XDG_CONFIG_HOME" "$XDG_DATA_HOME" "$XDG_RUNTIME_DIR"
+mkdir -p "$XDG_CONFIG_HOME" "$XDG_DATA_HOME" "$XDG_RUNTIME_DIR" "$WORK/services"
+# The installed activation file, as meson configures it, with the built
+# program and the test's own files.
+sed "s|@AGENT@|$AGENT|g; s|@CONFIG@|$WORK/agent.conf|g; s|@STATE@|$WORK/state/vms.conf|g" \
+	"$DATA/org.ccidemu.Agent1.system-service.in" >"$WORK/services/org.ccidemu.Agent1.service"
 chmod 700 "$XDG_RUNTIME_DIR"
-BPID= DPID=
+BPID= DPID= APID=
 cleanup() {
+	# The activated daemon is the bus's child, not ours.
+	if [[ -n $APID ]]; then kill "$APID" 2>/dev/null || true; fi
 	[[ -n $DPID ]] && kill "$DPID" 2>/dev/null && wait "$DPID" 2>/dev/null
 	[[ -n $BPID ]] && kill "$BPID" 2>/dev/null && wait "$BPID" 2>/dev/null
 	rm -rf "$WORK"
@@ -68,6 +78,7 @@ cat >"$WORK/bus.conf" <<EOF
     <allow send_destination="org.freedesktop.DBus"
            send_interface="org.freedesktop.DBus.Introspectable"/>
   </policy>
+  <servicedir>$WORK/services</servicedir>
   <include>$POLICY</include>
 </busconfig>
 EOF
@@ -113,6 +124,22 @@ out=$("${AS_LIBVIRT[@]}" "$AGENT" vm add probe --qmp "unix:$WORK/no-such.qmp" 2>
 [[ $out == *"cannot add VM 'probe'"* && $out != *AccessDenied* ]] &&
 	pass libvirt-group-calls "the call reached the daemon: exit $rc: $out" || fail libvirt-group-calls "exit $rc: $out"
 kill -0 "$DPID" 2>/dev/null && pass daemon-alive "still running" || fail daemon-alive "$(tail -n 5 "$WORK/daemon.log")"
+
+# Activation: the daemon gone, an unprivileged client starts it.
+kill "$DPID" && wait "$DPID" 2>/dev/null || true
+DPID=
+end=$(($(date +%s%3N) + 5000))
+while gdbus call --system -d org.freedesktop.DBus -o /org/freedesktop/DBus \
+	-m org.freedesktop.DBus.NameHasOwner org.ccidemu.Agent1 | grep -q true; do
+	(($(date +%s%3N) < end)) || die "the killed daemon kept its name"
+	sleep 0.05
+done
+out=$("${AS_NOBODY[@]}" "$AGENT" list --json 2>&1) && has_virtual <<<"$out" && apid=$(gdbus call --system \
+	-d org.freedesktop.DBus -o /org/freedesktop/DBus -m org.freedesktop.DBus.GetConnectionUnixProcessID \
+	org.ccidemu.Agent1 | sed -n 's/^(uint32 \([0-9]*\),)$/\1/p') && APID=$apid &&
+	[[ $(stat -c %u "/proc/$apid") == 0 && $(tr '\0' ' ' <"/proc/$apid/cmdline") == "$AGENT daemon --system "* ]] &&
+	pass activation "nobody's list started $(tr '\0' ' ' <"/proc/$apid/cmdline")(pid $apid, root)" ||
+	fail activation "$out; bus log: $(tail -n 5 "$WORK/bus.log")"
 
 if ((FAILS)); then
 	echo "bus log:"; sed 's/^/  | /' "$WORK/bus.log"
