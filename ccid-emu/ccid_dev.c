@@ -201,6 +201,11 @@ unsigned ccid_slot_get_index(const ccid_slot *slot)
 	return slot->index;
 }
 
+bool ccid_slot_is_busy(const ccid_slot *slot)
+{
+	return slot->op != CCID_OP_NONE;
+}
+
 bool ccid_dev_is_configured(const ccid_dev *dev)
 {
 	return dev->configuration != 0;

@@ -10,6 +10,8 @@
 #include <ccid_card_pcsc.h>
 #include <ccid_card_piv.h>
 #include <ccid_card_virtual.h>
+#include <ccid_cacard_service.h>
+#include <ccid_virtual_nssdb.h>
 #include <string.h>
 
 /* --- loopback: the card behind a gate, with its GSource timer ------------ */
@@ -449,6 +451,51 @@ static gboolean piv_set_inserted(gpointer card, gboolean inserted,
 	return TRUE;
 }
 
+/* --- ATRs ------------------------------------------------------------------- */
+
+static char *atr_to_hex(const guint8 *atr, gsize len)
+{
+	GString *hex = g_string_sized_new(2 * len);
+
+	for (gsize i = 0; i < len; i++)
+		g_string_append_printf(hex, "%02X", atr[i]);
+	return g_string_free(hex, len == 0);
+}
+
+static char *loopback_atr_hex(gpointer card)
+{
+	guint8 atr[CCID_EMU_MAX_ATR];
+
+	return atr_to_hex(atr, ccid_card_loopback_atr(atr));
+}
+
+static char *virtual_atr_hex(gpointer card)
+{
+	guint8 atr[CCID_EMU_MAX_ATR];
+
+	return card != NULL ? atr_to_hex(atr, ccid_card_virtual_get_atr(card,
+								       atr)) :
+	       NULL;
+}
+
+static char *nss_atr_hex(gpointer card)
+{
+	guint8 atr[CCID_EMU_MAX_ATR];
+
+	/* libcacard's card of the token; none without a token. */
+	return card != NULL ? atr_to_hex(atr, ccid_card_nss_get_atr(card,
+								   atr)) :
+	       NULL;
+}
+
+static char *piv_atr_hex(gpointer card)
+{
+	gsize len;
+	const guint8 *atr = ccid_card_piv_atr(&len);
+
+	return atr_to_hex(atr, len);
+}
+
 /* --- the table ----------------------------------------------------------- */
 
 static const struct agent_card_kind_info kinds[AGENT_CARD_N_KINDS] = {
@@ -462,6 +509,7 @@ static const struct agent_card_kind_info kinds[AGENT_CARD_N_KINDS] = {
 		.is_present = virtual_is_present,
 		.free_card = virtual_free,
 		.describe = virtual_describe,
+		.atr_hex = virtual_atr_hex,
 		.set_inserted = virtual_set_inserted,
 	},
 	[AGENT_CARD_LOOPBACK] = {
@@ -474,6 +522,7 @@ static const struct agent_card_kind_info kinds[AGENT_CARD_N_KINDS] = {
 		.is_present = loopback_is_present,
 		.free_card = loopback_free,
 		.describe = loopback_describe,
+		.atr_hex = loopback_atr_hex,
 		.set_inserted = loopback_set_inserted,
 	},
 	[AGENT_CARD_PCSC] = {
@@ -500,6 +549,7 @@ static const struct agent_card_kind_info kinds[AGENT_CARD_N_KINDS] = {
 		.is_present = nss_is_present,
 		.free_card = nss_free,
 		.describe = nss_describe,
+		.atr_hex = nss_atr_hex,
 		.moved_what = "holds a PKCS#11 token (nss)",
 		.moved_how = " the token itself",
 		.announce = TRUE,
@@ -514,6 +564,7 @@ static const struct agent_card_kind_info kinds[AGENT_CARD_N_KINDS] = {
 		.is_present = piv_is_present,
 		.free_card = piv_free,
 		.describe = piv_describe,
+		.atr_hex = piv_atr_hex,
 		.set_inserted = piv_set_inserted,
 		/* Where the card lives, and whether it was just made with
 		 * the default PIN: worth a line at start. */
@@ -553,4 +604,32 @@ char *agent_card_kinds_syntax(void)
 		g_string_append(s, kinds[i].syntax);
 	}
 	return g_string_free(s, FALSE);
+}
+
+gboolean agent_card_kinds_prepare_cacard(const struct agent_card_spec *soft,
+					 const struct agent_card_spec *hw,
+					 GError **error)
+{
+	/* The virtual card's defaults (ccid_card_virtual_new()). */
+	static const char *const default_nicks[] = {
+		CCID_NSSDB_NICK_ID, CCID_NSSDB_NICK_SIGN, CCID_NSSDB_NICK_ENC,
+		NULL
+	};
+	struct ccid_cacard_config scfg = {
+		.nssdb_dir = soft->nssdb_dir,
+		.soft_nicknames = (const char *const *)soft->nicknames,
+		.hw_nssdb_dir = hw->nssdb_dir,
+	};
+	g_autofree char *default_dir = NULL;
+	gboolean created = FALSE;
+
+	if (scfg.nssdb_dir == NULL) {
+		default_dir = ccid_nssdb_default_dir();
+		if (!ccid_nssdb_ensure(default_dir, &created, error))
+			return FALSE;
+		scfg.nssdb_dir = default_dir;
+		if (scfg.soft_nicknames == NULL)
+			scfg.soft_nicknames = default_nicks;
+	}
+	return ccid_cacard_service_prepare(&scfg, error);
 }

@@ -72,6 +72,11 @@ struct agent_card_kind_info {
 				 GError **error);
 	const char *moved_what;
 	const char *moved_how;
+	/* The ATR the card presents, upper-case hex (g_free it), or NULL
+	 * when not known.  @card NULL: without a card, for kinds whose
+	 * ATR is fixed.  NULL for kinds whose ATR comes from elsewhere
+	 * (pcsc: the reader's card). */
+	char *(*atr_hex)(gpointer card);
 	/* Log describe() when the card is created (its presence depends on
 	 * something outside the agent, worth a line). */
 	gboolean announce;
@@ -82,6 +87,15 @@ const struct agent_card_kind_info *agent_card_kind_get(enum agent_card_kind kind
 const struct agent_card_kind_info *agent_card_kind_for_spec(const char *text);
 /* "virtual, virtual:NSSDB_DIR, loopback, ..." for error messages. */
 char *agent_card_kinds_syntax(void);
+
+/* libcacard is set up once per process (ccid_cacard_service.h) for the
+ * kind of the first card made: a program that will make cards of both
+ * @soft (a virtual spec) and @hw (an nss spec) sets it up for both first,
+ * whichever card comes first.  Opens the NSS databases (the default one
+ * of the virtual card is made when missing). */
+gboolean agent_card_kinds_prepare_cacard(const struct agent_card_spec *soft,
+					 const struct agent_card_spec *hw,
+					 GError **error);
 
 /* The loopback card inside the kind's handle (the handle adds the gate
  * that lets it be pulled out). */

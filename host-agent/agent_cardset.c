@@ -269,6 +269,14 @@ char *agent_cardset_describe(agent_cardset *cs, unsigned index)
 	return sc != NULL ? sc->kind->describe(sc->card) : NULL;
 }
 
+char *agent_cardset_atr_hex(agent_cardset *cs, unsigned index)
+{
+	struct slot_card *sc = slot_with_card(cs, index);
+
+	return sc != NULL && sc->kind->atr_hex != NULL ?
+	       sc->kind->atr_hex(sc->card) : NULL;
+}
+
 guint agent_cardset_pin_refusals(agent_cardset *cs, unsigned index)
 {
 	struct slot_card *sc = slot_with_card(cs, index);

@@ -69,6 +69,9 @@ gboolean agent_cardset_is_present(agent_cardset *cs, unsigned index);
 const char *agent_cardset_card_name(agent_cardset *cs, unsigned index);
 /* What the card is, for people (g_free it), or NULL. */
 char *agent_cardset_describe(agent_cardset *cs, unsigned index);
+/* The ATR the card of slot @index presents, upper-case hex (g_free it);
+ * NULL when not known. */
+char *agent_cardset_atr_hex(agent_cardset *cs, unsigned index);
 
 /* How many PIN commands of the guest the PIN-retry guard of slot @index
  * refused (0 without a card or with pin_guard=off). */

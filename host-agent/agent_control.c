@@ -5,6 +5,7 @@
 #define _GNU_SOURCE
 #include "agent_control.h"
 #include "agent_json.h"
+#include "ccid_sock_access.h"
 
 #include <errno.h>
 #include <poll.h>
@@ -29,7 +30,7 @@ typedef struct control_client control_client;
 struct agent_control {
 	char *path;
 	int fd;
-	GSource *accept_src;
+	ccid_acceptor *acceptor;
 	GMainContext *ctx;
 	agent_control_fn fn;
 	void *user;
@@ -254,14 +255,20 @@ void agent_control_reply_error(agent_control_request *req, const char *fmt,
 
 /* --- the listening socket -------------------------------------------------- */
 
-static gboolean control_accept_cb(gint fd, GIOCondition cond, gpointer data)
+static void control_accepted(gpointer data, int cfd)
 {
 	agent_control *ctl = data;
+	g_autofree char *why = NULL;
 	control_client *c;
-	int cfd = accept4(fd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
 
-	if (cfd < 0)
-		return G_SOURCE_CONTINUE;
+	/* The socket file is owner-only, but a file mode is one check and
+	 * the peer's uid is the other. */
+	if (!ccid_sock_peer_allowed(cfd, NULL, &why)) {
+		g_message("control socket %s: refused a connection: %s",
+			  ctl->path, why);
+		close(cfd);
+		return;
+	}
 	if (g_list_length(ctl->clients) >= CONTROL_MAX_CLIENTS) {
 		static const char busy[] =
 			"{\"error\": \"too many control connections\"}\n";
@@ -269,7 +276,7 @@ static gboolean control_accept_cb(gint fd, GIOCondition cond, gpointer data)
 		(void)send(cfd, busy, sizeof(busy) - 1,
 			   MSG_NOSIGNAL | MSG_DONTWAIT);
 		close(cfd);
-		return G_SOURCE_CONTINUE;
+		return;
 	}
 	c = g_new0(control_client, 1);
 	c->refs = 1;                  /* the server's */
@@ -279,7 +286,6 @@ static gboolean control_accept_cb(gint fd, GIOCondition cond, gpointer data)
 	c->out = g_string_new(NULL);
 	ctl->clients = g_list_prepend(ctl->clients, c);
 	client_update(c);
-	return G_SOURCE_CONTINUE;
 }
 
 static gboolean fill_sockaddr(const char *path, struct sockaddr_un *sun,
@@ -304,73 +310,31 @@ static gboolean fill_sockaddr(const char *path, struct sockaddr_un *sun,
 	return TRUE;
 }
 
-/* Clears the way for a new socket at @path: an error if a live process
- * listens there or it is not a socket at all. */
-static gboolean take_path(const struct sockaddr_un *sun, GError **error)
-{
-	const char *path = sun->sun_path;
-	struct stat st;
-	int probe;
-
-	if (lstat(path, &st) < 0)
-		return TRUE;
-	if (!S_ISSOCK(st.st_mode)) {
-		g_set_error(error, AGENT_CONTROL_ERROR,
-			    AGENT_CONTROL_ERROR_ADDRESS,
-			    "%s exists and is not a socket; not replacing it",
-			    path);
-		return FALSE;
-	}
-	probe = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	if (probe >= 0 &&
-	    connect(probe, (const struct sockaddr *)sun, sizeof(*sun)) == 0) {
-		close(probe);
-		g_set_error(error, AGENT_CONTROL_ERROR,
-			    AGENT_CONTROL_ERROR_BUSY,
-			    "control socket %s is in use by another process "
-			    "(another ccid-agent?)", path);
-		return FALSE;
-	}
-	if (probe >= 0)
-		close(probe);
-	/* Nobody home: a leftover of an agent that did not exit cleanly. */
-	unlink(path);
-	return TRUE;
-}
-
 agent_control *agent_control_new(const char *path, agent_control_fn fn,
 				 void *user, GError **error)
 {
+	static const int codes[] = {
+		[CCID_SOCK_ERROR_ADDRESS] = AGENT_CONTROL_ERROR_ADDRESS,
+		[CCID_SOCK_ERROR_SOCKET] = AGENT_CONTROL_ERROR_SOCKET,
+		[CCID_SOCK_ERROR_BUSY] = AGENT_CONTROL_ERROR_BUSY,
+	};
+	g_autoptr(GError) local = NULL;
 	struct sockaddr_un sun;
-	g_autofree char *dir = NULL;
 	agent_control *ctl;
-	struct stat st;
-	int fd, e;
+	dev_t dev = 0;
+	ino_t ino = 0;
+	int fd;
 
 	if (!fill_sockaddr(path, &sun, error))
 		return NULL;
-	dir = g_path_get_dirname(path);
-	if (g_mkdir_with_parents(dir, 0700) < 0) {
-		e = errno;
-		g_set_error(error, AGENT_CONTROL_ERROR,
-			    AGENT_CONTROL_ERROR_SOCKET,
-			    "cannot create directory %s: %s", dir,
-			    g_strerror(e));
-		return NULL;
-	}
-	if (!take_path(&sun, error))
-		return NULL;
-	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
-	if (fd < 0 || bind(fd, (struct sockaddr *)&sun, sizeof(sun)) < 0 ||
-	    chmod(path, 0600) < 0 || listen(fd, 8) < 0) {
-		e = errno;
-		if (fd >= 0)
-			close(fd);
-		g_set_error(error, AGENT_CONTROL_ERROR,
-			    e == EADDRINUSE ? AGENT_CONTROL_ERROR_BUSY :
-			    AGENT_CONTROL_ERROR_SOCKET,
-			    "cannot listen on control socket %s: %s", path,
-			    g_strerror(e));
+	/* Owner-only from birth: the umask around bind(), no chmod after. */
+	fd = ccid_sock_listen_unix(path, NULL, "control socket", 8, &dev, &ino,
+				   &local);
+	if (fd < 0) {
+		g_set_error_literal(error, AGENT_CONTROL_ERROR,
+				    (guint)local->code < G_N_ELEMENTS(codes) ?
+				    codes[local->code] : AGENT_CONTROL_ERROR_SOCKET,
+				    local->message);
 		return NULL;
 	}
 	ctl = g_new0(agent_control, 1);
@@ -379,15 +343,11 @@ agent_control *agent_control_new(const char *path, agent_control_fn fn,
 	ctl->fn = fn;
 	ctl->user = user;
 	ctl->ctx = g_main_context_ref_thread_default();
-	if (stat(path, &st) == 0) {
-		ctl->made_file = TRUE;
-		ctl->sock_dev = st.st_dev;
-		ctl->sock_ino = st.st_ino;
-	}
-	ctl->accept_src = g_unix_fd_source_new(fd, G_IO_IN);
-	g_source_set_callback(ctl->accept_src, G_SOURCE_FUNC(control_accept_cb),
-			      ctl, NULL);
-	g_source_attach(ctl->accept_src, ctl->ctx);
+	ctl->made_file = TRUE;
+	ctl->sock_dev = dev;
+	ctl->sock_ino = ino;
+	ctl->acceptor = ccid_acceptor_new(fd, true, "control socket",
+					  control_accepted, ctl);
 	return ctl;
 }
 
@@ -399,11 +359,10 @@ void agent_control_free(agent_control *ctl)
 		return;
 	while (ctl->clients != NULL)
 		client_close(ctl->clients->data);
-	g_source_destroy(ctl->accept_src);
-	g_source_unref(ctl->accept_src);
+	ccid_acceptor_free(ctl->acceptor);
 	close(ctl->fd);
 	/* Only remove the file if it is still the socket we made. */
-	if (ctl->made_file && stat(ctl->path, &st) == 0 &&
+	if (ctl->made_file && lstat(ctl->path, &st) == 0 &&
 	    st.st_dev == ctl->sock_dev && st.st_ino == ctl->sock_ino)
 		unlink(ctl->path);
 	g_main_context_unref(ctl->ctx);

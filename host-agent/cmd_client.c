@@ -59,15 +59,29 @@ static int report(const char *argv0, GError *error)
 		fprintf(stderr, "%s: the daemon cannot be reached: %s (start "
 			"it with 'ccid-agent daemon' or 'systemctl --user "
 			"start ccid-agent')\n", argv0, error->message);
+	else if (g_error_matches(error, G_DBUS_ERROR,
+				 G_DBUS_ERROR_ACCESS_DENIED))
+		fprintf(stderr, "%s: the bus does not let you call the daemon "
+			"(AccessDenied; a system-wide daemon takes calls from "
+			"root and the group libvirt, see docs/daemon.md): %s\n",
+			argv0, error->message);
 	else
 		fprintf(stderr, "%s: %s\n", argv0, error->message);
 	return code;
 }
 
+/* The session bus, or the system bus when CCID_AGENT_BUS=system (a
+ * system-wide daemon, `ccid-agent daemon --system`). */
+static GBusType client_bus(void)
+{
+	return g_strcmp0(g_getenv("CCID_AGENT_BUS"), "system") == 0 ?
+	       G_BUS_TYPE_SYSTEM : G_BUS_TYPE_SESSION;
+}
+
 static CcidAgentManager *manager_proxy(GError **error)
 {
 	daemon_errors_register();
-	return ccid_agent_manager_proxy_new_for_bus_sync(G_BUS_TYPE_SESSION,
+	return ccid_agent_manager_proxy_new_for_bus_sync(client_bus(),
 		G_DBUS_PROXY_FLAGS_DO_NOT_LOAD_PROPERTIES |
 		G_DBUS_PROXY_FLAGS_DO_NOT_CONNECT_SIGNALS, DAEMON_BUS_NAME,
 		DAEMON_PATH, NULL, error);
@@ -80,7 +94,7 @@ static GDBusObjectManager *object_manager(GError **error)
 
 	daemon_errors_register();
 	om = ccid_agent_object_manager_client_new_for_bus_sync(
-		G_BUS_TYPE_SESSION, G_DBUS_OBJECT_MANAGER_CLIENT_FLAGS_NONE,
+		client_bus(), G_DBUS_OBJECT_MANAGER_CLIENT_FLAGS_NONE,
 		DAEMON_BUS_NAME, DAEMON_PATH, NULL, error);
 	if (om == NULL)
 		return NULL;
@@ -88,8 +102,9 @@ static GDBusObjectManager *object_manager(GError **error)
 		G_DBUS_OBJECT_MANAGER_CLIENT(om));
 	if (owner == NULL) {
 		g_set_error(error, G_DBUS_ERROR, G_DBUS_ERROR_NAME_HAS_NO_OWNER,
-			    "nobody owns %s on the session bus",
-			    DAEMON_BUS_NAME);
+			    "nobody owns %s on the %s bus",
+			    DAEMON_BUS_NAME, client_bus() == G_BUS_TYPE_SYSTEM ?
+			    "system" : "session");
 		g_object_unref(om);
 		return NULL;
 	}
@@ -201,6 +216,13 @@ static void entry_json(JsonBuilder *b, CcidAgentEntry *e)
 	json_builder_set_member_name(b, "single_session");
 	json_builder_add_boolean_value(b,
 		ccid_agent_entry_get_single_session(e));
+	if (g_strcmp0(ccid_agent_entry_get_card(e), "pcsc") == 0) {
+		json_builder_set_member_name(b, "idle_ms");
+		json_builder_add_int_value(b, ccid_agent_entry_get_idle_ms(e));
+		json_builder_set_member_name(b, "lock_timeout_ms");
+		json_builder_add_int_value(b,
+			ccid_agent_entry_get_lock_timeout_ms(e));
+	}
 	host_holders_json(b, e);
 	json_builder_set_member_name(b, "peer");
 	json_builder_add_string_value(b, ccid_agent_entry_get_peer(e));
@@ -395,14 +417,20 @@ int agent_cmd_remove(int argc, char **argv)
 int agent_cmd_vm(int argc, char **argv)
 {
 	g_autofree char *qmp = NULL;
+	g_autofree char *libvirt = NULL;
 	GOptionEntry options[] = {
 		{ "qmp", 0, 0, G_OPTION_ARG_STRING, &qmp,
 		  "the VM's QMP socket (QEMU -qmp unix:PATH,server=on,"
 		  "wait=off)", "unix:PATH" },
+		{ "libvirt", 0, 0, G_OPTION_ARG_STRING, &libvirt,
+		  "the VM is the running libvirt domain NAME of this URI "
+		  "(one the daemon watches; those appear by themselves)",
+		  "URI" },
 		{ NULL },
 	};
 	g_autoptr(GOptionContext) ctx = g_option_context_new(
-		"add NAME --qmp unix:PATH | remove NAME");
+		"add NAME --qmp unix:PATH | add NAME --libvirt URI | "
+		"remove NAME");
 	g_autoptr(GError) error = NULL;
 	g_autoptr(CcidAgentManager) m = NULL;
 	g_autofree char *path = NULL;
@@ -417,12 +445,18 @@ int agent_cmd_vm(int argc, char **argv)
 			  strcmp(argv[1], "remove") != 0))
 		return agent_usage_error(argv[0], "expected 'add NAME --qmp "
 					 "unix:PATH' or 'remove NAME'");
+	if (qmp != NULL && libvirt != NULL)
+		return agent_usage_error(argv[0], "--qmp and --libvirt exclude "
+					 "each other");
+	if (libvirt != NULL)
+		qmp = g_strconcat("libvirt:", libvirt, NULL);
 	if (strcmp(argv[1], "add") == 0 && qmp == NULL)
 		return agent_usage_error(argv[0], "vm add %s needs --qmp "
 					 "unix:PATH (QEMU's -qmp socket)",
 					 argv[2]);
 	if (strcmp(argv[1], "remove") == 0 && qmp != NULL)
-		return agent_usage_error(argv[0], "vm remove takes no --qmp");
+		return agent_usage_error(argv[0], "vm remove takes no --qmp "
+					 "or --libvirt");
 	m = manager_proxy(&error);
 	if (m == NULL)
 		return report(argv[0], error);
@@ -670,7 +704,7 @@ int agent_cmd_watch(int argc, char **argv)
 	om = object_manager(&error);
 	if (om == NULL)
 		return report(argv[0], error);
-	m = ccid_agent_manager_proxy_new_for_bus_sync(G_BUS_TYPE_SESSION,
+	m = ccid_agent_manager_proxy_new_for_bus_sync(client_bus(),
 		G_DBUS_PROXY_FLAGS_DO_NOT_LOAD_PROPERTIES, DAEMON_BUS_NAME,
 		DAEMON_PATH, NULL, &error);
 	if (m == NULL)

@@ -13,6 +13,7 @@
 #include <gio/gio.h>
 #include <glib-unix.h>
 #include <signal.h>
+#include <unistd.h>
 
 #define DAEMON_BUS_NAME "org.ccidemu.Agent1"
 
@@ -79,6 +80,11 @@ static gboolean on_stop_signal(gpointer data)
 int agent_cmd_daemon(int argc, char **argv)
 {
 	gboolean system_bus = FALSE, replace = FALSE, no_readers = FALSE;
+	gboolean no_libvirt = FALSE;
+	g_auto(GStrv) libvirt = NULL;
+	static const char *const default_libvirt[] = {
+		"qemu:///session", "qemu:///system", NULL
+	};
 	gboolean no_usb = FALSE;
 	g_autofree char *config = NULL;
 	g_autofree char *state = NULL;
@@ -92,6 +98,12 @@ int agent_cmd_daemon(int argc, char **argv)
 		{ "no-readers", 0, 0, G_OPTION_ARG_NONE, &no_readers,
 		  "do not offer the host's PC/SC readers as shared entries",
 		  NULL },
+		{ "libvirt", 0, 0, G_OPTION_ARG_STRING_ARRAY, &libvirt,
+		  "the running domains of this libvirt URI are VMs "
+		  "(repeatable; default qemu:///session and qemu:///system)",
+		  "URI" },
+		{ "no-libvirt", 0, 0, G_OPTION_ARG_NONE, &no_libvirt,
+		  "no libvirt domains", NULL },
 		{ "no-usb", 0, 0, G_OPTION_ARG_NONE, &no_usb,
 		  "do not offer the host's USB readers as passthrough entries",
 		  NULL },
@@ -126,7 +138,21 @@ int agent_cmd_daemon(int argc, char **argv)
 	for (guint i = 0; i < cfg.errors->len; i++)
 		say("configuration: %s",
 		    (const char *)g_ptr_array_index(cfg.errors, i));
+	if (no_libvirt && libvirt != NULL)
+		return agent_usage_error(argv[0], "--libvirt and --no-libvirt "
+					 "exclude each other");
 	d.svc = daemon_service_new(&cfg, state_path, !no_readers);
+	/* A session libvirtd not running has no running domains: the
+	 * daemon does not start one (it looks again every 5 s).  Set before
+	 * any thread reads the environment. */
+	if (!no_libvirt)
+		g_setenv("LIBVIRT_AUTOSTART", "0", FALSE);
+	/* Root's qemu:///session is the system instance: its domains
+	 * would show twice. */
+	if (!no_libvirt)
+		daemon_service_set_libvirt(d.svc, libvirt != NULL ?
+			(const char *const *)libvirt : getuid() == 0 ?
+			default_libvirt + 1 : default_libvirt);
 	daemon_service_set_usb(d.svc, !no_readers && !no_usb);
 	d.loop = g_main_loop_new(NULL, FALSE);
 	owner_id = g_bus_own_name(d.bus_type, DAEMON_BUS_NAME,

@@ -12,6 +12,7 @@
  */
 #include "agent_commands.h"
 #include "agent_launch.h"
+#include "agent_sock_options.h"
 
 #include <ccid_endpoint.h>
 #include <ccid_passthrough.h>
@@ -152,6 +153,8 @@ static void print_config(struct passthrough *p)
 	       p->listen ? "" :
 	       "; QEMU listens, start it before or after the agent");
 	printf("qemu: %s\n", qemu);
+	if (p->addr.tls_dir != NULL)
+		agent_sock_print_qemu_tls(&p->addr, p->listen);
 	printf("# libvirt, inside <devices> (with a USB controller, e.g. "
 	       "<controller type='usb' model='qemu-xhci'/>):\n");
 	printf("libvirt: %s\n", xml);
@@ -248,6 +251,8 @@ int agent_cmd_passthrough(int argc, char **argv)
 	g_autofree char *listen_at = NULL;
 	g_autofree char *connect_to = NULL;
 	g_autofree char *default_addr = NULL;
+	g_autofree char *tls_creds = NULL;
+	g_autofree char *allow_group = NULL;
 	gboolean force = FALSE, verbose = FALSE;
 	const GOptionEntry entries[] = {
 		{ "device", 'd', 0, G_OPTION_ARG_STRING, &device,
@@ -260,6 +265,13 @@ int agent_cmd_passthrough(int argc, char **argv)
 		  "Connect to a QEMU chardev in server mode at unix:PATH or "
 		  "tcp:HOST:PORT, and reconnect whenever it goes away",
 		  "ADDR" },
+		{ "tls-creds", 0, 0, G_OPTION_ARG_FILENAME, &tls_creds,
+		  "TLS on a tcp: --listen or --connect, with certificates in "
+		  "DIR laid out as for QEMU's tls-creds-x509 "
+		  "(docs/remote-reader.md)", "DIR" },
+		{ "allow-group", 0, 0, G_OPTION_ARG_STRING, &allow_group,
+		  "Also let processes of GROUP connect to a unix --listen "
+		  "socket (e.g. QEMU's group under libvirt)", "GROUP" },
 		{ "force", 'f', 0, G_OPTION_ARG_NONE, &force,
 		  "Detach a kernel driver bound to the reader (re-attached on "
 		  "exit); never takes it from another process", NULL },
@@ -314,6 +326,12 @@ int agent_cmd_passthrough(int argc, char **argv)
 	if (!ccid_bridge_addr_parse(spec, &p.addr, &error)) {
 		ccid_usb_selector_clear(&p.sel);
 		return agent_usage_error(argv[0], "bad address: %s", error->message);
+	}
+	if (!agent_sock_options_apply(&p.addr, p.listen, tls_creds, allow_group,
+				      &error)) {
+		ccid_usb_selector_clear(&p.sel);
+		ccid_bridge_addr_clear(&p.addr);
+		return agent_usage_error(argv[0], "%s", error->message);
 	}
 	p.addr_text = ccid_endpoint_addr_describe(&p.addr);
 	g_log_set_default_handler(on_glib_log, &p);

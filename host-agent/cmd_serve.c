@@ -15,6 +15,7 @@
 #include "agent_control.h"
 #include "agent_json.h"
 #include "agent_launch.h"
+#include "agent_sock_options.h"
 #include "agent_usb_id.h"
 
 #include <ccid-emu/ccid_emu.h>
@@ -213,9 +214,14 @@ static void reply_status(struct serve *s, agent_control_request *req)
 				       i ? ", " : "", i);
 		agent_json_append_string(j, agent_cardset_card_name(s->cards,
 								    i));
-		g_string_append_printf(j, ", \"present\": %s}",
+		/* busy: the card is working on a command (tests wait for
+		 * it to kill QEMU with an APDU really in flight). */
+		g_string_append_printf(j, ", \"present\": %s, \"busy\": %s}",
 				       agent_cardset_is_present(s->cards, i) ?
-				       "true" : "false");
+				       "true" : "false",
+				       ccid_slot_is_busy(ccid_dev_get_slot(
+					       ccid_bridge_get_dev(s->bridge),
+					       i)) ? "true" : "false");
 	}
 	ccid_bridge_get_stats(s->bridge, &st);
 	g_string_append_printf(j, "], \"mode\": \"%s\", \"address\": ",
@@ -326,6 +332,8 @@ static void print_config(struct serve *s)
 	       s->listen ? "" :
 	       "; QEMU listens, start it before or after the agent");
 	printf("qemu: %s\n", qemu);
+	if (s->addr.tls_dir != NULL)
+		agent_sock_print_qemu_tls(&s->addr, s->listen);
 	printf("# libvirt, inside <devices> (with a USB controller, e.g. "
 	       "<controller type='usb' model='qemu-xhci'/>):\n");
 	printf("libvirt: %s\n", xml);
@@ -375,7 +383,12 @@ static int serve_run(struct serve *s)
 	gboolean created = FALSE;
 	guint sig_int, sig_term;
 
-	ccid_config_init(&cfg);
+	/* interrupt-both: commands no longer than the 16-bit interrupt
+	 * length (longer APDUs chained by the guest's driver). */
+	if (s->data_path == CCID_BRIDGE_PATH_INTERRUPT_BOTH)
+		ccid_bridge_config_init(&cfg);
+	else
+		ccid_config_init(&cfg);
 	agent_usb_id_apply(&s->usb_id, &cfg);
 	cfg.serial = s->serial;
 	cfg.n_slots = (uint8_t)s->n_slots;
@@ -452,6 +465,8 @@ int agent_cmd_serve(int argc, char **argv)
 	g_autofree char *usb_id = NULL;
 	g_autofree char *serial = NULL;
 	g_autofree char *data_path = NULL;
+	g_autofree char *tls_creds = NULL;
+	g_autofree char *allow_group = NULL;
 	gint slots = 1;
 	gboolean verbose = FALSE;
 	const GOptionEntry entries[] = {
@@ -477,6 +492,17 @@ int agent_cmd_serve(int argc, char **argv)
 		  "Connect to a QEMU chardev in server mode at unix:PATH or "
 		  "tcp:HOST:PORT, and reconnect whenever it goes away",
 		  "ADDR" },
+		{ "tls-creds", 0, 0, G_OPTION_ARG_FILENAME, &tls_creds,
+		  "TLS on a tcp: --listen or --connect, with the certificates "
+		  "in DIR laid out as for QEMU's tls-creds-x509 (ca-cert.pem, "
+		  "server-cert.pem/server-key.pem to listen, "
+		  "client-cert.pem/client-key.pem to connect); the peer's "
+		  "certificate must be signed by ca-cert.pem "
+		  "(docs/remote-reader.md)", "DIR" },
+		{ "allow-group", 0, 0, G_OPTION_ARG_STRING, &allow_group,
+		  "Also let processes of GROUP connect to a unix --listen "
+		  "socket (e.g. QEMU's group under libvirt); default: only "
+		  "your own user", "GROUP" },
 		{ "control", 0, 0, G_OPTION_ARG_FILENAME, &control,
 		  "Control socket for 'ccid-agent ctl' (default: next to a "
 		  "unix --listen socket, X.sock -> X.ctl, else "
@@ -567,6 +593,11 @@ int agent_cmd_serve(int argc, char **argv)
 	if (!ccid_bridge_addr_parse(spec, &s.addr, &error)) {
 		agent_card_spec_clear(&s.spec);
 		return agent_usage_error(argv[0], "bad address: %s", error->message);
+	}
+	if (!agent_sock_options_apply(&s.addr, s.listen, tls_creds, allow_group,
+				      &error)) {
+		serve_clear(&s);
+		return agent_usage_error(argv[0], "%s", error->message);
 	}
 	s.addr_text = addr_text(&s.addr);
 	s.serial = serial != NULL ? g_strdup(serial) :

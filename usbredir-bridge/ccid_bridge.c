@@ -18,8 +18,16 @@
  * relies on more of QEMU's hw/usb/redirect.c than the descriptors promise:
  *  - usbredir_handle_data() picks the path from the ep_info type we send,
  *    not from the descriptors the guest reads;
- *  - an interrupt-OUT transfer completes at once; its 16-bit length limits
- *    it to 65535 bytes (UHCI hands us one TD of <= wMaxPacketSize each);
+ *  - an interrupt-OUT transfer completes at once, successfully, whatever
+ *    we answer; its 16-bit length limits it to 65535 bytes (a longer one
+ *    never reaches us: QEMU's parser refuses to send it), so bulk-OUT goes
+ *    as interrupt only when asked, and is safe only from a reader whose
+ *    dwMaxCCIDMessageLength keeps every command transfer within it (UHCI
+ *    and EHCI's companions hand us one TD of <= wMaxPacketSize each, xHCI
+ *    a whole transfer).  It is not the default because the guest can then
+ *    post its read (a start after a stop) while the answer is still on its
+ *    way to QEMU: a stop and start in that window leaves a tail of the
+ *    answer queued in front of the copy pushed again (docs/serve.md);
  *  - interrupt-IN data is buffered per endpoint (bufpq) only between
  *    start_interrupt_receiving and stop; packets arriving outside that are
  *    freed, the queue is freed on stop (UHCI: an endpoint unseen for 32
@@ -96,6 +104,9 @@ struct ccid_bridge {
 	bool intr_out;           /* bulk-OUT too (CCID_BRIDGE_PATH_INTERRUPT_BOTH) */
 	bool intr_out_offered;   /* ... at some point this session */
 	bool intr_path_rejected; /* the peer rejected it once: bulk from now */
+	/* dwMaxCCIDMessageLength <= CCID_BRIDGE_INTR_OUT_MAX_MSG: no command
+	 * transfer can exceed the interrupt length of interrupt-both. */
+	bool out_fits_intr;
 	bool data_started;       /* start_interrupt_receiving on bulk-IN */
 	unsigned maxp;           /* bulk wMaxPacketSize */
 	/* The message being pushed on the interrupt path.  It stays here,
@@ -319,9 +330,9 @@ static void bridge_send_ep_info(ccid_bridge *b)
 		info.max_packet_size[i] = ccid_le16_load(cfg + off + 4);
 		/* Only QEMU sees this; the guest keeps reading bulk
 		 * descriptors.  QEMU rejects an interrupt endpoint with
-		 * interval 0 (bulk descriptors carry 0).  Bulk-OUT stays
-		 * bulk unless asked: QEMU's interrupt-OUT length is 16 bits
-		 * and xHCI hands it a whole transfer, so a command over
+		 * interval 0 (bulk descriptors carry 0).  Bulk-OUT only
+		 * when intr_out says so: QEMU's interrupt-OUT length is 16
+		 * bits and xHCI hands it a whole transfer, so a command over
 		 * 65535 bytes would vanish (QEMU completes interrupt OUT
 		 * before we see it, and its parser refuses the packet). */
 		if (b->intr_path && info.type[i] == usb_redir_type_bulk &&
@@ -589,6 +600,11 @@ static void bridge_hello(void *priv, struct usb_redir_hello_header *h)
 	b->intr_path = bridge_intr_path_fits(b, h, &why);
 	b->intr_out = b->intr_path &&
 		      b->want_path == CCID_BRIDGE_PATH_INTERRUPT_BOTH;
+	if (b->intr_out && !b->out_fits_intr)
+		bridge_log(b, CCID_LOG_WARNING,
+			   "interrupt-both with a dwMaxCCIDMessageLength over %u: "
+			   "behind xHCI a first command over 65535 bytes would "
+			   "be lost", CCID_BRIDGE_INTR_OUT_MAX_MSG);
 	b->intr_out_offered = b->intr_out;
 	b->stats.interrupt_path = b->intr_path;
 	b->stats.interrupt_out = b->intr_out;
@@ -1413,8 +1429,16 @@ ccid_bridge *ccid_bridge_new(const struct ccid_config *cfg,
 	b->in_buf_len = CCID_EMU_DEFAULT_MAX_MSG;
 	b->in_buf = g_malloc(b->in_buf_len);
 	b->maxp = cfg && cfg->bulk_max_packet ? cfg->bulk_max_packet : 64;
+	b->out_fits_intr = (cfg ? cfg->max_message_len :
+			    CCID_EMU_DEFAULT_MAX_MSG) <= CCID_BRIDGE_INTR_OUT_MAX_MSG;
 	b->want_path = CCID_BRIDGE_PATH_AUTO;
 	return b;
+}
+
+void ccid_bridge_config_init(struct ccid_config *cfg)
+{
+	ccid_config_init(cfg);
+	cfg->max_message_len = CCID_BRIDGE_INTR_OUT_MAX_MSG;
 }
 
 void ccid_bridge_set_data_path(ccid_bridge *b, enum ccid_bridge_data_path path)

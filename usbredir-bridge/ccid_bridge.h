@@ -14,6 +14,8 @@
 
 #include <glib.h>
 
+#include "ccid_sock_access.h"
+
 #include <ccid-emu/ccid_emu.h>
 
 G_BEGIN_DECLS
@@ -36,10 +38,18 @@ enum ccid_bridge_event {
 
 typedef struct ccid_bridge ccid_bridge;
 
+/* The largest dwMaxCCIDMessageLength with which every command a driver
+ * may send fits usbredir's 16-bit interrupt packet length: a driver
+ * sends no bulk-OUT transfer longer than dwMaxCCIDMessageLength and
+ * chains longer extended APDUs with wLevelParameter (libccid, GnuPG's
+ * driver), so even a 64 KiB APDU travels in transfers of at most this. */
+#define CCID_BRIDGE_INTR_OUT_MAX_MSG 65535u
+
 /* How the bulk endpoints' data travels over usbredir (docs/serve.md). */
 enum ccid_bridge_data_path {
-	/* Interrupt path when the peer is QEMU's usb-redir and the device's
-	 * limits fit it, bulk path otherwise (the default). */
+	/* The default.  Bulk-IN announced as interrupt when the peer is
+	 * QEMU's usb-redir and the device's limits fit it; bulk for any
+	 * other peer. */
 	CCID_BRIDGE_PATH_AUTO,
 	/* Announce the bulk endpoints as bulk: every transfer waits for us. */
 	CCID_BRIDGE_PATH_BULK,
@@ -47,11 +57,15 @@ enum ccid_bridge_data_path {
 	 * still falls back to bulk if the peer rejects the device. */
 	CCID_BRIDGE_PATH_INTERRUPT,
 	/* Bulk-OUT as interrupt too: one frame less per command behind UHCI
-	 * and EHCI.  Behind xHCI QEMU would lose commands over 65535 bytes
-	 * (its interrupt-OUT length is 16 bits): the first interrupt-OUT
-	 * packet larger than wMaxPacketSize puts bulk-OUT back on the bulk
-	 * path, but a first such command over 65535 bytes is lost, so AUTO
-	 * never chooses this. */
+	 * and EHCI.  QEMU completes the command before our answer is in, so
+	 * the guest's read can meet a stop and restart of the endpoint while
+	 * the answer is on its way (a garbled or repeated frame; docs/serve.md):
+	 * not the default.  With a dwMaxCCIDMessageLength over
+	 * CCID_BRIDGE_INTR_OUT_MAX_MSG, behind xHCI QEMU would also lose a
+	 * command over 65535 bytes (its interrupt-OUT length is 16 bits);
+	 * ccid_bridge_config_init() avoids that.  The first interrupt-OUT
+	 * packet larger than wMaxPacketSize (xHCI) puts bulk-OUT back on the
+	 * bulk path. */
 	CCID_BRIDGE_PATH_INTERRUPT_BOTH,
 };
 
@@ -62,6 +76,11 @@ struct ccid_bridge_callbacks {
 	 * may be NULL.  Levels are enum ccid_log_level. */
 	void (*log)(void *user, enum ccid_log_level level, const char *msg);
 };
+
+/* ccid_config_init() for a reader served with interrupt-both: the same,
+ * with dwMaxCCIDMessageLength CCID_BRIDGE_INTR_OUT_MAX_MSG, so no command
+ * transfer can exceed the interrupt length. */
+void ccid_bridge_config_init(struct ccid_config *cfg);
 
 /* Creates the device model from @cfg with a GLib transport.  @cbs may be
  * NULL; it is copied. */
@@ -125,6 +144,10 @@ struct ccid_bridge_addr {
 	char *path;      /* unix */
 	char *host;      /* tcp, without brackets */
 	guint16 port;    /* tcp */
+	/* Who may connect; set from options, not from the spec (see
+	 * ccid_sock_access.h and ccid_tls.h). */
+	char *tls_dir;   /* tcp: TLS with QEMU's tls-creds-x509 layout */
+	struct ccid_sock_access access;  /* unix: besides our uid */
 };
 
 /* Parses "unix:PATH" or "tcp:HOST:PORT" ("tcp:[V6ADDR]:PORT"). */
@@ -137,7 +160,9 @@ typedef struct ccid_bridge_endpoint ccid_bridge_endpoint;
 /* Listens on @addr and attaches each accepted peer to @bridge (a second
  * peer while one is attached is refused and closed).  A unix socket path
  * that another live process listens on is an error (CCID_BRIDGE_ERROR_BUSY);
- * a stale one is replaced. */
+ * a stale one (ECONNREFUSED) is replaced.  Who may connect: unix peers of
+ * our uid or @addr->access's group; tcp only on loopback unless
+ * @addr->tls_dir (ccid_endpoint.c). */
 ccid_bridge_endpoint *ccid_bridge_listen(ccid_bridge *bridge,
 					 const struct ccid_bridge_addr *addr,
 					 GError **error);

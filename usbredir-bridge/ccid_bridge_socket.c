@@ -16,6 +16,7 @@ void ccid_bridge_addr_clear(struct ccid_bridge_addr *addr)
 {
 	g_clear_pointer(&addr->path, g_free);
 	g_clear_pointer(&addr->host, g_free);
+	g_clear_pointer(&addr->tls_dir, g_free);
 	addr->port = 0;
 }
 
@@ -80,6 +81,16 @@ gboolean ccid_bridge_addr_parse(const char *spec, struct ccid_bridge_addr *addr,
 	if (!*addr->host) {
 		g_set_error(error, CCID_BRIDGE_ERROR, CCID_BRIDGE_ERROR_ADDRESS,
 			    "'%s': host is empty", spec);
+		ccid_bridge_addr_clear(addr);
+		return FALSE;
+	}
+	/* One way to write each address, so that what we print reads back
+	 * the same (found by fuzz_sock_setup: "tcp:0tcp:[::]:7"). */
+	if (strpbrk(addr->host, "[]") != NULL ||
+	    (*rest != '[' && strchr(addr->host, ':') != NULL)) {
+		g_set_error(error, CCID_BRIDGE_ERROR, CCID_BRIDGE_ERROR_ADDRESS,
+			    "'%s': an IPv6 address goes in brackets, e.g. "
+			    "tcp:[::1]:7000", spec);
 		ccid_bridge_addr_clear(addr);
 		return FALSE;
 	}

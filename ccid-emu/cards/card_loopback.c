@@ -40,6 +40,17 @@ struct ccid_card_loopback {
 	uint8_t *resp;         /* CCID_EMU_MAX_APDU_RESP bytes */
 };
 
+size_t ccid_card_loopback_atr(uint8_t *atr)
+{
+	uint8_t tck = 0;
+
+	memcpy(atr, loopback_atr_head, sizeof(loopback_atr_head));
+	for (size_t i = 1; i < sizeof(loopback_atr_head); i++)
+		tck ^= loopback_atr_head[i];
+	atr[sizeof(loopback_atr_head)] = tck;
+	return LOOPBACK_ATR_LEN;
+}
+
 static size_t put_sw(uint8_t *p, uint16_t sw)
 {
 	p[0] = (uint8_t)(sw >> 8);

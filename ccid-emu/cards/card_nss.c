@@ -18,6 +18,7 @@ enum job_kind {
 	JOB_POWER_OFF,
 	JOB_XFR,
 	JOB_QUIT,      /* power off, then leave the thread */
+	JOB_PROBE,     /* power on for the ATR, then off; result in sh */
 };
 
 /* What the card and its worker share.  Reference counted because a stuck
@@ -31,6 +32,9 @@ struct nss_shared {
 	GMutex lock;
 	GCond cond;
 	gboolean finished;      /* the worker left its loop */
+	gboolean probed;        /* JOB_PROBE is done: probe_atr is set */
+	guint8 probe_atr[CCID_EMU_MAX_ATR];
+	gsize probe_atr_len;
 	ccid_card_nss *card;    /* owner thread only; NULL once freed */
 };
 
@@ -56,6 +60,10 @@ struct ccid_card_nss {
 	guint timeout_ms;
 	gboolean present;
 	gboolean powered;
+	/* The ATR the card presents (libcacard's CAC ATR), learnt at creation
+	 * and at every power-on; 0: not known. */
+	guint8 atr[CCID_EMU_MAX_ATR];
+	gsize atr_len;
 	gboolean dead;
 	/* The op in flight (power on / transmit), if any. */
 	enum job_kind busy_kind;
@@ -111,6 +119,10 @@ static void finish_power_on(ccid_card_nss *card, struct job *j)
 		return;
 	}
 	card->powered = TRUE;
+	if (j->atr_len > 0 && j->atr_len <= (int)sizeof(card->atr)) {
+		memcpy(card->atr, j->atr, (size_t)j->atr_len);
+		card->atr_len = (gsize)j->atr_len;
+	}
 	ccid_slot_power_on_done(card->slot, CCID_CARD_OK, j->atr,
 				(size_t)j->atr_len);
 }
@@ -171,6 +183,22 @@ static void run_job(struct nss_shared *sh, struct job *j)
 	case JOB_POWER_ON:
 		j->atr_len = (int)sizeof(j->atr);
 		j->st = vreader_power_on(sh->reader, j->atr, &j->atr_len);
+		break;
+	case JOB_PROBE:
+		/* libcacard knows a card's ATR only by a power-on; with no
+		 * token this fails and the ATR stays unknown. */
+		j->atr_len = (int)sizeof(j->atr);
+		j->st = vreader_power_on(sh->reader, j->atr, &j->atr_len);
+		(void)vreader_power_off(sh->reader);
+		g_mutex_lock(&sh->lock);
+		if (j->st == VREADER_OK && j->atr_len > 0 &&
+		    j->atr_len <= (int)sizeof(sh->probe_atr)) {
+			memcpy(sh->probe_atr, j->atr, (size_t)j->atr_len);
+			sh->probe_atr_len = (gsize)j->atr_len;
+		}
+		sh->probed = TRUE;
+		g_cond_broadcast(&sh->cond);
+		g_mutex_unlock(&sh->lock);
 		break;
 	case JOB_POWER_OFF:
 	case JOB_QUIT:
@@ -490,8 +518,35 @@ ccid_card_nss *ccid_card_nss_new(ccid_slot *slot,
 						   card);
 	card->present = vreader_card_is_present(card->reader) == VREADER_OK;
 	/* Start from a clean card (logged out) even if a previous user left
-	 * it on; on the worker, like everything that reaches NSS. */
-	queue_job(card, JOB_POWER_OFF, NULL, 0);
+	 * it on; on the worker, like everything that reaches NSS.  With a
+	 * token in, a power-on first tells the ATR (the Atr a UI shows before
+	 * any guest powers the card); waited for with the card's deadline,
+	 * as every op that reaches NSS. */
+	if (!card->present) {
+		queue_job(card, JOB_POWER_OFF, NULL, 0);
+		return card;
+	}
+	queue_job(card, JOB_PROBE, NULL, 0);
+	{
+		gboolean probed;
+		gint64 until = g_get_monotonic_time() +
+			(gint64)card->timeout_ms * G_TIME_SPAN_MILLISECOND;
+
+		g_mutex_lock(&sh->lock);
+		while (!sh->probed &&
+		       g_cond_wait_until(&sh->cond, &sh->lock, until))
+			;
+		probed = sh->probed;
+		if (probed) {
+			memcpy(card->atr, sh->probe_atr, sh->probe_atr_len);
+			card->atr_len = sh->probe_atr_len;
+		}
+		g_mutex_unlock(&sh->lock);
+		if (!probed) {
+			mark_dead(card, "the power-on that reads the ATR");
+			card->present = FALSE;
+		}
+	}
 	return card;
 }
 
@@ -536,6 +591,14 @@ void ccid_card_nss_free(ccid_card_nss *card)
 gboolean ccid_card_nss_is_present(const ccid_card_nss *card)
 {
 	return card->present;
+}
+
+gsize ccid_card_nss_get_atr(const ccid_card_nss *card, guint8 *atr)
+{
+	if (card->dead || !card->present)
+		return 0;
+	memcpy(atr, card->atr, card->atr_len);
+	return card->atr_len;
 }
 
 gboolean ccid_card_nss_is_unusable(const ccid_card_nss *card)

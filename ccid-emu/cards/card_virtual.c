@@ -19,6 +19,8 @@ struct ccid_card_virtual {
 	gboolean present;
 	gboolean powered;
 	gboolean created_db;
+	guint8 atr[CCID_EMU_MAX_ATR];   /* the last ATR the card presented */
+	gsize atr_len;                  /* 0: not known */
 	/* Command copy (libcacard's API takes a non-const buffer) and the
 	 * response, one byte larger than the largest legal answer so that a
 	 * truncated answer can be told from a full one: vreader_xfr_bytes()
@@ -48,6 +50,10 @@ static int virtual_power_on(void *opaque)
 		return 0;
 	}
 	card->powered = TRUE;
+	if (atr_len > 0 && atr_len <= (int)sizeof(card->atr)) {
+		memcpy(card->atr, atr, (size_t)atr_len);
+		card->atr_len = (gsize)atr_len;
+	}
 	ccid_slot_power_on_done(card->slot, CCID_CARD_OK, atr, (size_t)atr_len);
 	return 0;
 }
@@ -184,6 +190,15 @@ ccid_card_virtual *ccid_card_virtual_new(ccid_slot *slot,
 						   ctx, virtual_card_event,
 						   card);
 	card->present = vreader_card_is_present(card->reader) == VREADER_OK;
+	/* The ATR for ccid_card_virtual_get_atr(): only libcacard knows it,
+	 * and only by a power-on.  Off again below, before any guest. */
+	if (card->present) {
+		int len = (int)sizeof(card->atr);
+
+		if (vreader_power_on(card->reader, card->atr, &len) ==
+		    VREADER_OK && len > 0 && len <= (int)sizeof(card->atr))
+			card->atr_len = (gsize)len;
+	}
 	/* Start from a clean card even if a previous user left it on. */
 	(void)vreader_power_off(card->reader);
 	return g_steal_pointer(&card);
@@ -240,4 +255,10 @@ const char *const *ccid_card_virtual_get_nicknames(const ccid_card_virtual *card
 gboolean ccid_card_virtual_created_db(const ccid_card_virtual *card)
 {
 	return card->created_db;
+}
+
+gsize ccid_card_virtual_get_atr(const ccid_card_virtual *card, guint8 *atr)
+{
+	memcpy(atr, card->atr, card->atr_len);
+	return card->atr_len;
 }

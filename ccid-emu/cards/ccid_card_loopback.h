@@ -51,6 +51,10 @@ typedef struct ccid_card_loopback ccid_card_loopback;
 
 /* @timer may be NULL: DELAY then answers at once.  The card is bound to
  * @slot for its reverse API. */
+/* The ATR every loopback card presents: writes it to @atr (room for
+ * CCID_EMU_MAX_ATR bytes) and returns its length. */
+size_t ccid_card_loopback_atr(uint8_t *atr);
+
 ccid_card_loopback *ccid_card_loopback_new(ccid_slot *slot,
 					   const struct ccid_card_loopback_timer_ops *timer,
 					   void *timer_user);

@@ -78,6 +78,11 @@ const struct ccid_card_ops *ccid_card_nss_ops(void);
 gboolean ccid_card_nss_is_present(const ccid_card_nss *card);
 /* Whether an op missed its deadline (see above): the card is dead. */
 gboolean ccid_card_nss_is_unusable(const ccid_card_nss *card);
+/* The ATR the card presents while a token is in (learnt with a power-on
+ * at creation when the token was in, and at every power-on since):
+ * written to @atr (room for CCID_EMU_MAX_ATR bytes); its length, 0 when
+ * not known, without a token, or once the card is unusable. */
+gsize ccid_card_nss_get_atr(const ccid_card_nss *card, guint8 *atr);
 /* libcacard's reader, i.e. the PKCS#11 slot name. */
 const char *ccid_card_nss_get_reader(const ccid_card_nss *card);
 

@@ -64,6 +64,10 @@ void ccid_card_virtual_free(ccid_card_virtual *card);
 const struct ccid_card_ops *ccid_card_virtual_ops(void);
 
 gboolean ccid_card_virtual_is_present(const ccid_card_virtual *card);
+/* The ATR the card presents (learnt with a power-on at creation, when a
+ * card was in): written to @atr (room for CCID_EMU_MAX_ATR bytes); its
+ * length, 0 when not known. */
+gsize ccid_card_virtual_get_atr(const ccid_card_virtual *card, guint8 *atr);
 /* Simulates pulling the card out of / pushing it back into its reader.  The
  * slot learns about it through the libcacard event, on the card's main
  * context. */

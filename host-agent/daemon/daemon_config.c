@@ -4,6 +4,8 @@
  */
 #include "daemon_config.h"
 
+#include <ccid_card_pcsc.h>
+
 #include "agent_cards.h"
 
 #include <string.h>
@@ -59,6 +61,85 @@ static struct daemon_entry_config *find_entry(struct daemon_config *cfg,
 			return e;
 	}
 	return NULL;
+}
+
+static void reader_config_clear(gpointer p)
+{
+	struct daemon_reader_config *r = p;
+
+	g_free(r->name);
+}
+
+/* One [reader NAME] group: idle= and lock_timeout= are checked by the
+ * pcsc card's own spec parser (as in card=pcsc:READER,idle=,...). */
+static void load_reader(struct daemon_config *cfg, GKeyFile *kf,
+			const char *path, const char *group, const char *name)
+{
+	struct daemon_reader_config r = { 0 };
+	struct ccid_card_pcsc_config pc;
+	g_autoptr(GError) error = NULL;
+	g_autoptr(GString) spec = g_string_new("reader");
+	g_autofree char *idle = g_key_file_get_string(kf, group, "idle", NULL);
+	g_autofree char *lock = g_key_file_get_string(kf, group,
+						      "lock_timeout", NULL);
+	g_autofree char *parsed_reader = NULL;
+	g_auto(GStrv) keys = g_key_file_get_keys(kf, group, NULL, NULL);
+
+	if (name[0] == '\0') {
+		add_error(cfg, "%s: [%s]: no reader name (write [reader NAME], "
+			  "NAME as 'ccid-agent list' shows it after 'Shared "
+			  "', or a part of it); group skipped", path, group);
+		return;
+	}
+	for (guint i = 0; keys != NULL && keys[i] != NULL; i++)
+		if (strcmp(keys[i], "idle") != 0 &&
+		    strcmp(keys[i], "lock_timeout") != 0 &&
+		    strcmp(keys[i], "single-session") != 0)
+			add_error(cfg, "%s: [%s]: unknown key '%s' (expected "
+				  "idle, lock_timeout or single-session); "
+				  "ignored", path, group, keys[i]);
+	if (idle != NULL)
+		g_string_append_printf(spec, ",idle=%s", idle);
+	if (lock != NULL)
+		g_string_append_printf(spec, ",lock_timeout=%s", lock);
+	if (!ccid_card_pcsc_spec_parse(spec->str, &parsed_reader, &pc,
+				       &error)) {
+		add_error(cfg, "%s: [%s]: %s; group skipped", path, group,
+			  error->message);
+		return;
+	}
+	if (g_key_file_has_key(kf, group, "single-session", NULL)) {
+		r.single_session = g_key_file_get_boolean(kf, group,
+							  "single-session",
+							  &error);
+		if (error != NULL) {
+			add_error(cfg, "%s: [%s] single-session: %s (write "
+				  "true or false); group skipped", path, group,
+				  error->message);
+			return;
+		}
+	}
+	r.name = g_strdup(name);
+	r.idle_ms = pc.idle_ms;
+	r.lock_timeout_ms = pc.lock_timeout_ms;
+	g_array_append_val(cfg->readers, r);
+}
+
+const struct daemon_reader_config *daemon_config_find_reader(
+	const struct daemon_config *cfg, const char *name)
+{
+	const struct daemon_reader_config *part = NULL;
+
+	for (guint i = 0; cfg->readers != NULL && i < cfg->readers->len; i++) {
+		const struct daemon_reader_config *r = &g_array_index(
+			cfg->readers, struct daemon_reader_config, i);
+
+		if (strcmp(r->name, name) == 0)
+			return r;
+		if (part == NULL && strstr(name, r->name) != NULL)
+			part = r;
+	}
+	return part;
 }
 
 /* One [entry ID] group. */
@@ -134,6 +215,9 @@ void daemon_config_load(struct daemon_config *cfg, const char *path)
 	cfg->entries = g_array_new(FALSE, TRUE,
 				   sizeof(struct daemon_entry_config));
 	g_array_set_clear_func(cfg->entries, entry_config_clear);
+	cfg->readers = g_array_new(FALSE, TRUE,
+				   sizeof(struct daemon_reader_config));
+	g_array_set_clear_func(cfg->readers, reader_config_clear);
 	cfg->errors = g_ptr_array_new_with_free_func(g_free);
 	def.id = g_strdup(DEFAULT_ENTRY_ID);
 	def.label = g_strdup(DEFAULT_ENTRY_LABEL);
@@ -157,6 +241,11 @@ void daemon_config_load(struct daemon_config *cfg, const char *path)
 				   groups[i] + strlen("entry "));
 			continue;
 		}
+		if (g_str_has_prefix(groups[i], "reader ")) {
+			load_reader(cfg, kf, path, groups[i],
+				    groups[i] + strlen("reader "));
+			continue;
+		}
 		add_error(cfg, "%s: unknown group [%s] (expected [entry ID]); "
 			  "ignored", path, groups[i]);
 	}
@@ -165,5 +254,6 @@ void daemon_config_load(struct daemon_config *cfg, const char *path)
 void daemon_config_clear(struct daemon_config *cfg)
 {
 	g_clear_pointer(&cfg->entries, g_array_unref);
+	g_clear_pointer(&cfg->readers, g_array_unref);
 	g_clear_pointer(&cfg->errors, g_ptr_array_unref);
 }

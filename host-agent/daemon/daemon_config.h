@@ -11,6 +11,11 @@
  *   label=Lab CAC card
  *   single-session=false
  *
+ *   [reader Yubico YubiKey]    # policy of discovered PC/SC readers
+ *   idle=200                   # whose name is NAME or contains it
+ *   lock_timeout=2s
+ *   single-session=true
+ *
  * A file that cannot be parsed gives an error message and the defaults;
  * a bad group gives an error message and is skipped.  Never fatal.
  */
@@ -30,8 +35,18 @@ struct daemon_entry_config {
 	gboolean single_session;
 };
 
+/* [reader NAME]: the policy of the discovered PC/SC readers whose name is
+ * NAME, or contains it. */
+struct daemon_reader_config {
+	char *name;
+	guint idle_ms;          /* pcsc defaults unless given */
+	guint lock_timeout_ms;
+	gboolean single_session;
+};
+
 struct daemon_config {
 	GArray *entries;     /* struct daemon_entry_config; [0] = "virtual" */
+	GArray *readers;     /* struct daemon_reader_config, file order */
 	GPtrArray *errors;   /* char *: what was wrong, naming file and fix */
 };
 
@@ -40,6 +55,10 @@ char *daemon_config_default_path(void);
 /* Loads @path (a missing file is not an error). */
 void daemon_config_load(struct daemon_config *cfg, const char *path);
 void daemon_config_clear(struct daemon_config *cfg);
+/* The [reader NAME] group for reader @name: the one naming it exactly,
+ * else the first whose NAME is part of it; NULL when none. */
+const struct daemon_reader_config *daemon_config_find_reader(
+	const struct daemon_config *cfg, const char *name);
 
 G_END_DECLS
 

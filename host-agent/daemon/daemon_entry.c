@@ -51,6 +51,7 @@ struct daemon_entry {
 	gboolean reader_present;
 	char *reader_atr;
 	char *reader_reason;
+	char *card_atr;              /* an emulated card's ATR, or NULL */
 	GPtrArray *sessions;         /* struct session, attach order */
 	guint next_dev;
 	/* A passthrough entry: the USB reader itself (daemon_usb.h). */
@@ -414,6 +415,15 @@ static gboolean session_make_device(struct session *s, GError **error)
 				       e->spec.kind));
 		return FALSE;
 	}
+	/* The ATR the emulated card presents, for the Atr property. */
+	{
+		g_autofree char *atr = agent_cardset_atr_hex(s->cards, 0);
+
+		if (atr != NULL && g_strcmp0(atr, e->card_atr) != 0) {
+			g_free(e->card_atr);
+			e->card_atr = g_steal_pointer(&atr);
+		}
+	}
 	/* A card the user pulled out stays out in new VMs too. */
 	if (!e->inserted)
 		agent_cardset_set_inserted(s->cards, 0, FALSE,
@@ -452,8 +462,8 @@ gboolean daemon_entry_attach(daemon_entry *entry, daemon_vm *vm,
 	    g_strcmp0(daemon_vm_get_state(vm), "connecting") == 0) {
 		g_set_error(error, DAEMON_ERROR, DAEMON_ERROR_FAILED,
 			    "VM '%s' is not running (%s): start it again on "
-			    "its QMP socket and the daemon finds it within "
-			    "2 s; to attach as soon as it runs, use "
+			    "its QMP socket and the daemon finds it at once; "
+			    "to attach as soon as it runs, use "
 			    "'ccid-agent qemu-args %s --vm NAME' for a new VM",
 			    name, daemon_vm_get_state(vm), entry->id);
 		return FALSE;
@@ -585,6 +595,10 @@ daemon_entry *daemon_entry_new(const char *id, const char *label,
 	e->user = user;
 	e->inserted = TRUE;
 	e->sessions = g_ptr_array_new();
+	/* Kinds with a fixed ATR know it before any card exists; a virtual
+	 * card's is learnt at the first attach. */
+	if (agent_card_kind_get(e->spec.kind)->atr_hex != NULL)
+		e->card_atr = agent_card_kind_get(e->spec.kind)->atr_hex(NULL);
 	return e;
 }
 
@@ -614,6 +628,7 @@ void daemon_entry_free(daemon_entry *entry)
 	agent_card_spec_clear(&entry->spec);
 	g_free(entry->reason);
 	g_free(entry->reader_atr);
+	g_free(entry->card_atr);
 	g_free(entry->reader_reason);
 	g_free(entry->id);
 	g_free(entry->label);
@@ -693,8 +708,10 @@ const char *daemon_entry_get_state(const daemon_entry *entry)
 		return "unavailable";
 	if (entry->passthrough)
 		/* The card as pcscd last saw it (it cannot while a VM has
-		 * the reader); present when pcscd never reported it. */
-		return !entry->has_reader || entry->reader_present ?
+		 * the reader).  Never reported (no pcscd, or a reader it does
+		 * not drive): not known, so no card is claimed, and the
+		 * reason says it is unknown. */
+		return entry->has_reader && entry->reader_present ?
 		       "card-present" : "no-card";
 	if (entry->has_reader)
 		return !entry->reader_connected ? "unavailable" :
@@ -702,13 +719,21 @@ const char *daemon_entry_get_state(const daemon_entry *entry)
 	return entry->inserted ? "card-present" : "no-card";
 }
 
+/* The reason of a passthrough entry whose card nobody reported: the
+ * daemon does not open a reader it may pass through to look inside. */
+#define PASSTHROUGH_CARD_UNKNOWN "card state unknown: pcscd has not " \
+	"reported this reader (pcscd is not running, or does not drive it); " \
+	"a VM it is passed through to sees the card if there is one"
+
 const char *daemon_entry_get_reason(const daemon_entry *entry)
 {
 	if (entry->reason != NULL)
 		return entry->reason;
-	if (entry->passthrough)
-		return entry->usb_reason != NULL && entry->sessions->len == 0 ?
-		       entry->usb_reason : "";
+	if (entry->passthrough) {
+		if (entry->usb_reason != NULL && entry->sessions->len == 0)
+			return entry->usb_reason;
+		return entry->has_reader ? "" : PASSTHROUGH_CARD_UNKNOWN;
+	}
 	if (passed_through(entry)) {
 		struct session *s = g_ptr_array_index(entry->peer->sessions, 0);
 		daemon_entry *e = (daemon_entry *)entry;
@@ -731,15 +756,27 @@ const char *daemon_entry_get_reason(const daemon_entry *entry)
 
 const char *daemon_entry_get_atr(const daemon_entry *entry)
 {
-	/* Known for a card in a host reader; for emulated cards only once a
-	 * guest powers one on, which is not tracked yet. */
-	return entry->has_reader && entry->reader_atr != NULL ?
-	       entry->reader_atr : "";
+	/* A card in a host reader: what pcscd shows; an emulated card: what
+	 * it presents (a virtual card's from its first attach on). */
+	if (entry->has_reader)
+		return entry->reader_atr != NULL ? entry->reader_atr : "";
+	return entry->card_atr != NULL ? entry->card_atr : "";
 }
 
 gboolean daemon_entry_get_single_session(const daemon_entry *entry)
 {
 	return entry->single_session;
+}
+
+guint daemon_entry_get_idle_ms(const daemon_entry *entry)
+{
+	return entry->spec.kind == AGENT_CARD_PCSC ? entry->spec.idle_ms : 0;
+}
+
+guint daemon_entry_get_lock_timeout_ms(const daemon_entry *entry)
+{
+	return entry->spec.kind == AGENT_CARD_PCSC ?
+	       entry->spec.lock_timeout_ms : 0;
 }
 
 char **daemon_entry_get_holders(const daemon_entry *entry)

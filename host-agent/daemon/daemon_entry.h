@@ -54,6 +54,9 @@ const char *daemon_entry_get_state(const daemon_entry *entry);
 const char *daemon_entry_get_reason(const daemon_entry *entry);
 const char *daemon_entry_get_atr(const daemon_entry *entry);
 gboolean daemon_entry_get_single_session(const daemon_entry *entry);
+/* A card in a host reader (pcsc): its transaction policy; else 0. */
+guint daemon_entry_get_idle_ms(const daemon_entry *entry);
+guint daemon_entry_get_lock_timeout_ms(const daemon_entry *entry);
 /* VM names, in attach order (g_strfreev). */
 char **daemon_entry_get_holders(const daemon_entry *entry);
 gboolean daemon_entry_is_attached_to(const daemon_entry *entry,

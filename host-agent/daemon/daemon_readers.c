@@ -172,7 +172,7 @@ static guint32 channel_id(SCARDCONTEXT ctx, const char *name)
 	if (SCardGetAttrib(h, SCARD_ATTR_CHANNEL_ID, buf, &len) ==
 	    SCARD_S_SUCCESS && len == 4)
 		memcpy(&id, buf, sizeof(id));   /* a host-order DWORD */
-	SCardDisconnect(h, SCARD_LEAVE_CARD);
+	ccid_pcsc_card_disconnect(h, SCARD_LEAVE_CARD);
 	return id;
 }
 

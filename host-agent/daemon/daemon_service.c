@@ -10,6 +10,7 @@
 #include "agent-dbus.h"
 #include "daemon_entry.h"
 #include "daemon_errors.h"
+#include "daemon_libvirt.h"
 #include "daemon_readers.h"
 #include "daemon_state.h"
 #include "daemon_usb.h"
@@ -36,8 +37,16 @@ struct entry_rec {
 	gboolean usb_present;
 };
 
-/* How often a remembered VM that is not there is looked for again. */
+/* A remembered VM that is not there is looked for again when its QMP
+ * socket appears (a GFileMonitor on the socket's directory: inotify).
+ * Every VM_RETRY_MS only while a socket file is there that does not
+ * answer (a stopped or hung QEMU, or the file of a killed one: no event
+ * comes when it answers again), or where the directory cannot be
+ * watched.  After the socket appears QEMU may not listen yet (bind, then
+ * listen): a few quick tries follow. */
 #define VM_RETRY_MS 2000u
+#define VM_QUICK_MS 50u
+#define VM_QUICK_TRIES 40u
 
 struct vm_rec {
 	daemon_service *d;
@@ -53,6 +62,9 @@ struct vm_rec {
 	GPtrArray *remembered;            /* entry ids to attach (char *) */
 	guint retry_id;                   /* reconnect timer */
 	guint remove_id;                  /* remove_vm_idle() pending */
+	gboolean waiting;                 /* gone: waiting for it to return */
+	GFileMonitor *qmp_dir_monitor;    /* while waiting (QMP VMs) */
+	guint quick_left;                 /* quick tries after an event */
 };
 
 struct daemon_service {
@@ -66,6 +78,9 @@ struct daemon_service {
 	gboolean stopping;                /* no state written while stopping */
 	gboolean discover;                /* PC/SC readers become entries */
 	daemon_readers *readers;
+	char **libvirt_uris;              /* NULL: no libvirt */
+	daemon_libvirt_waiter *libvirt_waiter; /* libvirt not loaded yet */
+	daemon_libvirt *libvirt;
 	daemon_usb *usb;                  /* USB readers: passthrough entries */
 	gboolean no_usb;                  /* --no-usb */
 };
@@ -145,6 +160,9 @@ static void update_entry(struct entry_rec *r)
 	ccid_agent_entry_set_reason(r->iface, daemon_entry_get_reason(e));
 	ccid_agent_entry_set_single_session(r->iface,
 		daemon_entry_get_single_session(e));
+	ccid_agent_entry_set_idle_ms(r->iface, daemon_entry_get_idle_ms(e));
+	ccid_agent_entry_set_lock_timeout_ms(r->iface,
+		daemon_entry_get_lock_timeout_ms(e));
 	update_entry_usb(r);
 }
 
@@ -366,6 +384,11 @@ static void save_state(daemon_service *d)
 
 		if (r->obj == NULL || r->removing != NULL)
 			continue;
+		/* A libvirt domain is found again anyway: kept for its
+		 * attachments only. */
+		if (g_str_has_prefix(r->qmp, DAEMON_LIBVIRT_PREFIX) &&
+		    r->remembered->len == 0)
+			continue;
 		sv.name = r->name;
 		sv.qmp = r->qmp;
 		g_ptr_array_add(r->remembered, NULL);
@@ -378,7 +401,9 @@ static void save_state(daemon_service *d)
 	while (g_hash_table_iter_next(&it, NULL, &v)) {
 		struct vm_rec *r = v;
 
-		if (r->obj != NULL && r->removing == NULL)
+		if (r->obj != NULL && r->removing == NULL &&
+		    (!g_str_has_prefix(r->qmp, DAEMON_LIBVIRT_PREFIX) ||
+		     r->remembered->len > 1))
 			g_ptr_array_remove_index(r->remembered,
 						 r->remembered->len - 1);
 	}
@@ -466,6 +491,7 @@ static void reattach_all(daemon_service *d)
 /* --- VMs ------------------------------------------------------------------- */
 
 static void vm_connect(struct vm_rec *r);
+static void unwatch_qmp_dir(struct vm_rec *r);
 
 static void vm_rec_free(gpointer p)
 {
@@ -477,6 +503,7 @@ static void vm_rec_free(gpointer p)
 	/* Freed first (daemon_service_free): the idle must not run later. */
 	if (r->remove_id != 0)
 		g_source_remove(r->remove_id);
+	unwatch_qmp_dir(r);
 	/* No session may outlive its VM's record. */
 	for (guint i = 0; i < r->d->entries->len; i++) {
 		struct entry_rec *e = g_ptr_array_index(r->d->entries, i);
@@ -531,6 +558,31 @@ static void on_vm_state(void *user, daemon_vm *vm)
 		set_vm_state(r, daemon_vm_get_state(vm));
 }
 
+/* A libvirt daemon started (daemon_libvirt_waiter): libvirt is loaded
+ * now, the remembered libvirt VMs (refused until now) look again, and
+ * the running domains come. */
+static void on_libvirt_domain(void *user, const char *uri,
+			      const char *name);
+
+static gboolean on_libvirt_reachable(gpointer data)
+{
+	daemon_service *d = data;
+	GHashTableIter it;
+	struct vm_rec *r;
+
+	g_clear_pointer(&d->libvirt_waiter, daemon_libvirt_waiter_free);
+	d->libvirt = daemon_libvirt_new((const char *const *)d->libvirt_uris,
+					on_libvirt_domain, d);
+	if (d->libvirt == NULL)
+		return G_SOURCE_REMOVE;
+	g_hash_table_iter_init(&it, d->vms);
+	while (g_hash_table_iter_next(&it, NULL, (gpointer *)&r))
+		if (g_str_has_prefix(r->qmp, DAEMON_LIBVIRT_PREFIX))
+			vm_connect(r);
+	daemon_libvirt_scan(d->libvirt);
+	return G_SOURCE_REMOVE;
+}
+
 static gboolean on_vm_retry(gpointer data)
 {
 	struct vm_rec *r = data;
@@ -540,12 +592,103 @@ static gboolean on_vm_retry(gpointer data)
 	return G_SOURCE_REMOVE;
 }
 
-/* A known VM is not there (any more): look for it again later, with a
- * new connection (out of the old one's callbacks). */
+static void unwatch_qmp_dir(struct vm_rec *r)
+{
+	if (r->qmp_dir_monitor == NULL)
+		return;
+	g_signal_handlers_disconnect_by_data(r->qmp_dir_monitor, r);
+	g_file_monitor_cancel(r->qmp_dir_monitor);
+	g_clear_object(&r->qmp_dir_monitor);
+}
+
+/* Something changed in the QMP socket's directory: if it is the socket
+ * (QEMU bound it again), the VM is looked for at once. */
+static void on_qmp_dir_changed(GFileMonitor *mon, GFile *file, GFile *other,
+			       GFileMonitorEvent event, gpointer data)
+{
+	struct vm_rec *r = data;
+	g_autofree char *want = g_path_get_basename(r->qmp + strlen("unix:"));
+	g_autofree char *name = g_file_get_basename(file);
+	g_autofree char *to = other != NULL ? g_file_get_basename(other) :
+			      NULL;
+
+	if (r->waiting && r->removing == NULL &&
+	    (event == G_FILE_MONITOR_EVENT_DELETED ||
+	     event == G_FILE_MONITOR_EVENT_MOVED_OUT) &&
+	    g_strcmp0(name, want) == 0 && r->quick_left == 0) {
+		/* No file, nothing to poll: its next one is an event. */
+		if (r->retry_id != 0) {
+			g_source_remove(r->retry_id);
+			r->retry_id = 0;
+		}
+		say("VM '%s': its QMP socket %s was removed; waiting for it "
+		    "to appear", r->name, r->qmp + strlen("unix:"));
+		return;
+	}
+	if (!r->waiting || r->removing != NULL ||
+	    (event != G_FILE_MONITOR_EVENT_CREATED &&
+	     event != G_FILE_MONITOR_EVENT_CHANGED &&
+	     event != G_FILE_MONITOR_EVENT_ATTRIBUTE_CHANGED &&
+	     event != G_FILE_MONITOR_EVENT_MOVED_IN &&
+	     event != G_FILE_MONITOR_EVENT_RENAMED) ||
+	    (g_strcmp0(name, want) != 0 && g_strcmp0(to, want) != 0))
+		return;
+	say("VM '%s': its QMP socket %s appeared; connecting", r->name,
+	    r->qmp + strlen("unix:"));
+	r->quick_left = VM_QUICK_TRIES;
+	if (r->retry_id != 0)
+		g_source_remove(r->retry_id);
+	/* Out of the monitor's signal. */
+	r->retry_id = g_idle_add(on_vm_retry, r);
+}
+
+/* Watches the QMP socket's directory; FALSE when it cannot be. */
+static gboolean watch_qmp_dir(struct vm_rec *r)
+{
+	g_autofree char *dir = NULL;
+	g_autoptr(GFile) f = NULL;
+	g_autoptr(GError) error = NULL;
+
+	if (r->qmp_dir_monitor != NULL)
+		return TRUE;
+	dir = g_path_get_dirname(r->qmp + strlen("unix:"));
+	f = g_file_new_for_path(dir);
+	r->qmp_dir_monitor = g_file_monitor_directory(f, G_FILE_MONITOR_NONE,
+						      NULL, &error);
+	if (r->qmp_dir_monitor == NULL) {
+		say("VM '%s': cannot watch %s (%s); looking for its QMP "
+		    "socket every %u s instead", r->name, dir, error->message,
+		    VM_RETRY_MS / 1000);
+		return FALSE;
+	}
+	g_signal_connect(r->qmp_dir_monitor, "changed",
+			 G_CALLBACK(on_qmp_dir_changed), r);
+	return TRUE;
+}
+
+/* A known VM is not there (any more): look for it again when its QMP
+ * socket appears, with a new connection (out of the old one's
+ * callbacks). */
 static void schedule_retry(struct vm_rec *r)
 {
-	if (r->retry_id == 0 && r->removing == NULL)
+	gboolean watched;
+
+	/* libvirt tells when a domain starts (on_libvirt_domain). */
+	if (g_str_has_prefix(r->qmp, DAEMON_LIBVIRT_PREFIX) ||
+	    r->removing != NULL)
+		return;
+	r->waiting = TRUE;
+	watched = watch_qmp_dir(r);
+	if (r->retry_id != 0)
+		return;
+	if (r->quick_left > 0) {
+		/* The socket appeared; QEMU may not listen on it yet. */
+		r->quick_left--;
+		r->retry_id = g_timeout_add(VM_QUICK_MS, on_vm_retry, r);
+	} else if (!watched || g_file_test(r->qmp + strlen("unix:"),
+					   G_FILE_TEST_EXISTS)) {
 		r->retry_id = g_timeout_add(VM_RETRY_MS, on_vm_retry, r);
+	}
 }
 
 static void on_vm_gone(void *user, daemon_vm *vm, const char *reason,
@@ -603,6 +746,10 @@ static void on_vm_ready(void *user, daemon_vm *vm, const GError *error)
 			r->remove_id = g_idle_add(remove_vm_idle, r);
 		return;
 	}
+	/* There: no more watching for it. */
+	r->waiting = FALSE;
+	r->quick_left = 0;
+	unwatch_qmp_dir(r);
 	if (r->obj == NULL) {
 		export_vm(r, daemon_vm_get_state(vm));
 		save_state(r->d);
@@ -626,8 +773,17 @@ static void vm_connect(struct vm_rec *r)
 	};
 
 	g_clear_pointer(&r->vm, daemon_vm_free);
-	r->vm = daemon_vm_new(r->name, r->qmp + strlen("unix:"), &vm_cbs, r,
-			      on_vm_ready, r);
+	if (r->retry_id != 0) {
+		g_source_remove(r->retry_id);
+		r->retry_id = 0;
+	}
+	if (g_str_has_prefix(r->qmp, DAEMON_LIBVIRT_PREFIX))
+		r->vm = daemon_libvirt_vm_new(r->d->libvirt,
+			r->qmp + strlen(DAEMON_LIBVIRT_PREFIX), r->name,
+			&vm_cbs, r, on_vm_ready, r);
+	else
+		r->vm = daemon_vm_new(r->name, r->qmp + strlen("unix:"),
+				      &vm_cbs, r, on_vm_ready, r);
 }
 
 static struct vm_rec *vm_rec_new(daemon_service *d, const char *name,
@@ -691,11 +847,14 @@ static gboolean check_new_vm(daemon_service *d, const char *name,
 			    "'_' or '.'", name);
 		return FALSE;
 	}
-	if (!g_str_has_prefix(qmp, "unix:") || qmp[5] == '\0') {
+	if ((!g_str_has_prefix(qmp, "unix:") || qmp[5] == '\0') &&
+	    (!g_str_has_prefix(qmp, DAEMON_LIBVIRT_PREFIX) ||
+	     qmp[strlen(DAEMON_LIBVIRT_PREFIX)] == '\0')) {
 		g_set_error(error, DAEMON_ERROR, DAEMON_ERROR_INVALID_ARGS,
 			    "QMP address '%s' of VM '%s': write unix:PATH, the "
-			    "PATH of QEMU's -qmp unix:PATH,server=on,wait=off",
-			    qmp, name);
+			    "PATH of QEMU's -qmp unix:PATH,server=on,wait=off "
+			    "(or libvirt:URI for the libvirt domain of that "
+			    "name)", qmp, name);
 		return FALSE;
 	}
 	r = g_hash_table_lookup(d->vms, name);
@@ -707,6 +866,38 @@ static gboolean check_new_vm(daemon_service *d, const char *name,
 		return FALSE;
 	}
 	return TRUE;
+}
+
+/* A libvirt domain runs (daemon_libvirt.h): a VM of that name, new or
+ * back. */
+static void on_libvirt_domain(void *user, const char *uri, const char *name)
+{
+	daemon_service *d = user;
+	g_autofree char *address = g_strconcat(DAEMON_LIBVIRT_PREFIX, uri,
+					       NULL);
+	struct vm_rec *r = g_hash_table_lookup(d->vms, name);
+
+	if (r == NULL) {
+		if (!valid_vm_name(name)) {
+			say("libvirt %s: domain '%s' left out: a VM name is 1 "
+			    "to 64 letters, digits, '-', '_' or '.'", uri,
+			    name);
+			return;
+		}
+		r = vm_rec_new(d, name, address);
+		export_vm(r, "connecting");
+		say("libvirt %s: domain '%s' is VM '%s'", uri, name, name);
+		vm_connect(r);
+		return;
+	}
+	if (strcmp(r->qmp, address) != 0) {
+		say("libvirt %s: domain '%s' left out: VM '%s' is %s", uri,
+		    name, name, r->qmp);
+		return;
+	}
+	if (r->removing == NULL && r->adding == NULL &&
+	    (r->vm == NULL || daemon_vm_is_gone(r->vm)))
+		vm_connect(r);
 }
 
 static gboolean handle_add_vm(CcidAgentManager *m, GDBusMethodInvocation *inv,
@@ -804,6 +995,7 @@ static gboolean handle_remove_vm(CcidAgentManager *m,
 		g_source_remove(r->retry_id);
 		r->retry_id = 0;
 	}
+	unwatch_qmp_dir(r);
 	r->detaches = 1;    /* this function's own */
 	for (guint i = 0; i < d->entries->len; i++) {
 		struct entry_rec *e = g_ptr_array_index(d->entries, i);
@@ -843,8 +1035,33 @@ static struct entry_rec *add_entry(daemon_service *d, const char *id,
 	return r;
 }
 
+/* Virtual and nss: entries in one daemon: libcacard set up for both
+ * before the first card (agent_card_kinds_prepare_cacard), so either may
+ * be attached first.  Only then: it opens the NSS databases. */
+static void prepare_cacard(daemon_service *d)
+{
+	const struct agent_card_spec *soft = NULL, *hw = NULL;
+	g_autoptr(GError) error = NULL;
+
+	for (guint i = 0; i < d->cfg->entries->len; i++) {
+		const struct agent_card_spec *spec = &g_array_index(
+			d->cfg->entries, struct daemon_entry_config, i).spec;
+
+		if (spec->kind == AGENT_CARD_VIRTUAL && soft == NULL)
+			soft = spec;
+		else if (spec->kind == AGENT_CARD_NSS && hw == NULL)
+			hw = spec;
+	}
+	if (soft != NULL && hw != NULL &&
+	    !agent_card_kinds_prepare_cacard(soft, hw, &error))
+		say("cannot set up libcacard for virtual and nss cards "
+		    "together: %s (the kind attached first works)",
+		    error->message);
+}
+
 static void export_entries(daemon_service *d)
 {
+	prepare_cacard(d);
 	for (guint i = 0; i < d->cfg->entries->len; i++) {
 		struct daemon_entry_config *c = &g_array_index(d->cfg->entries,
 			struct daemon_entry_config, i);
@@ -951,13 +1168,21 @@ static void on_readers(void *user, const GPtrArray *readers)
 			g_autofree char *id = reader_entry_id(d, rd->name);
 			g_autofree char *label = g_strconcat("Shared ",
 							     rd->name, NULL);
+			const struct daemon_reader_config *pol =
+				daemon_config_find_reader(d->cfg, rd->name);
 
 			/* The exact name, never parsed as a pattern. */
 			ccid_card_pcsc_config_init(&defaults);
 			spec.reader = g_strdup(rd->name);
 			spec.idle_ms = defaults.idle_ms;
 			spec.lock_timeout_ms = defaults.lock_timeout_ms;
-			r = add_entry(d, id, label, &spec, FALSE);
+			/* Its [reader NAME] policy, if agent.conf has one. */
+			if (pol != NULL) {
+				spec.idle_ms = pol->idle_ms;
+				spec.lock_timeout_ms = pol->lock_timeout_ms;
+			}
+			r = add_entry(d, id, label, &spec,
+				      pol != NULL && pol->single_session);
 			r->reader = g_strdup(rd->name);
 			say("PC/SC reader '%s' is entry '%s'", rd->name, id);
 			added = TRUE;
@@ -1033,7 +1258,18 @@ gboolean daemon_service_export(daemon_service *d, GDBusConnection *conn,
 		return FALSE;
 	}
 	export_entries(d);
+	if (d->libvirt_uris != NULL &&
+	    daemon_libvirt_reachable((const char *const *)d->libvirt_uris))
+		d->libvirt = daemon_libvirt_new(
+			(const char *const *)d->libvirt_uris,
+			on_libvirt_domain, d);
+	else if (d->libvirt_uris != NULL)
+		d->libvirt_waiter = daemon_libvirt_waiter_new(
+			(const char *const *)d->libvirt_uris,
+			on_libvirt_reachable, d);
 	report_restore(d);
+	if (d->libvirt != NULL)
+		daemon_libvirt_scan(d->libvirt);
 	if (d->discover)
 		d->readers = daemon_readers_new(on_readers, d);
 	if (d->discover && !d->no_usb)
@@ -1072,6 +1308,12 @@ daemon_service *daemon_service_new(struct daemon_config *cfg,
 	return d;
 }
 
+void daemon_service_set_libvirt(daemon_service *d, const char *const *uris)
+{
+	g_strfreev(d->libvirt_uris);
+	d->libvirt_uris = g_strdupv((char **)uris);
+}
+
 void daemon_service_set_usb(daemon_service *d, gboolean usb)
 {
 	d->no_usb = !usb;
@@ -1092,6 +1334,9 @@ void daemon_service_free(daemon_service *d)
 	g_clear_pointer(&d->readers, daemon_readers_free);
 	g_clear_pointer(&d->usb, daemon_usb_free);
 	g_hash_table_remove_all(d->vms);
+	g_clear_pointer(&d->libvirt_waiter, daemon_libvirt_waiter_free);
+	g_clear_pointer(&d->libvirt, daemon_libvirt_free);
+	g_strfreev(d->libvirt_uris);
 	g_ptr_array_set_size(d->entries, 0);
 	g_hash_table_unref(d->vms);
 	g_ptr_array_unref(d->entries);

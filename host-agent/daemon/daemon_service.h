@@ -23,6 +23,9 @@ typedef struct daemon_service daemon_service;
  * (daemon_readers.h). */
 daemon_service *daemon_service_new(struct daemon_config *cfg,
 				   const char *state_path, gboolean discover);
+/* Before export: the libvirt URIs whose running domains are VMs
+ * (daemon_libvirt.h); NULL or empty: none. */
+void daemon_service_set_libvirt(daemon_service *svc, const char *const *uris);
 /* Before export: every USB CCID reader becomes a passthrough entry
  * "<model>" (daemon_usb.h); on unless @discover was FALSE. */
 void daemon_service_set_usb(daemon_service *svc, gboolean usb);

@@ -53,9 +53,11 @@ GArray *daemon_state_load(const char *path, GPtrArray *errors)
 			continue;
 		}
 		v.qmp = g_key_file_get_string(kf, groups[i], "qmp", NULL);
-		if (v.qmp == NULL || !g_str_has_prefix(v.qmp, "unix:")) {
+		/* unix:PATH, or libvirt:URI for a libvirt domain. */
+		if (v.qmp == NULL || (!g_str_has_prefix(v.qmp, "unix:") &&
+				      !g_str_has_prefix(v.qmp, "libvirt:"))) {
 			g_ptr_array_add(errors, g_strdup_printf(
-				"%s: [%s] has no qmp=unix:PATH; VM not "
+				"%s: [%s] has no qmp=unix:PATH (or libvirt:URI); VM not "
 				"remembered", path, groups[i]));
 			g_free(v.qmp);
 			continue;

@@ -51,6 +51,9 @@ struct daemon_vm {
 	daemon_qmp *qmp;
 	GList *ops;                  /* struct vm_op */
 	guint stale_left;            /* stale devices still being unplugged */
+	/* Not QMP (qmp is NULL): plugs go through the backend. */
+	const struct daemon_vm_backend *backend;
+	void *impl;
 };
 
 /* The ids of the devices this daemon plugs (daemon_entry.c makes them):
@@ -249,8 +252,18 @@ void daemon_vm_unplug_redir(daemon_vm *vm, const char *dev_id,
 			    guint timeout_ms, daemon_vm_unplug_fn done,
 			    void *user)
 {
-	struct vm_op *op = g_new0(struct vm_op, 1);
+	struct vm_op *op;
 	JsonObject *args;
+
+	if (vm->backend != NULL) {
+		if (vm->state == VM_GONE || vm->state == VM_CONNECTING)
+			done(user, NULL);
+		else
+			vm->backend->unplug(vm->impl, dev_id, timeout_ms,
+					    done, user);
+		return;
+	}
+	op = g_new0(struct vm_op, 1);
 
 	op->vm = vm;
 	op->id = g_strdup(dev_id);
@@ -358,9 +371,23 @@ static void on_getfd(void *user, JsonNode *ret, const char *cls,
 void daemon_vm_plug_redir(daemon_vm *vm, const char *dev_id,
 			  daemon_vm_plug_fn done, void *user)
 {
-	struct vm_op *op = g_new0(struct vm_op, 1);
+	struct vm_op *op;
 	JsonObject *args;
 	int sv[2];
+
+	if (vm->backend != NULL) {
+		if (vm->state == VM_GONE || vm->state == VM_CONNECTING) {
+			g_autoptr(GError) error = g_error_new(G_IO_ERROR,
+				G_IO_ERROR_FAILED, "VM '%s' is %s", vm->name,
+				state_names[vm->state]);
+
+			done(user, -1, error);
+		} else {
+			vm->backend->plug(vm->impl, dev_id, done, user);
+		}
+		return;
+	}
+	op = g_new0(struct vm_op, 1);
 
 	op->vm = vm;
 	op->id = g_strdup(dev_id);
@@ -549,6 +576,8 @@ void daemon_vm_free(daemon_vm *vm)
 	g_clear_pointer(&vm->qmp, daemon_qmp_free);
 	vm->state = VM_GONE;
 	finish_all_ops(vm, "was removed");
+	if (vm->backend != NULL)
+		vm->backend->free(vm->impl);
 	g_free(vm->name);
 	g_free(vm->qmp_path);
 	g_free(vm);
@@ -572,4 +601,54 @@ const char *daemon_vm_get_state(const daemon_vm *vm)
 gboolean daemon_vm_is_gone(const daemon_vm *vm)
 {
 	return vm->state == VM_GONE;
+}
+
+/* --- VMs of another backend (daemon_vm.h) -------------------------------- */
+
+daemon_vm *daemon_vm_new_backend(const char *name, const char *address,
+				 const struct daemon_vm_backend *backend,
+				 void *impl,
+				 const struct daemon_vm_callbacks *cbs,
+				 void *user, daemon_vm_ready_fn ready,
+				 void *ready_user)
+{
+	daemon_vm *vm = g_new0(daemon_vm, 1);
+
+	vm->name = g_strdup(name);
+	vm->qmp_path = g_strdup(address);
+	if (cbs != NULL)
+		vm->cbs = *cbs;
+	vm->user = user;
+	vm->ready = ready;
+	vm->ready_user = ready_user;
+	vm->state = VM_CONNECTING;
+	vm->backend = backend;
+	vm->impl = impl;
+	return vm;
+}
+
+void daemon_vm_backend_ready(daemon_vm *vm, gboolean paused,
+			     const GError *error)
+{
+	if (error != NULL)
+		vm->state = VM_GONE;
+	else
+		set_state(vm, paused ? VM_PAUSED : VM_RUNNING);
+	run_ready(vm, error);
+}
+
+void daemon_vm_backend_set_paused(daemon_vm *vm, gboolean paused)
+{
+	if (vm->state == VM_RUNNING || vm->state == VM_PAUSED)
+		set_state(vm, paused ? VM_PAUSED : VM_RUNNING);
+}
+
+void daemon_vm_backend_gone(daemon_vm *vm, const char *reason,
+			    const char *detail)
+{
+	if (vm->state == VM_CONNECTING) {
+		vm->state = VM_GONE;
+		return;
+	}
+	mark_gone(vm, reason, detail);
 }

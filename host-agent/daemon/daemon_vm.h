@@ -61,6 +61,38 @@ void daemon_vm_unplug_redir(daemon_vm *vm, const char *dev_id,
 			    guint timeout_ms, daemon_vm_unplug_fn done,
 			    void *user);
 
+/* --- VMs reached some other way (libvirt: daemon_libvirt.c) ------------- */
+
+/* How such a VM plugs and unplugs; @impl is the backend's.  @plug and
+ * @unplug run only while the VM is running or paused; each calls its
+ * @done exactly once (also when the VM goes away or is freed). */
+struct daemon_vm_backend {
+	void (*plug)(void *impl, const char *dev_id, daemon_vm_plug_fn done,
+		     void *user);
+	void (*unplug)(void *impl, const char *dev_id, guint timeout_ms,
+		       daemon_vm_unplug_fn done, void *user);
+	/* The VM is freed: finish what is in flight, free @impl. */
+	void (*free)(void *impl);
+};
+
+/* A VM whose devices go through @backend; @address is what
+ * daemon_vm_get_qmp() shows (e.g. "libvirt:qemu:///session").  State
+ * "connecting" until daemon_vm_backend_ready(). */
+daemon_vm *daemon_vm_new_backend(const char *name, const char *address,
+				 const struct daemon_vm_backend *backend,
+				 void *impl,
+				 const struct daemon_vm_callbacks *cbs,
+				 void *user, daemon_vm_ready_fn ready,
+				 void *ready_user);
+/* The backend found the VM (@error NULL: running, or paused) or not. */
+void daemon_vm_backend_ready(daemon_vm *vm, gboolean paused,
+			     const GError *error);
+/* Paused or resumed (ignored unless running or paused). */
+void daemon_vm_backend_set_paused(daemon_vm *vm, gboolean paused);
+/* The VM stopped; @reason as for daemon_vm_callbacks.gone. */
+void daemon_vm_backend_gone(daemon_vm *vm, const char *reason,
+			    const char *detail);
+
 G_END_DECLS
 
 #endif /* CCID_DAEMON_VM_H */

@@ -54,19 +54,34 @@ static void served_event(void *user, enum ccid_bridge_event ev, const char *peer
 
 static const struct ccid_bridge_callbacks served_cbs = { .event = served_event };
 
-void served_init(struct served *s, uint32_t te_ms)
+static void served_init_cfg(struct served *s, struct ccid_config *cfg,
+			    uint32_t te_ms)
 {
-	struct ccid_config cfg;
 	ccid_slot *slot;
 
 	memset(s, 0, sizeof(*s));
-	ccid_config_init(&cfg);
-	cfg.time_extension_ms = te_ms;
-	s->bridge = ccid_bridge_new(&cfg, &served_cbs, s, NULL);
+	cfg->time_extension_ms = te_ms;
+	s->bridge = ccid_bridge_new(cfg, &served_cbs, s, NULL);
 	ck_assert_ptr_nonnull(s->bridge);
 	slot = ccid_dev_get_slot(ccid_bridge_get_dev(s->bridge), 0);
 	s->card = ccid_card_loopback_new(slot, &card_timer_ops, s);
 	ccid_slot_set_card(slot, ccid_card_loopback_ops(), s->card, true);
+}
+
+void served_init(struct served *s, uint32_t te_ms)
+{
+	struct ccid_config cfg;
+
+	ccid_config_init(&cfg);
+	served_init_cfg(s, &cfg, te_ms);
+}
+
+void served_init_agent(struct served *s, uint32_t te_ms)
+{
+	struct ccid_config cfg;
+
+	ccid_bridge_config_init(&cfg);
+	served_init_cfg(s, &cfg, te_ms);
 }
 
 void served_fini(struct served *s)

@@ -21,6 +21,10 @@ struct served {
 
 /* @te_ms: the reader's time-extension interval. */
 void served_init(struct served *s, uint32_t te_ms);
+/* The same with the configuration `ccid-agent serve --data-path
+ * interrupt-both` uses, ccid_bridge_config_init() (dwMaxCCIDMessageLength
+ * CCID_BRIDGE_INTR_OUT_MAX_MSG). */
+void served_init_agent(struct served *s, uint32_t te_ms);
 void served_fini(struct served *s);
 /* A socket pair between the bridge and @g (hello version @version, NULL
  * for the plain fake); waits for device_connect. */

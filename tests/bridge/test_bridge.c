@@ -395,6 +395,8 @@ static const struct {
 	{ "tcp:127.0.0.1:12ab", false, 0, NULL, 0 },    /* junk */
 	{ "tcp::4000", false, 0, NULL, 0 },             /* empty host */
 	{ "tcp:[::1:4000", false, 0, NULL, 0 },         /* unclosed bracket */
+	{ "tcp:::1:4000", false, 0, NULL, 0 },          /* IPv6 without brackets */
+	{ "tcp:0tcp:[::]:7", false, 0, NULL, 0 },       /* brackets inside a host */
 	{ "udp:1.2.3.4:5", false, 0, NULL, 0 },         /* unknown kind */
 	{ "", false, 0, NULL, 0 },
 };

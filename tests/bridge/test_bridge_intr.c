@@ -6,11 +6,13 @@
  * interrupt receiving.  The fake reads them like a UHCI guest: one piece
  * per TD, babble when a piece is larger than its TD.
  *
- * Checked: which peers get the path, the pieces of 63/64/65-byte and
- * 64 KiB replies, nothing pushed before start, a reply ready while the
- * guest is idle, a reply half read when the endpoint stops, no stale copy
- * once the next command came, time extension, USB reset, and the fallback
- * to bulk when the peer rejects the device.
+ * Checked: which peers get the path (bulk-OUT too with interrupt-both),
+ * the pieces of 63/64/65-byte and 64 KiB replies, nothing pushed before
+ * start, a reply ready while the guest is idle, a reply half
+ * read when the endpoint stops, no stale copy once the next command came,
+ * time extension, USB reset, the fallback to bulk when the peer rejects
+ * the device, and 64 KiB APDUs chained within the 16-bit interrupt length
+ * behind UHCI and xHCI.
  */
 #include <check.h>
 #include <stdlib.h>
@@ -107,21 +109,33 @@ static void check_pattern_64k(const uint8_t *r, uint32_t n, uint8_t seq)
 
 START_TEST(test_path_chosen_by_peer)
 {
-	/* hello version, data path asked, bulk-IN type QEMU gets */
+	/* hello version, data path asked, interrupt-both's configuration
+	 * (dwMaxCCIDMessageLength 65535) or the library's default (65554),
+	 * bulk-IN and bulk-OUT types QEMU gets */
 	static const struct {
 		const char *version;
 		enum ccid_bridge_data_path path;
+		bool agent_cfg;
 		uint8_t in_type, out_type;
 	} vec[] = {
-		{ QEMU_HELLO,  CCID_BRIDGE_PATH_AUTO,
+		/* the default: bulk-OUT stays bulk (its completion waits
+		 * for the answer), whatever dwMaxCCIDMessageLength */
+		{ QEMU_HELLO,  CCID_BRIDGE_PATH_AUTO, true,
 		  usb_redir_type_interrupt, usb_redir_type_bulk },
-		{ "fake-qemu", CCID_BRIDGE_PATH_AUTO,
-		  usb_redir_type_bulk, usb_redir_type_bulk },
-		{ QEMU_HELLO,  CCID_BRIDGE_PATH_BULK,
-		  usb_redir_type_bulk, usb_redir_type_bulk },
-		{ "fake-qemu", CCID_BRIDGE_PATH_INTERRUPT,
+		{ QEMU_HELLO,  CCID_BRIDGE_PATH_AUTO, false,
 		  usb_redir_type_interrupt, usb_redir_type_bulk },
-		{ QEMU_HELLO,  CCID_BRIDGE_PATH_INTERRUPT_BOTH,
+		/* not QEMU: the bulk fallback */
+		{ "fake-qemu", CCID_BRIDGE_PATH_AUTO, true,
+		  usb_redir_type_bulk, usb_redir_type_bulk },
+		{ "fake-qemu", CCID_BRIDGE_PATH_AUTO, false,
+		  usb_redir_type_bulk, usb_redir_type_bulk },
+		{ QEMU_HELLO,  CCID_BRIDGE_PATH_BULK, true,
+		  usb_redir_type_bulk, usb_redir_type_bulk },
+		{ "fake-qemu", CCID_BRIDGE_PATH_INTERRUPT, true,
+		  usb_redir_type_interrupt, usb_redir_type_bulk },
+		{ QEMU_HELLO,  CCID_BRIDGE_PATH_INTERRUPT_BOTH, false,
+		  usb_redir_type_interrupt, usb_redir_type_interrupt },
+		{ QEMU_HELLO,  CCID_BRIDGE_PATH_INTERRUPT_BOTH, true,
 		  usb_redir_type_interrupt, usb_redir_type_interrupt },
 	};
 
@@ -130,7 +144,10 @@ START_TEST(test_path_chosen_by_peer)
 		struct fake_qemu g;
 		struct ccid_bridge_stats st;
 
-		served_init(&s, 500);
+		if (vec[i].agent_cfg)
+			served_init_agent(&s, 500);
+		else
+			served_init(&s, 500);
 		ccid_bridge_set_data_path(s.bridge, vec[i].path);
 		connect_pair_version(&s, &g, vec[i].version);
 		ck_assert_msg(g.ep.type[I_BULK_IN] == vec[i].in_type,
@@ -145,9 +162,12 @@ START_TEST(test_path_chosen_by_peer)
 		/* The configuration's ep_info says the same. */
 		fake_qemu_set_configuration(&g, 1);
 		ck_assert_int_eq(g.ep.type[I_BULK_IN], vec[i].in_type);
+		ck_assert_int_eq(g.ep.type[I_BULK_OUT], vec[i].out_type);
 		ccid_bridge_get_stats(s.bridge, &st);
 		ck_assert_int_eq(st.interrupt_path,
 				 vec[i].in_type == usb_redir_type_interrupt);
+		ck_assert_int_eq(st.interrupt_out,
+				 vec[i].out_type == usb_redir_type_interrupt);
 		fake_qemu_fini(&g);
 		served_fini(&s);
 	}
@@ -572,6 +592,136 @@ START_TEST(test_whole_transfer_puts_in_back_to_bulk)
 }
 END_TEST
 
+/* dwMaxCCIDMessageLength in the configuration descriptor the guest reads
+ * (CCID 1.1 §5.1: offset 44 of the class descriptor, type 0x21). */
+static uint32_t guest_max_message_len(struct served *s)
+{
+	size_t len;
+	const uint8_t *c = ccid_dev_config_descriptor(
+		ccid_bridge_get_dev(s->bridge), &len);
+
+	for (size_t off = 0; off + 2 <= len && c[off] >= 2; off += c[off])
+		if (c[off + 1] == 0x21 && off + 48 <= len)
+			return (uint32_t)c[off + 44] | (uint32_t)c[off + 45] << 8 |
+			       (uint32_t)c[off + 46] << 16 |
+			       (uint32_t)c[off + 47] << 24;
+	ck_abort_msg("no CCID class descriptor");
+	return 0;
+}
+
+/* One command transfer as the guest's controller hands it to QEMU: in TDs
+ * of at most @td bytes, as interrupt packets while QEMU has the endpoint
+ * as interrupt, as one bulk packet once it is bulk again. */
+static void guest_out(struct fake_qemu *g, const uint8_t *msg, uint32_t len,
+		      unsigned td)
+{
+	if (g->ep.type[I_BULK_OUT] == usb_redir_type_interrupt)
+		fake_qemu_intr_out(g, msg, len, td);
+	else
+		fake_qemu_bulk_out(g, msg, len);
+}
+
+/* XfrBlock with wLevelParameter @level around @n bytes of @apdu. */
+static uint32_t xfr_level(uint8_t *msg, uint8_t seq, uint16_t level,
+			  const uint8_t *apdu, uint32_t n)
+{
+	uint32_t len = fake_qemu_xfr_block(msg, seq, apdu, n);
+
+	msg[8] = (uint8_t)level;
+	msg[9] = (uint8_t)(level >> 8);
+	return len;
+}
+
+/* interrupt-both with its configuration (ccid_bridge_config_init): a 64 KiB
+ * extended APDU (ECHO of 65535 bytes, 65544 bytes) and its 65537-byte answer,
+ * chained as libccid's CmdXfrBlockAPDU_extended and GnuPG's driver chain
+ * them once the APDU exceeds dwMaxCCIDMessageLength - 10 (wLevelParameter
+ * 1, 2, 0x10; bChainParameter 0x10, 1, 2).  No transfer exceeds 65535
+ * bytes, so none can be lost to QEMU's 16-bit interrupt length: behind
+ * UHCI (64-byte TDs) and behind xHCI (a whole transfer in one packet,
+ * the largest exactly 65535 bytes, which also puts bulk-OUT back to
+ * bulk). */
+START_TEST(test_interrupt_both_64k_apdu_chained)
+{
+	static const unsigned tds[] = { 64, 65535 };
+	static uint8_t apdu[65544], msg[65600], r[65600];
+
+	/* ECHO, extended Lc 65535, data i & 0xFF, extended Le 00 00 */
+	apdu[0] = 0x80; apdu[1] = 0x01; apdu[2] = 0; apdu[3] = 0;
+	apdu[4] = 0x00; apdu[5] = 0xFF; apdu[6] = 0xFF;
+	for (uint32_t i = 0; i < 65535; i++)
+		apdu[7 + i] = (uint8_t)i;
+	apdu[65542] = 0; apdu[65543] = 0;
+	for (size_t t = 0; t < G_N_ELEMENTS(tds); t++) {
+		static const uint8_t power_on[10] = {
+			CCID_PC_TO_RDR_ICC_POWER_ON, 0, 0, 0, 0, 0, 1, 0, 0, 0
+		};
+		struct served s;
+		struct fake_qemu g;
+		struct ccid_bridge_stats st;
+		uint32_t len, n, part = 65535 - 10;
+
+		served_init_agent(&s, 500);
+		ck_assert_uint_eq(guest_max_message_len(&s),
+				  CCID_BRIDGE_INTR_OUT_MAX_MSG);
+		ccid_bridge_set_data_path(s.bridge,
+					  CCID_BRIDGE_PATH_INTERRUPT_BOTH);
+		connect_pair_version(&s, &g, QEMU_HELLO);
+		fake_qemu_set_configuration(&g, 1);
+		ck_assert_int_eq(g.ep.type[I_BULK_OUT], usb_redir_type_interrupt);
+		ck_assert_int_eq(g.ep.type[I_BULK_IN], usb_redir_type_interrupt);
+		fake_qemu_data_start(&g);
+		guest_out(&g, power_on, sizeof(power_on), tds[t]);
+		n = fake_qemu_data_read(&g, r, sizeof(r), 64, 0, 2000);
+		ck_assert_int_eq(r[10], 0x3B);
+
+		/* first block: wLevelParameter 1, 65525 bytes; the reader
+		 * asks for more (empty DataBlock, bChainParameter 0x10) */
+		len = xfr_level(msg, 2, 0x0001, apdu, part);
+		ck_assert_uint_eq(len, 65535);
+		guest_out(&g, msg, len, tds[t]);
+		n = fake_qemu_data_read(&g, r, sizeof(r), 64, 0, 2000);
+		ck_assert_uint_eq(n, 10);
+		ck_assert_int_eq(r[0], CCID_RDR_TO_PC_DATA_BLOCK);
+		ck_assert_int_eq(r[6], 2);
+		ck_assert_int_eq(r[7], 0x00);
+		ck_assert_int_eq(r[9], 0x10);
+		/* last block: wLevelParameter 2, the other 19 bytes; the
+		 * answer's first 65525 bytes, bChainParameter 1 */
+		len = xfr_level(msg, 3, 0x0002, apdu + part, sizeof(apdu) - part);
+		guest_out(&g, msg, len, tds[t]);
+		n = fake_qemu_data_read(&g, r, sizeof(r), 64, 0, 5000);
+		ck_assert_uint_eq(n, 65535);
+		ck_assert_int_eq(r[6], 3);
+		ck_assert_int_eq(r[7], 0x00);
+		ck_assert_int_eq(r[9], 0x01);
+		for (uint32_t i = 0; i < part; i++)
+			if (r[10 + i] != (uint8_t)i)
+				ck_abort_msg("td %u: echo byte %u differs", tds[t], i);
+		/* wLevelParameter 0x10: the rest, 10 data bytes + 90 00,
+		 * bChainParameter 2 */
+		len = xfr_level(msg, 4, 0x0010, apdu, 0);
+		guest_out(&g, msg, len, tds[t]);
+		n = fake_qemu_data_read(&g, r, sizeof(r), 64, 0, 2000);
+		ck_assert_uint_eq(n, 10 + 12);
+		ck_assert_int_eq(r[6], 4);
+		ck_assert_int_eq(r[9], 0x02);
+		for (uint32_t i = part; i < 65535; i++)
+			ck_assert_int_eq(r[10 + i - part], (uint8_t)i);
+		ck_assert_int_eq(r[20], 0x90);
+		ck_assert_int_eq(r[21], 0x00);
+
+		ccid_bridge_get_stats(s.bridge, &st);
+		/* UHCI: every piece came as interrupt OUT; xHCI: the first
+		 * whole transfer over 64 bytes (65535) put it back to bulk */
+		ck_assert_uint_eq(st.out_to_bulk, tds[t] > 64 ? 1 : 0);
+		ck_assert_int_eq(st.interrupt_out, tds[t] == 64);
+		fake_qemu_fini(&g);
+		served_fini(&s);
+	}
+}
+END_TEST
+
 static Suite *bridge_intr_suite(void)
 {
 	Suite *s = suite_create("bridge interrupt path");
@@ -591,6 +741,7 @@ static Suite *bridge_intr_suite(void)
 	tcase_add_test(tc, test_whole_transfer_puts_in_back_to_bulk);
 	tcase_add_test(tc, test_interrupt_out_pieces);
 	tcase_add_test(tc, test_interrupt_out_whole_transfer_goes_bulk);
+	tcase_add_test(tc, test_interrupt_both_64k_apdu_chained);
 	suite_add_tcase(s, tc);
 	return s;
 }

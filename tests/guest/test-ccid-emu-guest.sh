@@ -18,8 +18,9 @@
 #     operation completes (time extension), also with a 64 KiB answer;
 #   - the host removes and re-inserts each card (`ccid-agent ctl`):
 #     pcsc_scan and SCardGetStatusChange see it, the card works after;
-#   - QEMU killed during a 10 s card operation: both agents keep running
-#     and a second boot against them works; SIGTERM stops them cleanly;
+#   - QEMU killed during a 10 s card operation, once the loopback agent
+#     reports its slot busy with it: both agents keep running and a
+#     second boot against them works; SIGTERM stops them cleanly;
 #   - both agents used the data path asked for (docs/serve.md).
 #
 # Usage: test-ccid-emu-guest.sh [--agent PATH] [--controllers "xhci ehci uhci"]
@@ -215,13 +216,28 @@ on_request() {
 		echo "$(date +%T.%N | cut -c1-12) $what $name: $reply" >>"$D/requests.log"
 		echo "host: $what $name: $reply" ;;
 	kill-qemu)
-		# The guest has just sent a 10 s DELAY: be well inside it.
-		sleep 2
-		echo "$(date +%T.%N | cut -c1-12) kill-qemu pid $(cat "$D/qemu1.pid")" >>"$D/requests.log"
-		echo "host: killing QEMU (SIGKILL) in the middle of the card's 10 s DELAY"
+		# The guest has started a 10 s DELAY: kill QEMU once the
+		# loopback agent says its card is working on it, so the
+		# APDU really is in flight (a request that never reaches
+		# the card must not pass for one).
+		if wait_busy "loopback-$C"; then
+			echo "$(date +%T.%N | cut -c1-12) kill-qemu pid $(cat "$D/qemu1.pid") busy" >>"$D/requests.log"
+			echo "host: killing QEMU (SIGKILL) while the loopback card works on the 10 s DELAY"
+		else
+			echo "$(date +%T.%N | cut -c1-12) kill-qemu pid $(cat "$D/qemu1.pid") never-busy" >>"$D/requests.log"
+			echo "host: the loopback card never started the DELAY; killing QEMU anyway"
+		fi
 		kill -KILL "$(cat "$D/qemu1.pid")" ;;
 	*) echo "host: unknown guest request '$*'" >>"$D/requests.log" ;;
 	esac
+}
+
+wait_busy() {    # wait_busy AGENT: its slot 0 is busy with a card operation (15 s)
+	local end=$((SECONDS + 15))
+	while ((SECONDS < end)); do
+		agent_ctl "$1" status 2>/dev/null | grep -q '"slot": 0, [^}]*"busy": true' && return 0
+	done
+	return 1
 }
 
 wait_detached() {    # wait_detached AGENT: its status says no QEMU
@@ -298,8 +314,8 @@ for C in "${CONTROLLERS[@]}"; do
 	wait "$BOOT" || rc=$?
 	wait "$WATCH" 2>/dev/null || true
 	T1=$D/boot1/results.timed
-	if ((rc == 4)) && grep -q 'kill-qemu' "$D/requests.log"; then
-		hres qemu-killed-mid-apdu PASS "QEMU killed 2 s into the guest's 10 s DELAY"
+	if ((rc == 4)) && grep -q 'kill-qemu .* busy$' "$D/requests.log"; then
+		hres qemu-killed-mid-apdu PASS "QEMU killed while the loopback card worked on the guest's 10 s DELAY"
 	else
 		hres qemu-killed-mid-apdu FAIL "boot-guest.sh exit $rc (4 = QEMU gone before DONE); requests: $(tr '\n' ';' <"$D/requests.log")"
 	fi

@@ -9,6 +9,8 @@
 #            and serves it on TCP 7000 --QEMU user net hostfwd--> host port
 #   host: guest 2 (a second QEMU) with -device usb-redir on that port sees
 #         the reader and drives it with stock pcscd + libccid
+#   the link from guest 1 to guest 2 is TLS with client certificates, as
+#   between two machines (docs/remote-reader.md)
 #
 # Runs of guest 2: A (ATR, APDUs, 64 KiB both ways, timing), B (killed with
 # SIGKILL in the middle of 64 KiB APDUs), C (the reader still works; then
@@ -82,9 +84,21 @@ dpkg-deb --fsys-tarfile "$DEB" | tar -x -C "$W" --wildcards \
 	"./lib/modules/$KERNEL_VERSION/kernel/net/core/failover.ko" ||
 	{ echo "test: cannot take virtio-net modules from $DEB"; exit 2; }
 find "$W/lib/modules" -name '*.ko' -exec cp {} "$L/modules/" \;
+# Guest 1's agent listens on a non-loopback address, so with TLS (plain TCP
+# is refused there): GLib's TLS module, loaded at run time, and the server
+# certificates (docs/remote-reader.md); guest 2's QEMU connects with the
+# client certificate.
+mkdir -p "$L/gio"
+cp /usr/lib/x86_64-linux-gnu/gio/modules/libgiognutls.so "$L/gio/" ||
+	{ echo "test: no GLib TLS module: apt-get install glib-networking"; exit 2; }
+"$HERE/../netsec/make-certs.sh" "$W/certs" >"$W/certs.log" 2>&1 ||
+	{ cat "$W/certs.log"; exit 2; }
 FILES=()
-for f in "$L"/bin/* "$L"/lib/* "$L"/modules/*; do
+for f in "$L"/bin/* "$L"/lib/* "$L"/modules/* "$L"/gio/*; do
 	FILES+=(-f "$f:/opt/ccid-agent/${f#"$L"/}")
+done
+for f in ca-cert.pem server-cert.pem server-key.pem; do
+	FILES+=(-f "$W/certs/server/$f:/ccid-test/tls/$f")
 done
 log "layer: $(ls "$L/lib" | wc -l) libraries, $(ls "$L/modules" | wc -l) modules, $(du -sh "$L" | cut -f1)"
 
@@ -139,8 +153,11 @@ RC=0
 boot2() {   # NAME SCRIPT [boot-guest args...]
 	local name=$1 script=$2
 	shift 2
-	"$KIT/boot-guest.sh" --no-build $QUIET -c xhci -r "127.0.0.1:$PORT" \
-		-s "$HERE/scripts/$script" -w "$W/$name" -t 400 "$@"
+	"$KIT/boot-guest.sh" --no-build $QUIET -c xhci \
+		-s "$HERE/scripts/$script" -w "$W/$name" -t 400 "$@" -- \
+		-object "tls-creds-x509,id=tls0,dir=$W/certs/client,endpoint=client" \
+		-chardev "socket,id=ptredir,host=127.0.0.1,port=$PORT,tls-creds=tls0" \
+		-device "usb-redir,chardev=ptredir,id=ptredir0,bus=usb.0"
 }
 
 log "guest 2, run A: ATR, APDUs, 64 KiB, timing"

@@ -1449,7 +1449,8 @@ START_TEST(test_agent_serve)
 
 		ck_assert_int_eq(run_agent(args, NULL, &out, &err), 0);
 		ck_assert_msg(strstr(out, "{\"slots\": [{\"slot\": 0, "
-				     "\"card\": \"pcsc\", \"present\": true}]")
+				     "\"card\": \"pcsc\", \"present\": true, "
+				     "\"busy\": false}]")
 			      != NULL, "%s", out);
 	}
 	g_clear_pointer(&out, g_free);

@@ -65,8 +65,11 @@ START_TEST(test_time_extension)
 	unsigned ready;
 
 	ck_assert_uint_eq(h->now, 1000);
+	ck_assert(!ccid_slot_is_busy(h->cards[0].slot));
 	send_xfr(h, 0, 0x21);
 	ck_assert_uint_eq(h->cards[0].n_transmit, 1);
+	/* The card holds the APDU: the slot says so until it answers. */
+	ck_assert(ccid_slot_is_busy(h->cards[0].slot));
 	h_assert_no_reply(h);
 	/* first time extension due time_extension_ms after the command */
 	ck_assert_int_eq(h->deadline, 1500);
@@ -90,7 +93,9 @@ START_TEST(test_time_extension)
 	ck_assert_int_eq(h->deadline, 2500);
 
 	h_advance(h, 100);
+	ck_assert(ccid_slot_is_busy(h->cards[0].slot));
 	fake_card_complete(&h->cards[0]);
+	ck_assert(!ccid_slot_is_busy(h->cards[0].slot));
 	expect_select_ok(h, 0, 0x21);
 	h_assert_no_reply(h);
 	/* no further time extension after the answer */

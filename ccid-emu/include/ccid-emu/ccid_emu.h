@@ -195,6 +195,10 @@ void ccid_dev_free(ccid_dev *dev);
 /* Slot @index (0-based), or NULL if out of range. */
 ccid_slot *ccid_dev_get_slot(ccid_dev *dev, unsigned index);
 unsigned ccid_slot_get_index(const ccid_slot *slot);
+/* Whether the slot's card is working on a command (a power-on or an
+ * APDU the device handed to the backend and that has not completed):
+ * lets a host show, or a test wait for, an operation in flight. */
+bool ccid_slot_is_busy(const ccid_slot *slot);
 
 /* Binds a card backend to a slot.  @ops == NULL leaves the slot empty.
  * @present tells whether a card is inserted right now.  A previous

@@ -231,10 +231,9 @@ note "pcscd log: $(grep -c . "$CCIDG_PCSCD_LOG") lines"
 pcscd_log
 
 # --- QEMU killed in the middle of a card operation -------------------------------
-# The host kills QEMU 2 s into a 10 s DELAY; the second boot checks that
-# the agents still serve.
+# The host kills QEMU once the loopback agent reports its card busy with
+# this 10 s DELAY; the second boot checks that the agents still serve.
 $T -r "$LREADER" -t 40000 apdu '800300000400002710=9000' >/tmp/kill-delay.log 2>&1 &
-usleep 300000
 host_request kill-qemu
 sleep 30
 fail qemu-killed "QEMU was not killed within 30 s of the request"

@@ -28,6 +28,9 @@
 #define IDLE_MS 300     /* far more than UHCI's 32 frames */
 
 static libusb_device_handle *h;
+/* dwMaxCCIDMessageLength: the largest reply that comes in one message
+ * (a longer one is chained, CCID 1.1 §6.2.1). */
+static uint32_t max_msg;
 static uint8_t seq;
 static uint8_t rbuf[MSG_MAX + 64], ref[MSG_MAX];
 static uint32_t ref_len;
@@ -53,12 +56,23 @@ static int open_ccid(void)
 			continue;
 		if (cfg->bNumInterfaces >= 1 &&
 		    cfg->interface[0].altsetting[0].bInterfaceClass == 0x0B &&
-		    libusb_open(list[i], &h) == 0)
+		    libusb_open(list[i], &h) == 0) {
+			const struct libusb_interface_descriptor *alt =
+				&cfg->interface[0].altsetting[0];
+			const uint8_t *x = alt->extra;
+
+			/* the CCID class descriptor, type 0x21, 54 bytes;
+			 * dwMaxCCIDMessageLength at offset 44 */
+			if (alt->extra_length >= 54 && x[1] == 0x21)
+				max_msg = x[44] | x[45] << 8 |
+					  (uint32_t)x[46] << 16 |
+					  (uint32_t)x[47] << 24;
 			found = 1;
+		}
 		libusb_free_config_descriptor(cfg);
 	}
 	libusb_free_device_list(list, 1);
-	if (!found)
+	if (!found || max_msg < 10 + 2 || max_msg > MSG_MAX)
 		return -1;
 	libusb_set_auto_detach_kernel_driver(h, 1);
 	return libusb_claim_interface(h, 0) == 0 ? 0 : -1;
@@ -142,9 +156,19 @@ static int echo_ok(int n, unsigned lc)
 	return 1;
 }
 
+/* The largest reply in one message: PATTERN of up to 65536 bytes (extended
+ * Le 00 00 00), or of dwMaxCCIDMessageLength - 12 (65523 bytes for the
+ * 65535 ccid-agent announces). */
+static uint32_t pattern_len(void)
+{
+	return max_msg - 12 < 65536 ? max_msg - 12 : 65536;
+}
+
 static int pattern_cmd(void)
 {
-	static const uint8_t apdu[] = { 0x80, 0x02, 0x00, 0x00, 0x00, 0x00, 0x00 };
+	uint32_t n = pattern_len();
+	uint8_t apdu[] = { 0x80, 0x02, 0x00, 0x00, 0x00, (uint8_t)(n >> 8),
+			   (uint8_t)n };
 
 	return xfr(apdu, sizeof(apdu));
 }
@@ -199,8 +223,9 @@ static int check_idle_64k(const char **why)
 	n = read_reply(why);
 	if (n < 0)
 		return 0;
-	if (n != 10 + 65536 + 2 || rbuf[10 + 65536] != 0x90) {
-		*why = "not a 65548-byte reply ending 90 00";
+	if (n != (int)(10 + pattern_len() + 2) || rbuf[10 + pattern_len()] != 0x90 ||
+	    rbuf[9] != 0) {
+		*why = "not one whole reply of the largest message size ending 90 00";
 		return 0;
 	}
 	memcpy(ref, rbuf, (size_t)n);
@@ -208,7 +233,7 @@ static int check_idle_64k(const char **why)
 	return in_step(why);
 }
 
-/* Reads the first 64 bytes of a 64 KiB reply, idles, then reads on: what
+/* Reads the first 64 bytes of a largest reply, idles, then reads on: what
  * comes is either the rest (the endpoint kept its data, as a bulk endpoint
  * does) or the whole reply again from its header (ccid-emu re-sent it after
  * QEMU freed it); never a gap. */

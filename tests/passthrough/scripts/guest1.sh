@@ -17,6 +17,9 @@ PID=$CCID_PID
 T=ccid-guest-tool
 A=/opt/ccid-agent/bin/ccid-agent
 export LD_LIBRARY_PATH=/opt/ccid-agent/lib
+# GLib's TLS module from the layer; the certificates from the host.
+export GIO_EXTRA_MODULES=/opt/ccid-agent/gio
+TLS="--tls-creds /ccid-test/tls"
 PT_SESSIONS=${PT_SESSIONS:-3}
 [ -f /ccid-test/pt.env ] && . /ccid-test/pt.env
 
@@ -58,7 +61,7 @@ fi
 check_grep list-usb-reader "^$VID:$PID" $A list-usb
 check_grep list-usb-held-pcscd 'pcscd \(pid [0-9]+\) has claimed' $A list-usb
 check_grep list-usb-json '"held": true' $A list-usb --json
-$A passthrough --device $VID:$PID -l tcp:0.0.0.0:7000 >/tmp/refused.out 2>/tmp/refused.log
+$A passthrough --device $VID:$PID -l tcp:0.0.0.0:7000 $TLS >/tmp/refused.out 2>/tmp/refused.log
 rc=$?
 if [ $rc -eq 1 ] && grep -q 'in use: pcscd (pid [0-9]*) has claimed.*stop pcscd' /tmp/refused.log; then
 	pass refuse-pcscd "$(cat /tmp/refused.log)"
@@ -70,7 +73,7 @@ pcscd_stop
 sleep 0.5
 
 # --- passthrough --------------------------------------------------------------
-$A passthrough --device $VID:$PID -l tcp:0.0.0.0:7000 >/tmp/pt1.out 2>/tmp/pt1.log &
+$A passthrough --device $VID:$PID -l tcp:0.0.0.0:7000 $TLS >/tmp/pt1.out 2>/tmp/pt1.log &
 PT=$!
 if wait_until 20 grep -q '^device: ' /tmp/pt1.out; then
 	pass passthrough-start "$(grep '^qemu: ' /tmp/pt1.out)"
@@ -79,7 +82,7 @@ else
 	exit 1
 fi
 check_grep list-usb-held-agent 'ccid-agent \(pid [0-9]+\) has claimed' $A list-usb
-$A passthrough --device $VID:$PID -l tcp:0.0.0.0:7001 >/tmp/second.out 2>/tmp/second.log
+$A passthrough --device $VID:$PID -l tcp:0.0.0.0:7001 $TLS >/tmp/second.out 2>/tmp/second.log
 rc=$?
 if [ $rc -eq 1 ] && grep -q "ccid-agent (pid $PT) has claimed" /tmp/second.log; then
 	pass refuse-second "$(cat /tmp/second.log)"

@@ -28,5 +28,10 @@ else
 	fail g2c-replugged "not back after 90 s"
 	exit 1
 fi
+# pcscd may list the replugged reader a moment before libccid can open it
+# ("SCardConnect: Reader is unavailable", seen once with guest 1's TLS
+# link): the same 30 s for it to become usable, then the checks.
+atr_ok() { $T -t 5000 atr 2>/dev/null | grep -q '^atr=3B'; }
+wait_until 30 atr_ok || note "reader not usable 30 s after the replug"
 check_grep g2c-atr-after-replug '^atr=3B' $T -t 30000 atr
 check g2c-pattern-after-replug $T -t 60000 pattern 65536
