@@ -74,14 +74,6 @@ cleanup() {
 trap cleanup EXIT
 
 FAILS=0
-hres() {    # hres NAME PASS|FAIL DETAIL...
-	local name=$1 st=$2
-	shift 2
-	echo "host: RESULT $name $st $*"
-	[[ $st == PASS ]] || FAILS=$((FAILS + 1))
-	return 0
-}
-now_ms() { date +%s%3N; }
 rss_kb() { awk '/^VmRSS:/ { print $2 }' "/proc/$1/status"; }
 
 "$AGENT" daemon >"$WORK/daemon.log" 2>&1 &

@@ -184,14 +184,6 @@ cleanup() {
 trap cleanup EXIT
 
 FAILS=0
-hres() {    # hres NAME PASS|FAIL DETAIL...
-	local name=$1 st=$2
-	shift 2
-	echo "host: RESULT $name $st $*"
-	[[ $st == PASS ]] || FAILS=$((FAILS + 1))
-	return 0
-}
-now_ms() { date +%s%3N; }
 # until_ms DEADLINE_MS CMD...: runs CMD every 20 ms until it succeeds.
 until_ms() {
 	local end=$(($(now_ms) + $1))

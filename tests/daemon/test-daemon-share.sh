@@ -77,14 +77,6 @@ cleanup() {
 trap cleanup EXIT
 
 FAILS=0
-hres() {    # hres NAME PASS|FAIL DETAIL...
-	local name=$1 st=$2
-	shift 2
-	echo "host: RESULT $name $st $*"
-	[[ $st == PASS ]] || FAILS=$((FAILS + 1))
-	return 0
-}
-now_ms() { date +%s%3N; }
 
 "$PCSC/private-pcscd.sh" start "$PCSCD_DIR" >"$WORK/pcscd.env" ||
 	die "cannot start the private pcscd (root or unprivileged user namespaces needed)"

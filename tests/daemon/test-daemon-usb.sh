@@ -172,13 +172,6 @@ SERVE_PID=$(cat "$W/serve.pid" 2>/dev/null)
 log "guest 1: exit $rc; requests: $(tr '\n' ' ' <"$W/requests.log" 2>/dev/null)"
 
 FAILS=0
-hres() {    # hres NAME PASS|FAIL DETAIL...
-	local name=$1 st=$2
-	shift 2
-	echo "host: RESULT $name $st $*"
-	[[ $st == PASS ]] || FAILS=$((FAILS + 1))
-	return 0
-}
 if ((rc == 0)); then
 	hres guest1 PASS "every guest check passed"
 else

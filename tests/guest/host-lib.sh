@@ -9,6 +9,21 @@
 # Every function reports on stdout as "host: ..." and returns non-zero on
 # failure; none exits the calling script.
 
+# --- results ---------------------------------------------------------------------------
+
+# hres NAME PASS|FAIL DETAIL...: a host-side result line; a FAIL counts
+# in FAILS (the script sets FAILS=0 and exits non-zero when it is not 0).
+hres() {
+	local name=$1 st=$2
+	shift 2
+	echo "host: RESULT $name $st $*"
+	[[ $st == PASS ]] || FAILS=$((FAILS + 1))
+	return 0
+}
+
+# now_ms: the wall clock in milliseconds, for measured times.
+now_ms() { date +%s%3N; }
+
 # --- the test's setting ---------------------------------------------------------------
 
 # hl_find_agent SRC: unless AGENT names one already, the first

@@ -119,13 +119,6 @@ fi
 
 # --- host-side results -------------------------------------------------------------
 FAILS=0
-hres() {    # hres NAME PASS|FAIL DETAIL...
-	local name=$1 st=$2
-	shift 2
-	echo "host: RESULT $name $st $*"
-	[[ $st == PASS ]] || FAILS=$((FAILS + 1))
-	return 0
-}
 
 # The certificates of the host's database as DER files: all of them, so
 # a mix-up names the certificate the guest got instead.

@@ -59,13 +59,6 @@ cleanup() {
 trap cleanup EXIT
 
 FAILS=0
-hres() {    # hres NAME PASS|FAIL DETAIL...
-	local name=$1 st=$2
-	shift 2
-	echo "host: RESULT $name $st $*"
-	[[ $st == PASS ]] || FAILS=$((FAILS + 1))
-	return 0
-}
 
 # Xvfb says its display number once it is ready.
 mkfifo "$WORK/display"

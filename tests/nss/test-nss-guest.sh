@@ -96,13 +96,6 @@ CERT_CN=$(openssl x509 -inform DER -in "$TOK/cert.der" -noout -subject -nameopt 
 openssl x509 -inform DER -in "$TOK/cert.der" -noout -pubkey >"$TOK/pub.pem"
 
 FAILS=0
-hres() {    # hres NAME PASS|FAIL DETAIL...
-	local name=$1 st=$2
-	shift 2
-	echo "host: RESULT $name $st $*"
-	[[ $st == PASS ]] || FAILS=$((FAILS + 1))
-	return 0
-}
 
 EXPECT=(usb-enumerated stock-plist reader atr apdu-select-ccc pkcs11-token pkcs11-objects
 	pkcs11-one-cert pkcs11-cert-subject pkcs11-read-cert wrong-pin-refused

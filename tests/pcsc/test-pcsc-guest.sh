@@ -137,13 +137,6 @@ APP=$WORK/pcsc-test-app
 happ() { "$APP" -r "$READER" "$@"; }
 
 FAILS=0
-hres() {    # hres NAME PASS|FAIL DETAIL...
-	local name=$1 st=$2
-	shift 2
-	echo "host: RESULT $name $st $*"
-	[[ $st == PASS ]] || FAILS=$((FAILS + 1))
-	return 0
-}
 
 # The APDUs both sides send: SELECT / READ BINARY on the small files,
 # errors (file not found, offset and Le beyond the file, unknown INS),

@@ -62,13 +62,6 @@ cleanup() {
 trap cleanup EXIT
 
 FAILS=0
-hres() {    # hres NAME PASS|FAIL DETAIL...
-	local name=$1 st=$2
-	shift 2
-	echo "host: RESULT $name $st $*"
-	[[ $st == PASS ]] || FAILS=$((FAILS + 1))
-	return 0
-}
 
 CARD=$WORK/card
 ATR=$("$AGENT" selftest --card "piv:$WORK/atr-probe" 2>/dev/null |

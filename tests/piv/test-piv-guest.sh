@@ -88,13 +88,6 @@ openssl req -x509 -newkey rsa:2048 -nodes -keyout "$CA/ca.key" -out "$CA/ca.pem"
 	-days 2 -subj "/CN=ccid-emu test CA/" >/dev/null 2>&1 || die "cannot make the test CA"
 
 FAILS=0
-hres() {    # hres NAME PASS|FAIL DETAIL...
-	local name=$1 st=$2
-	shift 2
-	echo "host: RESULT $name $st $*"
-	[[ $st == PASS ]] || FAILS=$((FAILS + 1))
-	return 0
-}
 
 # boot PHASE DIR EXPECTED...: one guest boot against a running agent.
 boot() {
