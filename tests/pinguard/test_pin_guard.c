@@ -22,37 +22,7 @@
 #include <ccid_piv_applet.h>
 #include <ccid_piv_data.h>
 
-static GByteArray *unhex(const char *s)
-{
-	GByteArray *b = g_byte_array_new();
-	int hi = -1;
-
-	for (; *s; s++) {
-		int v = g_ascii_xdigit_value(*s);
-
-		if (v < 0)
-			continue;
-		if (hi < 0) {
-			hi = v;
-		} else {
-			guint8 byte = (guint8)(hi << 4 | v);
-
-			g_byte_array_append(b, &byte, 1);
-			hi = -1;
-		}
-	}
-	ck_assert_msg(hi < 0, "odd hex string %s", s);
-	return b;
-}
-
-static char *tohex(const guint8 *p, gsize n)
-{
-	GString *s = g_string_new(NULL);
-
-	for (gsize i = 0; i < n; i++)
-		g_string_append_printf(s, i ? " %02X" : "%02X", p[i]);
-	return g_string_free(s, FALSE);
-}
+#include "test_hex.h"
 
 /* PIV PINs are 8 bytes, ASCII digits padded with FF (SP 800-73-4 §2.4.3). */
 #define PIN_123456  "31 32 33 34 35 36 FF FF"   /* the default PIN */
@@ -111,7 +81,7 @@ static const struct {
 START_TEST(test_classify)
 {
 	for (guint i = 0; i < G_N_ELEMENTS(classify_rows); i++) {
-		g_autoptr(GByteArray) a = unhex(classify_rows[i].apdu);
+		g_autoptr(GByteArray) a = test_unhex(classify_rows[i].apdu);
 		struct ccid_pin_cmd c;
 
 		ccid_pin_cmd_classify(a->data, a->len, &c);
@@ -143,8 +113,8 @@ static const struct {
 START_TEST(test_query)
 {
 	for (guint i = 0; i < G_N_ELEMENTS(query_rows); i++) {
-		g_autoptr(GByteArray) a = unhex(query_rows[i].apdu);
-		g_autoptr(GByteArray) want = unhex(query_rows[i].query);
+		g_autoptr(GByteArray) a = test_unhex(query_rows[i].apdu);
+		g_autoptr(GByteArray) want = test_unhex(query_rows[i].query);
 		struct ccid_pin_cmd c;
 		guint8 q[4];
 
@@ -181,8 +151,8 @@ START_TEST(test_learn)
 
 	ccid_pin_counts_init(&counts);
 	for (guint i = 0; i < G_N_ELEMENTS(learn_rows); i++) {
-		g_autoptr(GByteArray) a = unhex(learn_rows[i].apdu);
-		g_autoptr(GByteArray) r = unhex(learn_rows[i].resp);
+		g_autoptr(GByteArray) a = test_unhex(learn_rows[i].apdu);
+		g_autoptr(GByteArray) r = test_unhex(learn_rows[i].resp);
 		struct ccid_pin_cmd c;
 		int left;
 
@@ -214,13 +184,13 @@ static const struct {
 START_TEST(test_redact)
 {
 	for (guint i = 0; i < G_N_ELEMENTS(redact_rows); i++) {
-		g_autoptr(GByteArray) a = unhex(redact_rows[i].apdu);
-		g_autoptr(GByteArray) want = unhex(redact_rows[i].out);
+		g_autoptr(GByteArray) a = test_unhex(redact_rows[i].apdu);
+		g_autoptr(GByteArray) want = test_unhex(redact_rows[i].out);
 		g_autofree guint8 *out = g_malloc(a->len);
 		g_autofree char *got = NULL;
 
 		ccid_pin_cmd_redact(a->data, a->len, out);
-		got = tohex(out, a->len);
+		got = test_tohex(out, a->len, " ");
 		ck_assert_msg(a->len == want->len &&
 			      memcmp(out, want->data, a->len) == 0,
 			      "%s: %s", redact_rows[i].what, got);
@@ -265,7 +235,7 @@ static void cc_power_off(void *card)
 static int cc_transmit(void *card, const uint8_t *apdu, size_t len)
 {
 	struct counting_card *c = card;
-	g_autofree char *h = tohex(apdu, len);
+	g_autofree char *h = test_tohex(apdu, len, " ");
 	size_t n;
 
 	g_string_append_printf(c->seen, "%s%s", c->seen->len ? ";" : "", h);
@@ -426,7 +396,7 @@ static char *rig_xfr(struct rig *r, const GByteArray *apdu, uint32_t max_msg)
 		}
 		g_byte_array_append(resp, r->msg + 10, (guint)(n - 10));
 	} while (off < apdu->len);
-	hex = tohex(resp->data, resp->len);
+	hex = test_tohex(resp->data, resp->len, " ");
 	g_byte_array_unref(resp);
 	return hex;
 }
@@ -442,9 +412,10 @@ static void run_rows(struct rig *r, const struct layer_row *rows, guint n,
 		     uint32_t max_msg)
 {
 	for (guint i = 0; i < n; i++) {
-		g_autoptr(GByteArray) a = unhex(rows[i].apdu);
-		g_autoptr(GByteArray) want = unhex(rows[i].answer);
-		g_autofree char *want_hex = tohex(want->data, want->len);
+		g_autoptr(GByteArray) a = test_unhex(rows[i].apdu);
+		g_autoptr(GByteArray) want = test_unhex(rows[i].answer);
+		g_autofree char *want_hex = test_tohex(want->data, want->len,
+							" ");
 		g_autofree char *got = NULL;
 		g_autofree char *want_seen = NULL;
 
@@ -458,8 +429,8 @@ static void run_rows(struct rig *r, const struct layer_row *rows, guint n,
 			GString *s = g_string_new(NULL);
 
 			for (guint k = 0; parts[k] != NULL; k++) {
-				g_autoptr(GByteArray) b = unhex(parts[k]);
-				g_autofree char *h = tohex(b->data, b->len);
+				g_autoptr(GByteArray) b = test_unhex(parts[k]);
+				g_autofree char *h = test_tohex(b->data, b->len, " ");
 
 				if (b->len == 0)
 					continue;
@@ -607,7 +578,7 @@ END_TEST
 /* One XfrBlock whose answer is a failure; returns bError. */
 static guint8 rig_xfr_fails(struct rig *r, const char *apdu_hex)
 {
-	g_autoptr(GByteArray) a = unhex(apdu_hex);
+	g_autoptr(GByteArray) a = test_unhex(apdu_hex);
 	g_autofree guint8 *m = g_malloc0(10 + a->len);
 	size_t n;
 

@@ -21,6 +21,8 @@
 #include "ccid_piv_applet.h"
 #include "ccid_piv_data.h"
 
+#include "test_hex.h"
+
 /* --- helpers ---------------------------------------------------------------- */
 
 struct saves {
@@ -53,38 +55,6 @@ static piv_applet *fresh(void)
 	return piv_applet_new(piv_data_new_default(), record_save, &saves);
 }
 
-static GByteArray *unhex(const char *s)
-{
-	GByteArray *b = g_byte_array_new();
-	int hi = -1;
-
-	for (; *s; s++) {
-		int v = g_ascii_xdigit_value(*s);
-
-		if (v < 0)
-			continue;
-		if (hi < 0) {
-			hi = v;
-		} else {
-			guint8 byte = (guint8)(hi << 4 | v);
-
-			g_byte_array_append(b, &byte, 1);
-			hi = -1;
-		}
-	}
-	ck_assert_msg(hi < 0, "odd hex string %s", s);
-	return b;
-}
-
-static char *tohex(const guint8 *p, gsize n)
-{
-	GString *s = g_string_new(NULL);
-
-	for (gsize i = 0; i < n; i++)
-		g_string_append_printf(s, "%02X", p[i]);
-	return g_string_free(s, FALSE);
-}
-
 /* Sends @cmd; returns the whole response (data + SW). */
 static GByteArray *xfer(piv_applet *a, const guint8 *cmd, gsize len)
 {
@@ -114,7 +84,7 @@ static unsigned sw_bytes(piv_applet *a, const guint8 *cmd, gsize len)
 
 static GByteArray *xfer_hex(piv_applet *a, const char *cmd)
 {
-	g_autoptr(GByteArray) c = unhex(cmd);
+	g_autoptr(GByteArray) c = test_unhex(cmd);
 
 	return xfer(a, c->data, c->len);
 }
@@ -214,9 +184,9 @@ static void run_rows(piv_applet *a, const struct row *rows, size_t n)
 				      rows[i].what);
 			continue;
 		}
-		want = unhex(rows[i].resp);
+		want = test_unhex(rows[i].resp);
 		got = xfer_hex(a, rows[i].cmd);
-		got_hex = tohex(got->data, got->len);
+		got_hex = test_tohex(got->data, got->len, "");
 		if (tail)
 			ck_assert_msg(got->len >= want->len &&
 				      memcmp(got->data + got->len - want->len,
@@ -1213,7 +1183,7 @@ START_TEST(test_garbage)
 
 	ck_assert_uint_eq(default_mgmt(a), 0x9000);
 	for (size_t i = 0; i < G_N_ELEMENTS(cmds); i++) {
-		g_autoptr(GByteArray) c = unhex(cmds[i]);
+		g_autoptr(GByteArray) c = test_unhex(cmds[i]);
 
 		for (guint cut = 0; cut <= c->len; cut++) {
 			g_autoptr(GByteArray) r = xfer(a, c->data, cut);

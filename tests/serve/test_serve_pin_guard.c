@@ -38,6 +38,8 @@
 
 #include "fake_qemu.h"
 
+#include "test_hex.h"
+
 static const char *agent_bin;
 static char *base_dir;
 
@@ -158,32 +160,10 @@ static void guest_attach(struct fake_qemu *g, const char *sock)
 	fake_qemu_power_on(g, 1);
 }
 
-static GByteArray *unhex(const char *s)
-{
-	GByteArray *b = g_byte_array_new();
-	int hi = -1;
-
-	for (; *s; s++) {
-		int v = g_ascii_xdigit_value(*s);
-
-		if (v < 0)
-			continue;
-		if (hi < 0) {
-			hi = v;
-		} else {
-			guint8 byte = (guint8)(hi << 4 | v);
-
-			g_byte_array_append(b, &byte, 1);
-			hi = -1;
-		}
-	}
-	return b;
-}
-
 /* XfrBlock of the hex @apdu; returns SW1 SW2 of the answer. */
 static guint guest_sw(struct fake_qemu *g, guint8 *seq, const char *apdu)
 {
-	g_autoptr(GByteArray) a = unhex(apdu);
+	g_autoptr(GByteArray) a = test_unhex(apdu);
 	g_autofree guint8 *msg = g_malloc(10 + a->len);
 	struct fake_qemu_reply *r;
 	uint32_t n = fake_qemu_xfr_block(msg, *seq, a->data, a->len);
