@@ -51,7 +51,9 @@ static const int peer_caps[] = {
 	usb_redir_cap_bulk_streams, usb_redir_cap_device_disconnect_ack,
 };
 
-/* Control reply lengths asked for, by packet id modulo this. */
+/* Control requests by packet id modulo this: how many are unanswered and
+ * the largest length they asked for (ids may repeat while a request with
+ * the same id is still unanswered). */
 #define ASKED_SLOTS 64u
 /* Bulk-IN requests not yet answered, oldest first (ids may repeat). */
 #define ASKED_BULK 512u
@@ -64,6 +66,7 @@ struct peer {
 	struct { uint64_t id; uint32_t len; } bulk[ASKED_BULK];
 	unsigned n_bulk;
 	uint16_t ctrl_asked[ASKED_SLOTS];
+	unsigned ctrl_pending[ASKED_SLOTS];
 };
 
 struct fz_bridge {
@@ -174,13 +177,16 @@ static void peer_control_packet(void *priv, uint64_t id,
 				uint8_t *data, int len)
 {
 	struct peer *g = priv;
+	unsigned slot = (unsigned)(id % ASKED_SLOTS);
 
 	if (h->requesttype & 0x80)
-		FZ_CHECK(len <= (int)g->ctrl_asked[id % ASKED_SLOTS],
+		FZ_CHECK(len <= (int)g->ctrl_asked[slot],
 			 "control IN reply of %d bytes, %u asked", len,
-			 g->ctrl_asked[id % ASKED_SLOTS]);
+			 g->ctrl_asked[slot]);
 	else
 		FZ_CHECK(len == 0, "control OUT reply carries %d bytes", len);
+	if (g->ctrl_pending[slot] > 0 && --g->ctrl_pending[slot] == 0)
+		g->ctrl_asked[slot] = 0;
 	FREE_DATA(priv, data);
 }
 
@@ -409,7 +415,15 @@ static void op_control(struct fz_bridge *f, struct fz_in *in)
 	if (h.requesttype & 0x80)
 		dlen = 0;   /* the parser refuses IN data from a guest */
 	fz_bytes(in, data, dlen);
-	f->peer.ctrl_asked[id % ASKED_SLOTS] = h.length;
+	/* usbredirparser refuses (sends nothing for) an OUT request whose data
+	 * is not wLength long; only what is sent is asked for. */
+	if ((h.endpoint & 0x80) || dlen == h.length) {
+		unsigned slot = (unsigned)(id % ASKED_SLOTS);
+
+		f->peer.ctrl_pending[slot]++;
+		f->peer.ctrl_asked[slot] = MAX(f->peer.ctrl_asked[slot],
+					       h.length);
+	}
 	fz_trace("control %02x %02x v %04x i %04x l %u data %u", h.requesttype,
 		 h.request, h.value, h.index, h.length, dlen);
 	usbredirparser_send_control_packet(f->peer.p, id, &h, dlen ? data : NULL,
