@@ -11,7 +11,8 @@
  * Checks: agent.conf: entry [0] is always the built-in "virtual" one, ids
  * are 1..64 of [A-Za-z0-9._-] and unique, every entry has a label, and
  * every problem is an error message naming the file.  vms.conf: every VM
- * has a non-empty name, a qmp=unix:... and an entry list; saving what was
+ * has a non-empty name, a qmp=unix:PATH or libvirt:URI (a libvirt
+ * domain, remembered since the daemon found domains) and an entry list; saving what was
  * loaded and loading it again gives the same VMs (a round trip the daemon
  * does at each change).
  */
@@ -66,7 +67,8 @@ static void check_state(void)
 		struct daemon_state_vm *v = &g_array_index(vms, struct daemon_state_vm, i);
 
 		FZ_CHECK(v->name != NULL && v->name[0] != '\0', "VM without a name");
-		FZ_CHECK(v->qmp != NULL && g_str_has_prefix(v->qmp, "unix:"),
+		FZ_CHECK(v->qmp != NULL && (g_str_has_prefix(v->qmp, "unix:") ||
+					    g_str_has_prefix(v->qmp, "libvirt:")),
 			 "VM %s: qmp %s", v->name, v->qmp);
 		FZ_CHECK(v->entries != NULL, "VM %s: no entry list", v->name);
 	}
