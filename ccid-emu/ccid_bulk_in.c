@@ -112,6 +112,12 @@ void ccid_txq_clear(ccid_dev *dev)
 	dev->tx_zlp_pending = false;
 }
 
+bool ccid_dev_bulk_in_ready(const ccid_dev *dev)
+{
+	return dev != NULL && !dev->halt_bulk_in && dev->configuration &&
+	       (dev->tx_zlp_pending || dev->txq_count > 0);
+}
+
 int ccid_dev_bulk_in_pull(ccid_dev *dev, uint8_t *buf, size_t cap)
 {
 	struct ccid_txq_entry *e;

@@ -211,6 +211,11 @@ bool ccid_dev_is_configured(const ccid_dev *dev)
 	return dev->configuration != 0;
 }
 
+bool ccid_dev_reply_pending(const ccid_dev *dev)
+{
+	return dev != NULL && ccid_dev_busy_slots(dev) > 0;
+}
+
 uint8_t ccid_slot_icc_status(const struct ccid_slot *slot)
 {
 	if (!slot->present)

@@ -227,13 +227,18 @@ static void reply_status(struct serve *s, agent_control_request *req)
 	g_string_append_printf(j, "], \"mode\": \"%s\", \"address\": ",
 			       s->listen ? "listen" : "connect");
 	agent_json_append_string(j, s->addr_text);
+	/* bulk_in_flips, fence_timeouts: replies that came too late for the
+	 * interrupt path (docs/serve.md, "Data path"); tests read them. */
 	g_string_append_printf(j, ", \"attached\": %s, \"configured\": %s, "
-			       "\"sessions\": %" G_GUINT64_FORMAT "}",
+			       "\"sessions\": %" G_GUINT64_FORMAT ", "
+			       "\"bulk_in_flips\": %" G_GUINT64_FORMAT ", "
+			       "\"fence_timeouts\": %" G_GUINT64_FORMAT "}",
 			       ccid_bridge_is_attached(s->bridge) ?
 			       "true" : "false",
 			       ccid_dev_is_configured(
 				       ccid_bridge_get_dev(s->bridge)) ?
-			       "true" : "false", st.sessions);
+			       "true" : "false", st.sessions, st.in_flips,
+			       st.fence_timeouts);
 	agent_control_reply(req, j->str);
 }
 

@@ -17,7 +17,10 @@
  * The interrupt data path (docs/architecture.md, "usb-redir data path")
  * relies on more of QEMU's hw/usb/redirect.c than the descriptors promise:
  *  - usbredir_handle_data() picks the path from the ep_info type we send,
- *    not from the descriptors the guest reads;
+ *    not from the descriptors the guest reads, and a new ep_info replaces
+ *    the types at once; bulk-IN goes from bulk back to interrupt only
+ *    with no bulk-IN packet of QEMU's outstanding, or usb_handle_packet's
+ *    pipelining assertion aborts QEMU (pipelining stays on once set);
  *  - an interrupt-OUT transfer completes at once, successfully, whatever
  *    we answer; its 16-bit length limits it to 65535 bytes (a longer one
  *    never reaches us: QEMU's parser refuses to send it), so bulk-OUT goes
@@ -67,6 +70,10 @@
  * endpoint before it drops some; one message must stay well below that. */
 #define BRIDGE_QEMU_INTR_TARGET 1000u
 #define BRIDGE_QEMU_VERSION_PREFIX "qemu usb-redir guest "
+/* How long a command's completion waits for a reply that a card computes
+ * on another thread (NSS, PIV, PC/SC): long enough for a signature, short
+ * enough that a long operation soon gets its time extensions. */
+#define BRIDGE_FENCE_MAX_US (50 * G_TIME_SPAN_MILLISECOND)
 
 struct bridge_pending_in {
 	uint64_t id;
@@ -108,6 +115,25 @@ struct ccid_bridge {
 	 * transfer can exceed the interrupt length of interrupt-both. */
 	bool out_fits_intr;
 	bool data_started;       /* start_interrupt_receiving on bulk-IN */
+	/* Bulk-IN announced as bulk again, for now: the reply to the last
+	 * command was not ready when the command completed (see
+	 * bridge_fence_fill()). */
+	bool in_bulk;
+	/* The completion of the command's last bulk-OUT packet, held back
+	 * until its reply is ready or BRIDGE_FENCE_MAX_US passed. */
+	bool fence_held;
+	bool in_fence;           /* pumping inside that fence */
+	uint64_t fence_id;
+	struct usb_redir_bulk_packet_header fence_reply;
+	gint64 fence_deadline;   /* g_get_monotonic_time() */
+	/* start_interrupt_receiving came, and no piece that ends a message
+	 * went since: the guest's read is posted and stays until we end it,
+	 * so QEMU cannot stop the endpoint under a reply pushed now. */
+	bool read_posted;
+	/* The last command came as interrupt-OUT (interrupt-both): QEMU
+	 * completed it before we saw it, there is no fence, and its replies
+	 * are pushed whenever they are ready (docs/serve.md). */
+	bool cmd_unfenced;
 	unsigned maxp;           /* bulk wMaxPacketSize */
 	/* The message being pushed on the interrupt path.  It stays here,
 	 * rewound on every stop, until the guest's next command shows it
@@ -336,7 +362,7 @@ static void bridge_send_ep_info(ccid_bridge *b)
 		 * 65535 bytes would vanish (QEMU completes interrupt OUT
 		 * before we see it, and its parser refuses the packet). */
 		if (b->intr_path && info.type[i] == usb_redir_type_bulk &&
-		    ((cfg[off + 2] & 0x80) || b->intr_out)) {
+		    ((cfg[off + 2] & 0x80) ? !b->in_bulk : b->intr_out)) {
 			info.type[i] = usb_redir_type_interrupt;
 			info.interval[i] = 1;
 		}
@@ -410,10 +436,94 @@ static void bridge_whole_transfer_seen(ccid_bridge *b, uint32_t len)
 		   "%u-byte bulk-OUT packet from %s: its controller passes whole "
 		   "transfers; bulk-IN back on the bulk path", len, b->peer);
 	b->intr_path = false;
+	b->in_bulk = false;
 	b->stats.interrupt_path = FALSE;
 	b->stats.in_to_bulk++;
 	b->data_started = false;
 	bridge_send_ep_info(b);
+}
+
+/* Bulk-IN announced as bulk (@bulk) or back as interrupt.  QEMU reads our
+ * ep_info in stream order, so it takes effect before anything we send
+ * after it, and for the guest's next read. */
+static void bridge_set_in_bulk(ccid_bridge *b, bool bulk)
+{
+	b->in_bulk = bulk;
+	if (bulk)
+		b->stats.in_flips++;
+	bridge_send_ep_info(b);
+}
+
+/*
+ * The fence.  The guest posts the read for a reply only after QEMU
+ * completes the command, and QEMU reads our stream in order: every piece
+ * pushed before the completion is in QEMU before the guest can read.  A
+ * stop of the endpoint (UHCI: 32 idle frames) then frees whole pieces we
+ * know about, never the middle of a reply still on its way.  So the
+ * completion of a command's last bulk-OUT packet waits (up to
+ * BRIDGE_FENCE_MAX_US) for its reply, as for one the card computes on
+ * another thread.
+ *
+ * A reply that comes later still (a long operation: time extensions, then
+ * the answer) has no fence: pushed while the guest is between reads, a
+ * stop and start could fall in the middle of it, QEMU would keep the tail
+ * arriving after the start, and nothing in usbredir tells us which pieces
+ * it kept.  Such replies go on the bulk path: bulk-IN is announced as bulk
+ * again (QEMU then asks for each read, with an id, and gets exactly the
+ * bytes of one message) until a command whose reply is ready in its fence.
+ * The previous reply is read by then (the guest sent a command); at most a
+ * time extension of ours can still sit in QEMU, which a driver skips
+ * (libccid: an older bSeq is a duplicate, and a time extension means
+ * "read again").
+ */
+static void bridge_pump_data(ccid_bridge *b);
+
+/* Pushes what is ready, inside the fence; says whether the completion may
+ * go now. */
+static bool bridge_fence_fill(ccid_bridge *b)
+{
+	if (ccid_dev_bulk_in_ready(b->dev)) {
+		if (b->in_bulk && b->pending_count == 0)
+			bridge_set_in_bulk(b, false);
+		b->in_fence = true;
+		bridge_pump_data(b);
+		b->in_fence = false;
+		/* A time extension went: the answer comes later. */
+		if (!b->in_bulk && ccid_dev_reply_pending(b->dev) &&
+		    (b->held_len == 0 || b->held_term_sent))
+			bridge_set_in_bulk(b, true);
+		return true;
+	}
+	/* Nothing due (part of a command, or an answer-less one), or on the
+	 * bulk path already: complete now. */
+	return !ccid_dev_reply_pending(b->dev) || b->in_bulk;
+}
+
+static void bridge_fence_release(ccid_bridge *b)
+{
+	b->fence_held = false;
+	if (b->parser && !b->dead)
+		usbredirparser_send_bulk_packet(b->parser, b->fence_id,
+						&b->fence_reply, NULL, 0);
+}
+
+/* The reply came, or the wait is over (@now: end it whatever is ready:
+ * another packet came, or the peer cancelled the command). */
+static void bridge_fence_check(ccid_bridge *b, bool now)
+{
+	if (!b->fence_held)
+		return;
+	if (!bridge_fence_fill(b)) {
+		if (!now && g_get_monotonic_time() < b->fence_deadline) {
+			g_source_set_ready_time(b->pump_source, b->fence_deadline);
+			return;
+		}
+		if (!now)
+			b->stats.fence_timeouts++;
+		if (b->held_len == 0 || b->held_term_sent)
+			bridge_set_in_bulk(b, true);
+	}
+	bridge_fence_release(b);
 }
 
 static void bridge_send_data_piece(ccid_bridge *b, const uint8_t *data,
@@ -437,6 +547,17 @@ static void bridge_pump_intr_data(ccid_bridge *b)
 {
 	for (;;) {
 		size_t left;
+
+		/* A new message outside a fence, while the guest may be
+		 * between reads: the bulk path (see bridge_fence_fill()).
+		 * interrupt-both has no fence at all and keeps pushing. */
+		if ((b->held_len == 0 || (b->held_term_sent && b->held_done)) &&
+		    b->data_started && !b->in_fence && !b->read_posted &&
+		    !b->cmd_unfenced && ccid_dev_bulk_in_ready(b->dev)) {
+			bridge_held_clear(b);
+			bridge_set_in_bulk(b, true);
+			return;
+		}
 
 		if (b->held_term_sent && b->held_done) {
 			/* Fully pushed: a newer message supersedes it (the
@@ -484,6 +605,7 @@ static void bridge_pump_intr_data(ccid_bridge *b)
 			bridge_send_data_piece(b, b->in_buf + b->held_sent, left);
 			b->held_sent += left;
 			b->held_term_sent = true;
+			b->read_posted = false;
 		} else {
 			break;
 		}
@@ -503,11 +625,12 @@ static void bridge_send_notify(ccid_bridge *b, const uint8_t *buf, int n)
 	b->stats.intr_in++;
 }
 
-static void bridge_pump(ccid_bridge *b)
+/* Replies: pushed on the interrupt path, or into bulk-IN requests. */
+static void bridge_pump_data(ccid_bridge *b)
 {
-	if (!b->parser || b->dead)
-		return;
-	while (b->pending_count && !b->intr_path) {
+	if (b->intr_path && !b->in_bulk)
+		bridge_pump_intr_data(b);
+	while (b->pending_count && (!b->intr_path || b->in_bulk)) {
 		struct bridge_pending_in *p = &b->pending[b->pending_head];
 		struct usb_redir_bulk_packet_header hdr;
 		size_t cap = MIN((size_t)p->len, b->in_buf_len);
@@ -530,8 +653,15 @@ static void bridge_pump(ccid_bridge *b)
 		b->pending_count--;
 		b->stats.bulk_in++;
 	}
-	if (b->intr_path)
-		bridge_pump_intr_data(b);
+}
+
+static void bridge_pump(ccid_bridge *b)
+{
+	if (!b->parser || b->dead)
+		return;
+	bridge_fence_check(b, false);
+	if (!b->fence_held)
+		bridge_pump_data(b);
 	while (b->intr_started) {
 		uint8_t buf[CCID_INTR_MAX_PACKET];
 		int n = ccid_dev_intr_in_pull(b->dev, buf, sizeof(buf));
@@ -630,6 +760,13 @@ static void bridge_reset(void *priv)
 	b->intr_started = false;
 	b->data_started = false;
 	b->notify_unsure = false;
+	/* A held completion goes now; QEMU ignores it if it cancelled. */
+	if (b->fence_held)
+		bridge_fence_release(b);
+	/* Back to the session's own path; the ep_info before the next
+	 * configuration status says so. */
+	b->in_bulk = false;
+	b->read_posted = false;
 	/* The reset drops the device's pending replies; so goes ours. */
 	bridge_held_clear(b);
 	ccid_dev_reset(b->dev);
@@ -657,8 +794,11 @@ static void bridge_set_configuration(void *priv, uint64_t id,
 	if (rc >= 0) {
 		bridge_cancel_all_in(b, usb_redir_cancelled);
 		/* QEMU stopped every endpoint before asking (usbredir_set_config) */
+		if (b->fence_held)
+			bridge_fence_release(b);
 		bridge_held_clear(b);
 		b->data_started = b->intr_started = false;
+		b->in_bulk = b->read_posted = false;
 	}
 	bridge_send_interface_info(b);
 	bridge_send_ep_info(b);
@@ -748,6 +888,7 @@ static void bridge_start_interrupt_receiving(void *priv, uint64_t id,
 		b->notify_unsure = false;
 	} else if (h->endpoint == CCID_EP_BULK_IN && b->intr_path) {
 		b->data_started = true;
+		b->read_posted = true;
 	} else {
 		st.status = usb_redir_inval;
 	}
@@ -775,6 +916,7 @@ static void bridge_stop_interrupt_receiving(void *priv, uint64_t id,
 		 * libccid discards as older than expected ("Duplicate frame
 		 * detected"); a lost reply would hang the host instead. */
 		b->data_started = false;
+		b->read_posted = false;
 		bridge_held_rewind(b);
 	} else {
 		st.status = usb_redir_inval;
@@ -833,6 +975,12 @@ static void bridge_stop_bulk_receiving(void *priv, uint64_t id,
 static void bridge_cancel_data_packet(void *priv, uint64_t id)
 {
 	ccid_bridge *b = priv;
+
+	if (b->fence_held && b->fence_id == id) {
+		b->fence_reply.status = usb_redir_cancelled;
+		bridge_fence_check(b, true);
+		return;
+	}
 
 	for (unsigned k = 0; k < b->pending_count; k++) {
 		unsigned i = (b->pending_head + k) % BRIDGE_PENDING_IN_MAX;
@@ -907,24 +1055,32 @@ static void bridge_bulk_packet(void *priv, uint64_t id,
 	struct usb_redir_bulk_packet_header reply = *h;
 	uint32_t len = (uint32_t)h->length | (uint32_t)h->length_high << 16;
 
+	/* QEMU pipelines bulk-OUT: the last packet is no longer last. */
+	bridge_fence_check(b, true);
 	if (h->endpoint == CCID_EP_BULK_OUT && (uint32_t)data_len == len) {
 		b->stats.bulk_out++;
+		b->cmd_unfenced = false;
 		bridge_held_commit(b);
 		bridge_whole_transfer_seen(b, len);
 		ccid_dev_bulk_out(b->dev, data, (size_t)data_len);
 		reply.status = usb_redir_success;
-		/* An answer that is ready at once goes out before this
-		 * completion: QEMU then has every piece of it before the
-		 * guest can post the read that wants it, so a stop and start
-		 * of the endpoint (UHCI idle) cannot fall in the middle of
-		 * it and leave a tail of it in QEMU's queue behind the copy
-		 * pushed again after the start. */
-		if (b->intr_path)
-			bridge_pump(b);
+		if (b->intr_path && !bridge_fence_fill(b)) {
+			b->fence_held = true;
+			b->fence_id = id;
+			b->fence_reply = reply;
+			b->fence_deadline = g_get_monotonic_time() +
+					    BRIDGE_FENCE_MAX_US;
+			g_source_set_ready_time(b->pump_source, b->fence_deadline);
+			if (data)
+				usbredirparser_free_packet_data(b->parser, data);
+			return;
+		}
 	} else if (h->endpoint == CCID_EP_BULK_IN && data_len == 0 &&
-		   !b->intr_path && b->pending_count < BRIDGE_PENDING_IN_MAX) {
+		   (!b->intr_path || b->in_bulk) &&
+		   b->pending_count < BRIDGE_PENDING_IN_MAX) {
 		/* (On the interrupt path replies are pushed: a bulk-IN
-		 * request is the peer's mistake and is refused below.) */
+		 * request is the peer's mistake and is refused below,
+		 * except while bulk-IN is announced as bulk again.) */
 		unsigned i = (b->pending_head + b->pending_count) % BRIDGE_PENDING_IN_MAX;
 
 		b->pending[i].id = id;
@@ -975,6 +1131,7 @@ static void bridge_interrupt_packet(void *priv, uint64_t id,
 	if (b->intr_out_offered && h->endpoint == CCID_EP_BULK_OUT &&
 	    data_len == (int)h->length) {
 		b->stats.intr_out++;
+		b->cmd_unfenced = true;
 		bridge_held_commit(b);
 		ccid_dev_bulk_out(b->dev, data, (size_t)data_len);
 		reply.status = usb_redir_success;
@@ -1029,6 +1186,9 @@ static void bridge_filter_reject(void *priv)
 			   "peer %s rejected the interrupt data path; offering "
 			   "the device again on the bulk path", b->peer);
 		b->intr_path = b->intr_out = b->intr_out_offered = false;
+		if (b->fence_held)
+			bridge_fence_release(b);
+		b->in_bulk = b->read_posted = false;
 		b->intr_path_rejected = true;
 		b->stats.interrupt_path = b->stats.interrupt_out = FALSE;
 		b->stats.fallbacks++;
@@ -1202,6 +1362,7 @@ static void bridge_session_end(ccid_bridge *b)
 	b->data_started = false;
 	b->notify_unsure = false;
 	b->intr_path = b->intr_out = b->intr_out_offered = false;
+	b->in_bulk = b->read_posted = b->fence_held = b->cmd_unfenced = false;
 	b->stats.interrupt_path = b->stats.interrupt_out = FALSE;
 	bridge_held_clear(b);
 	b->shown = false;
@@ -1357,6 +1518,7 @@ gboolean ccid_bridge_attach_fd(ccid_bridge *b, int fd, const char *peer,
 	b->data_started = false;
 	b->notify_unsure = false;
 	b->intr_path = b->intr_out = b->intr_out_offered = false;
+	b->in_bulk = b->read_posted = b->fence_held = b->cmd_unfenced = false;
 	b->intr_path_rejected = false;
 	bridge_held_clear(b);
 	b->pending_head = b->pending_count = 0;

@@ -131,6 +131,8 @@ struct ccid_bridge_stats {
 	guint64 fallbacks;       /* interrupt path rejected, bulk path used */
 	guint64 out_to_bulk;     /* interrupt-both: bulk-OUT back to bulk (xHCI) */
 	guint64 in_to_bulk;      /* interrupt: bulk-IN back to bulk (xHCI) */
+	guint64 in_flips;        /* bulk-IN back to bulk for replies that come later */
+	guint64 fence_timeouts;  /* commands completed before their reply came */
 };
 void ccid_bridge_get_stats(const ccid_bridge *bridge,
 			   struct ccid_bridge_stats *stats);

@@ -10,7 +10,8 @@
  * the pieces of 63/64/65-byte and 64 KiB replies, nothing pushed before
  * start, a reply ready while the guest is idle, a reply half
  * read when the endpoint stops, no stale copy once the next command came,
- * time extension, USB reset, the fallback to bulk when the peer rejects
+ * time extension, a reply that comes a little later (held in the fence)
+ * or much later (the bulk path, and back), USB reset, the fallback to bulk when the peer rejects
  * the device, and 64 KiB APDUs chained within the 16-bit interrupt length
  * behind UHCI and xHCI.
  */
@@ -400,6 +401,108 @@ START_TEST(test_time_extension_on_interrupt_path)
 }
 END_TEST
 
+/* DELAY @ms on the loopback card (80 03 00 00 04, then the milliseconds
+ * big-endian), one 64-byte TD per bulk-OUT packet; returns the last
+ * packet's id. */
+static uint64_t send_delay(struct fake_qemu *g, uint8_t seq, uint32_t ms)
+{
+	const uint8_t apdu[9] = {
+		0x80, 0x03, 0x00, 0x00, 0x04,
+		(uint8_t)(ms >> 24), (uint8_t)(ms >> 16), (uint8_t)(ms >> 8),
+		(uint8_t)ms,
+	};
+	uint8_t msg[32];
+	uint32_t n = fake_qemu_xfr_block(msg, seq, apdu, sizeof(apdu));
+
+	return fake_qemu_bulk_out_tds(g, msg, n, 64);
+}
+
+/* A reply the card gives a little later (another thread, a timer): the
+ * command's completion waits for it, so the whole reply is in QEMU before
+ * the guest can post its read (the fence). */
+START_TEST(test_later_reply_waits_in_fence)
+{
+	struct served s;
+	struct fake_qemu g;
+	struct ccid_bridge_stats st;
+	uint8_t r[100];
+	gint64 t0;
+	uint64_t id;
+	uint32_t n;
+
+	setup_qemu(&s, &g, 500);
+	t0 = g_get_monotonic_time();
+	id = send_delay(&g, 2, 10);
+	ck_assert_int_ge(g_get_monotonic_time() - t0, 10 * G_TIME_SPAN_MILLISECOND);
+	/* 12 bytes: one piece, queued before the completion came */
+	ck_assert_uint_eq(g.bulk[id % FAKE_QEMU_BULK_SLOTS].data_count, 1);
+	n = fake_qemu_data_read(&g, r, sizeof(r), 64, 0, 2000);
+	ck_assert_uint_eq(n, 12);
+	ck_assert_int_eq(r[6], 2);
+	ck_assert_int_eq(r[10], 0x90);
+	ck_assert_int_eq(g.ep.type[I_BULK_IN], usb_redir_type_interrupt);
+	ck_assert_uint_eq(g.data_bulk_reads, 0);
+	ccid_bridge_get_stats(s.bridge, &st);
+	ck_assert_uint_eq(st.in_flips, 0);
+	ck_assert_uint_eq(st.fence_timeouts, 0);
+	fake_qemu_fini(&g);
+	served_fini(&s);
+}
+END_TEST
+
+/* A long operation outlives the fence: before completing the command the
+ * reader announces bulk-IN as bulk again, the time extensions and the
+ * answer come through bulk-IN requests (none as interrupt pieces, which
+ * the guest might read half of around a stop), and the next command
+ * whose reply is ready at once brings bulk-IN back to interrupt before
+ * its completion. */
+START_TEST(test_long_operation_on_bulk_path_and_back)
+{
+	struct served s;
+	struct fake_qemu g;
+	struct ccid_bridge_stats st;
+	uint8_t r[300];
+	guint64 pieces;
+	uint64_t id;
+	uint32_t n;
+	int ext = 0;
+
+	setup_qemu(&s, &g, 100);          /* time extension every 100 ms */
+	ccid_bridge_get_stats(s.bridge, &st);
+	pieces = st.data_pieces;
+	id = send_delay(&g, 3, 300);
+	ck_assert_int_eq(g.ep.type[I_BULK_IN], usb_redir_type_bulk);
+	ck_assert_uint_eq(g.bulk[id % FAKE_QEMU_BULK_SLOTS].data_count, 0);
+	for (;;) {
+		n = fake_qemu_data_read(&g, r, sizeof(r), 64, 0, 2000);
+		ck_assert_int_eq(r[6], 3);
+		if (r[7] != 0x80)
+			break;
+		ck_assert_uint_eq(n, 10);
+		ck_assert_int_lt(++ext, 20);
+	}
+	ck_assert_int_ge(ext, 1);
+	ck_assert_uint_eq(n, 12);
+	ck_assert_int_eq(r[10], 0x90);
+	ck_assert_uint_eq(g.data_bulk_reads, (unsigned)ext + 1);
+	ccid_bridge_get_stats(s.bridge, &st);
+	ck_assert_uint_eq(st.data_pieces, pieces);
+	ck_assert_uint_eq(st.in_flips, 1);
+	ck_assert_uint_eq(st.fence_timeouts, 1);
+
+	/* ECHO of 100 bytes, ready at once: 112 bytes, two pieces in QEMU
+	 * when the command completes, and interrupt again */
+	ck_assert_uint_eq(send_echo(&g, 4, 100), 2);
+	ck_assert_int_eq(g.ep.type[I_BULK_IN], usb_redir_type_interrupt);
+	n = fake_qemu_data_read(&g, r, sizeof(r), 64, 0, 2000);
+	check_echo_reply(r, n, 4, 100);
+	ck_assert_uint_eq(g.data_bulk_reads, (unsigned)ext + 1);
+	ck_assert_uint_eq(g.data_wrong_type, 0);
+	fake_qemu_fini(&g);
+	served_fini(&s);
+}
+END_TEST
+
 /* A USB reset drops the reply waiting for the guest: after it the
  * guest enumerates again and sees only new replies. */
 START_TEST(test_usb_reset_drops_held_reply)
@@ -736,6 +839,8 @@ static Suite *bridge_intr_suite(void)
 	tcase_add_test(tc, test_stop_mid_reply_resends_whole_reply);
 	tcase_add_test(tc, test_next_command_commits_reply);
 	tcase_add_test(tc, test_time_extension_on_interrupt_path);
+	tcase_add_test(tc, test_later_reply_waits_in_fence);
+	tcase_add_test(tc, test_long_operation_on_bulk_path_and_back);
 	tcase_add_test(tc, test_usb_reset_drops_held_reply);
 	tcase_add_test(tc, test_rejected_interrupt_path_falls_back);
 	tcase_add_test(tc, test_whole_transfer_puts_in_back_to_bulk);

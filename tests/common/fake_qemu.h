@@ -57,6 +57,8 @@ struct fake_qemu {
 	 * (hw/usb/redirect.c usbredir_interrupt_packet / usbredir_stop_ep). */
 	bool data_started;
 	unsigned data_dropped;         /* arrived while not started */
+	unsigned data_wrong_type;      /* arrived while bulk-IN was bulk */
+	unsigned data_bulk_reads;      /* reads served by bulk-IN requests */
 	unsigned data_head, data_count;
 	uint32_t data_off[FAKE_QEMU_MAX_PIECES];
 	int data_len[FAKE_QEMU_MAX_PIECES];
@@ -117,7 +119,10 @@ void fake_qemu_data_stop(struct fake_qemu *g);
  * buffered piece per TD of at most @td bytes, until a short piece; fails
  * the test on babble (a piece larger than its TD) or when no piece comes
  * for @timeout_ms.  @max_pieces > 0 stops early after that many pieces
- * (a read the guest abandons).  Returns the bytes read. */
+ * (a read the guest abandons).  While the last ep_info announces bulk-IN
+ * as bulk, the rest of the read is one bulk-IN request, as QEMU combines
+ * a transfer's TDs (data_bulk_reads counts them).  Returns the bytes
+ * read. */
 uint32_t fake_qemu_data_read(struct fake_qemu *g, uint8_t *buf, uint32_t cap,
 			     unsigned td, unsigned max_pieces,
 			     unsigned timeout_ms);

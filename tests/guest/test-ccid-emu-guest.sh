@@ -333,6 +333,19 @@ for C in "${CONTROLLERS[@]}"; do
 		else
 			hres "$a-data-path" FAIL "want the $WANT_PATH data path: $(grep 'data path' "$WORK/agent-$a.log" | tail -n 1)"
 		fi
+		# Behind uhci and ehci the loopback card's 10 s DELAY and its
+		# 64 KiB answer after 3 s outlive the fence: their time
+		# extensions and answers must have gone on the bulk path
+		# (xhci leaves the interrupt path at its first whole transfer).
+		if [[ $a == loopback-* && $C != xhci && ( $DATA_PATH == auto || $DATA_PATH == interrupt ) ]]; then
+			st=$(agent_ctl "$a" status 2>&1 || true)
+			flips=$(sed -n 's/.*"bulk_in_flips": \([0-9]*\).*/\1/p' <<<"$st")
+			if [[ -n $flips ]] && ((flips >= 2)); then
+				hres "$a-late-replies-bulk" PASS "$flips replies that came after the fence went on the bulk path"
+			else
+				hres "$a-late-replies-bulk" FAIL "want >= 2 bulk_in_flips (10 s DELAY, 3 s 64 KiB PATTERN): $st"
+			fi
+		fi
 		if agent_alive "$a" && wait_detached "$a"; then
 			hres "$a-survives-kill" PASS "running, status: $(agent_ctl "$a" status)"
 		else

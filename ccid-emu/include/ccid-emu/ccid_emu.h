@@ -269,6 +269,14 @@ void ccid_dev_bulk_out(ccid_dev *dev, const uint8_t *data, size_t len);
  * packet size and which was not already ended by a short transfer), or
  * CCID_PULL_NONE if nothing is queued. */
 int ccid_dev_bulk_in_pull(ccid_dev *dev, uint8_t *buf, size_t cap);
+/* Whether ccid_dev_bulk_in_pull() would return something now (a message
+ * or the zero-length packet that ends one), without pulling it. */
+bool ccid_dev_bulk_in_ready(const ccid_dev *dev);
+/* Whether a slot is still working on a command: its reply (and any time
+ * extension before it) will be queued later, not at once.  A transport
+ * that delivers replies differently when they come later asks this right
+ * after ccid_dev_bulk_out(). */
+bool ccid_dev_reply_pending(const ccid_dev *dev);
 /* Fills one interrupt-IN transfer: a NotifySlotChange or HardwareError
  * message, or CCID_PULL_NONE.  @cap should be at least CCID_INTR_MAX_PACKET
  * (the endpoint's wMaxPacketSize); a smaller buffer gets the message cut
