@@ -532,7 +532,7 @@ START_TEST(test_listen_unix_insert_remove_reconnect)
 		"{\"slots\": [{\"slot\": 0, \"card\": \"loopback\", "
 		"\"present\": true, \"busy\": false}], \"mode\": \"listen\", \"address\": "
 		"\"unix:%s\", \"attached\": true, \"configured\": true, "
-		"\"sessions\": 1}", sock);
+		"\"sessions\": 1, \"bulk_in_flips\": 0, \"fence_timeouts\": 0}", sock);
 	ctl_expect(ctlp, "status", NULL, 0, want_status);
 
 	/* Pull the card out: NotifySlotChange absent + changed, and the
@@ -589,7 +589,7 @@ START_TEST(test_listen_unix_insert_remove_reconnect)
 		"{\"slots\": [{\"slot\": 0, \"card\": \"loopback\", "
 		"\"present\": true, \"busy\": false}], \"mode\": \"listen\", \"address\": "
 		"\"unix:%s\", \"attached\": true, \"configured\": true, "
-		"\"sessions\": 2}", sock);
+		"\"sessions\": 2, \"bulk_in_flips\": 0, \"fence_timeouts\": 0}", sock);
 	ctl_expect(ctlp, "status", NULL, 0, want_status);
 
 	/* SIGTERM: QEMU is told the device is gone, the agent exits 0 and
@@ -1031,7 +1031,7 @@ START_TEST(test_listen_tcp)
 		"\"present\": true, \"busy\": false}, {\"slot\": 1, \"card\": "
 		"\"loopback\", \"present\": false, \"busy\": false}], \"mode\": \"listen\", \"address\": "
 		"\"tcp:127.0.0.1:%u\", \"attached\": true, \"configured\": "
-		"true, \"sessions\": 1}", port);
+		"true, \"sessions\": 1, \"bulk_in_flips\": 0, \"fence_timeouts\": 0}", port);
 	fake_qemu_power_on(&g, 1);
 	guest_echo(&g, 2);
 	kill(a.pid, SIGTERM);
@@ -1234,7 +1234,7 @@ START_TEST(test_virtual_card_remove_insert)
 		"{\"slots\": [{\"slot\": 0, \"card\": \"virtual\", "
 		"\"present\": false, \"busy\": false}], \"mode\": \"listen\", \"address\": "
 		"\"unix:%s\", \"attached\": true, \"configured\": true, "
-		"\"sessions\": 1}", sock);
+		"\"sessions\": 1, \"bulk_in_flips\": 0, \"fence_timeouts\": 0}", sock);
 
 	ctl_expect(ctlp, "insert", NULL, 0,
 		   "{\"slot\": 0, \"present\": true, \"changed\": true}");
