@@ -333,6 +333,17 @@ static uint64_t read_id(struct fz_in *in)
 	return (uint64_t)fz_u32(in) << 32 | fz_u32(in);
 }
 
+/* The id as it goes on the wire: usbredirparser sends 32-bit ids unless
+ * both sides have the 64-bit ids capability, so replies come back with
+ * the low half only. */
+static uint64_t wire_id(struct fz_bridge *f, uint64_t id)
+{
+	bool id64 = usbredirparser_peer_has_cap(f->peer.p, usb_redir_cap_64bits_ids) &&
+		    (f->caps_mask & 1);
+
+	return id64 ? id : (id & 0xffffffffu);
+}
+
 /* Endpoints: mostly the CCID ones, sometimes anything. */
 static uint8_t read_ep(struct fz_in *in)
 {
@@ -384,7 +395,7 @@ static void op_bulk(struct fz_bridge *f, struct fz_in *in, bool ccid_cmd)
 	h.length_high = (uint16_t)(len >> 16);
 	h.stream_id = 0;
 	if (h.endpoint == CCID_EP_BULK_IN && f->peer.n_bulk < ASKED_BULK) {
-		f->peer.bulk[f->peer.n_bulk].id = id;
+		f->peer.bulk[f->peer.n_bulk].id = wire_id(f, id);
 		f->peer.bulk[f->peer.n_bulk].len = len;
 		f->peer.n_bulk++;
 	}
@@ -418,7 +429,7 @@ static void op_control(struct fz_bridge *f, struct fz_in *in)
 	/* usbredirparser refuses (sends nothing for) an OUT request whose data
 	 * is not wLength long; only what is sent is asked for. */
 	if ((h.endpoint & 0x80) || dlen == h.length) {
-		unsigned slot = (unsigned)(id % ASKED_SLOTS);
+		unsigned slot = (unsigned)(wire_id(f, id) % ASKED_SLOTS);
 
 		f->peer.ctrl_pending[slot]++;
 		f->peer.ctrl_asked[slot] = MAX(f->peer.ctrl_asked[slot],
