@@ -221,6 +221,15 @@ static int app_connect(struct app *a, DWORD share)
 			tool_sleep_ms(50);
 			continue;
 		}
+		/* The card went away between the wait and the connect (the
+		 * host's pcscd with vpcd reports a card it just powered off
+		 * as gone for a moment when vicc answers the power-up late):
+		 * wait for it again, within -t. */
+		if ((rv == SCARD_E_NO_SMARTCARD || rv == SCARD_W_REMOVED_CARD ||
+		     rv == SCARD_W_UNRESPONSIVE_CARD) && remaining(deadline) > 0) {
+			ret = app_wait_card(a, deadline);
+			continue;
+		}
 		tool_pcsc_error("pcsc-test-app", "SCardConnect", rv);
 		ret = rv == SCARD_E_SHARING_VIOLATION ? EXIT_TIMEOUT : EXIT_PCSC;
 	}
