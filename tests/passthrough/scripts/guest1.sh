@@ -70,7 +70,9 @@ else
 fi
 check_grep usb-still-pcscd 'driver=usbfs' usb_describe $VID $PID
 pcscd_stop
-sleep 0.5
+# pcscd's usbfs claim goes with it; passthrough needs the interface free.
+usbfs_free() { ! usb_describe $VID $PID | grep -q 'driver=usbfs'; }
+wait_until 5 usbfs_free || fail usbfs-released "pcscd gone, its usbfs claim still there after 5 s"
 
 # --- passthrough --------------------------------------------------------------
 $A passthrough --device $VID:$PID -l tcp:0.0.0.0:7000 $TLS >/tmp/pt1.out 2>/tmp/pt1.log &
