@@ -30,11 +30,25 @@ card:
                       the card.
     The peer must get the failed answer, then use the card again.
 
+  * with --virtual-every, agent "virtual" serves its default card (the
+    embedded virtual CAC card, libcacard); every --virtual-every cycles a
+    peer streams APDUs at it (no operation of that card lasts) and the
+    card is pulled (virtual-remove), then pushed back.
+
+  * with --vm-every, `ccid-agent daemon` on a private session bus: every
+    --vm-every cycles a paused QEMU gets its entry and is SIGKILLed
+    (vm-killed); with --daemon-restart-every, every so many cycles the
+    daemon is SIGTERMed while a VM holds the entry and started again
+    (daemon-restart): it must re-attach the entry vms.conf remembers.
+
 Every fault must release the reader within 1 s: the agent logs "QEMU
 disconnected" (hang, drop), the peer gets its answer (remove, card-kill,
-pcscd-restart) or sees the socket close (restart).  Waits are on those events, under deadlines.
-At the end both agents get SIGTERM; memcheck must report 0 errors and 0
-definite or indirect leaks for every agent process (--error-exitcode).
+pcscd-restart, virtual-remove) or sees the socket close (restart), the
+daemon logs the session's end (vm-killed), QEMU reports the usb-redir
+chardev disconnected (daemon-restart).  Waits are on those events, under
+deadlines.  At the end every agent gets SIGTERM; memcheck must report 0
+errors and 0 definite or indirect leaks for every agent and daemon
+process (--error-exitcode).
 
 Exit status 0 when everything held; the figures go to stdout.
 """
@@ -453,9 +467,20 @@ class Qmp:
     daemon holds the first)."""
 
     def __init__(self, path):
-        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        self.sock.settimeout(STEP_DEADLINE)
-        self.sock.connect(path)
+        # QEMU creates the socket file when it binds, a moment before it
+        # listens.
+        deadline = time.monotonic() + STEP_DEADLINE
+        while True:
+            self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            self.sock.settimeout(STEP_DEADLINE)
+            try:
+                self.sock.connect(path)
+                break
+            except (ConnectionRefusedError, FileNotFoundError) as e:
+                self.sock.close()
+                if time.monotonic() > deadline:
+                    raise Failure("QEMU's monitor %s: %s" % (path, e))
+                select.select([], [], [], 0.01)
         self.buf = b""
         self._reply()                       # the greeting
         self.cmd("qmp_capabilities")
@@ -867,8 +892,9 @@ def main():
             vms.stop()
         if virtual:
             check_exit(virtual, virtual.stop())
-    except Failure as e:
-        print("FAIL: %s" % e, flush=True)
+    except Exception as e:      # Failure, or a bug here: clean up anyway
+        print("FAIL: %s" % (e if isinstance(e, Failure) else repr(e)),
+              flush=True)
         daemon = vms.agent if vms else None
         for a in (steady, restarted, pcsc_agent, daemon, virtual):
             if a and a.proc and a.proc.poll() is None:
