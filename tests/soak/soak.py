@@ -696,6 +696,13 @@ class DaemonVms:
                                  % ((t1 - t0) * 1000, RELEASE_DEADLINE * 1000)
                                  if t1 else "never"))
             check_exit(self.agent, self.agent.stop(signalled=True))
+            # docs/daemon.md: a stopped daemon leaves the VM its dead
+            # device, which the next one unplugs.
+            left = obs.own_devices()
+            if len(left) != 1 or obs.connected():
+                raise Failure("daemon restart: after the daemon stopped, VM %s "
+                              "has devices %s, connected %s"
+                              % (name, left, obs.connected()))
             if self.remembered(name) != ["loop1"]:
                 raise Failure("daemon restart: the stopping daemon forgot "
                               "loop1 in %s: %s" % (name, self.remembered(name)))
