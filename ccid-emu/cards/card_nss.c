@@ -7,6 +7,7 @@
 #include "ccid_card_nss.h"
 #include "ccid_cacard_service.h"
 #include "ccid_card_virtual.h"
+#include "ccid_nss_private.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -27,6 +28,9 @@ struct nss_shared {
 	gatomicrefcount ref;
 	GAsyncQueue *jobs;
 	VReader *reader;        /* the card's reference, used by the worker */
+	/* libcacard's calls (libcacard_fns), or the seam's
+	 * (ccid_nss_private.h). */
+	const struct ccid_nss_reader_fns *fns;
 	GMainContext *ctx;
 	guint8 *resp;           /* the worker's response buffer */
 	GMutex lock;
@@ -51,10 +55,10 @@ struct job {
 
 struct ccid_card_nss {
 	ccid_slot *slot;        /* NULL once detached */
-	ccid_cacard_service *svc;
+	ccid_cacard_service *svc;   /* NULL: made by the seam, no reader */
 	VReader *reader;
 	struct nss_shared *sh;
-	GThread *worker;
+	GThread *worker;        /* NULL: made by the seam, no thread */
 	GMainContext *ctx;
 	guint watch_id;
 	guint timeout_ms;
@@ -71,6 +75,18 @@ struct ccid_card_nss {
 	guint gen;
 	GSource *deadline;
 };
+
+static const struct ccid_nss_reader_fns libcacard_fns = {
+	.power_on = vreader_power_on,
+	.power_off = vreader_power_off,
+	.xfr_bytes = vreader_xfr_bytes,
+};
+
+static const char *reader_name(const ccid_card_nss *card)
+{
+	return card->reader != NULL ? vreader_get_name(card->reader) :
+		"(no reader: made by the seam)";
+}
 
 static struct nss_shared *shared_ref(struct nss_shared *sh)
 {
@@ -108,10 +124,30 @@ static void disarm_deadline(ccid_card_nss *card)
 	}
 }
 
+/* libcacard answered "no card": its reader lost the token before the
+ * service's event about it came.  The slot takes CCID_CARD_ENOCARD as the
+ * card gone, so the card says so too (found by fuzz_nss_card: the slot
+ * reported no card while the backend still said present); the event, when
+ * it comes, is then no change, and an insertion brings it back. */
+static void card_gone(ccid_card_nss *card)
+{
+	card->present = FALSE;
+	card->powered = FALSE;
+}
+
 static void finish_power_on(ccid_card_nss *card, struct job *j)
 {
+	/* An ATR the slot would refuse (libcacard's length is whatever it
+	 * says) leaves the card off, as the slot does. */
+	if (j->st == VREADER_OK &&
+	    (j->atr_len < 2 || j->atr_len > (int)sizeof(j->atr))) {
+		g_debug("nss card: libcacard gave a %d-byte ATR", j->atr_len);
+		j->st = VREADER_OUT_OF_MEMORY;
+	}
 	if (j->st != VREADER_OK) {
 		card->powered = FALSE;
+		if (j->st == VREADER_NO_CARD)
+			card_gone(card);
 		ccid_slot_power_on_done(card->slot,
 					j->st == VREADER_NO_CARD ?
 					CCID_CARD_ENOCARD : CCID_CARD_EHW,
@@ -130,6 +166,7 @@ static void finish_power_on(ccid_card_nss *card, struct job *j)
 static void finish_xfr(ccid_card_nss *card, struct job *j)
 {
 	if (j->st == VREADER_NO_CARD) {
+		card_gone(card);
 		ccid_slot_apdu_done(card->slot, CCID_CARD_ENOCARD, NULL, 0);
 		return;
 	}
@@ -182,14 +219,14 @@ static void run_job(struct nss_shared *sh, struct job *j)
 	switch (j->kind) {
 	case JOB_POWER_ON:
 		j->atr_len = (int)sizeof(j->atr);
-		j->st = vreader_power_on(sh->reader, j->atr, &j->atr_len);
+		j->st = sh->fns->power_on(sh->reader, j->atr, &j->atr_len);
 		break;
 	case JOB_PROBE:
 		/* libcacard knows a card's ATR only by a power-on; with no
 		 * token this fails and the ATR stays unknown. */
 		j->atr_len = (int)sizeof(j->atr);
-		j->st = vreader_power_on(sh->reader, j->atr, &j->atr_len);
-		(void)vreader_power_off(sh->reader);
+		j->st = sh->fns->power_on(sh->reader, j->atr, &j->atr_len);
+		(void)sh->fns->power_off(sh->reader);
 		g_mutex_lock(&sh->lock);
 		if (j->st == VREADER_OK && j->atr_len > 0 &&
 		    j->atr_len <= (int)sizeof(sh->probe_atr)) {
@@ -202,35 +239,44 @@ static void run_job(struct nss_shared *sh, struct job *j)
 		break;
 	case JOB_POWER_OFF:
 	case JOB_QUIT:
-		(void)vreader_power_off(sh->reader);
+		(void)sh->fns->power_off(sh->reader);
 		break;
 	case JOB_XFR:
 		n = (int)NSS_RESP_CAP;
-		j->st = vreader_xfr_bytes(sh->reader, j->buf, (int)j->len,
-					  sh->resp, &n);
+		j->st = sh->fns->xfr_bytes(sh->reader, j->buf, (int)j->len,
+					   sh->resp, &n);
 		g_free(j->buf);
+		/* libcacard cuts an answer to the buffer; a length beyond it
+		 * would be its bug, and is not read. */
+		if (n > (int)NSS_RESP_CAP) {
+			j->st = VREADER_OUT_OF_MEMORY;
+			n = 0;
+		}
 		j->len = n > 0 ? (size_t)n : 0;
 		j->buf = j->len > 0 ? g_memdup2(sh->resp, j->len) : NULL;
 		break;
 	}
 }
 
+/* One job as the worker runs it; TRUE when it was the last (JOB_QUIT). */
+static gboolean worker_step(struct nss_shared *sh, struct job *j)
+{
+	enum job_kind kind = j->kind;
+
+	run_job(sh, j);
+	if (kind == JOB_POWER_ON || kind == JOB_XFR)
+		post_done(j);
+	else
+		job_free(j);
+	return kind == JOB_QUIT;
+}
+
 static gpointer worker_main(gpointer data)
 {
 	struct nss_shared *sh = data;
 
-	for (;;) {
-		struct job *j = g_async_queue_pop(sh->jobs);
-		enum job_kind kind = j->kind;
-
-		run_job(sh, j);
-		if (kind == JOB_POWER_ON || kind == JOB_XFR)
-			post_done(j);
-		else
-			job_free(j);
-		if (kind == JOB_QUIT)
-			break;
-	}
+	while (!worker_step(sh, g_async_queue_pop(sh->jobs)))
+		;
 	g_mutex_lock(&sh->lock);
 	sh->finished = TRUE;
 	g_cond_broadcast(&sh->cond);
@@ -248,11 +294,12 @@ static void mark_dead(ccid_card_nss *card, const char *what)
 		  "NSS is presumably deadlocked (login vs. the module's "
 		  "event polling, see docs/shared-mode.md).  The card is now "
 		  "unusable and reported removed; restart the agent to use "
-		  "this token again", vreader_get_name(card->reader), what,
+		  "this token again", reader_name(card), what,
 		  card->timeout_ms);
 	/* The worker may never come back: the reader stays with the stuck
 	 * thread, the service never touches it again. */
-	ccid_cacard_service_abandon_reader(card->svc, card->reader);
+	if (card->svc != NULL)
+		ccid_cacard_service_abandon_reader(card->svc, card->reader);
 }
 
 static gboolean deadline_cb(gpointer data)
@@ -397,7 +444,7 @@ static void nss_card_event(void *user, gboolean present)
 		card->powered = FALSE;
 	g_message("nss card: token %s reader '%s'",
 		  present ? "inserted into" : "removed from",
-		  vreader_get_name(card->reader));
+		  reader_name(card));
 	if (card->slot == NULL)
 		return;
 	if (present)
@@ -464,13 +511,64 @@ gboolean ccid_card_nss_spec_parse(const char *text, char **nssdb_dir,
 
 /* ---- lifetime -------------------------------------------------------- */
 
+/* The card and what it shares with its worker, no thread yet. */
+static ccid_card_nss *card_alloc(ccid_slot *slot, guint timeout_ms,
+				 GMainContext *ctx,
+				 const struct ccid_nss_reader_fns *fns)
+{
+	ccid_card_nss *card = g_new0(ccid_card_nss, 1);
+	struct nss_shared *sh = g_new0(struct nss_shared, 1);
+
+	card->timeout_ms = timeout_ms != 0 ? timeout_ms :
+		CCID_CARD_NSS_DEFAULT_TIMEOUT_MS;
+	card->ctx = ctx != NULL ? g_main_context_ref(ctx) :
+		g_main_context_ref_thread_default();
+	g_atomic_ref_count_init(&sh->ref);
+	sh->jobs = g_async_queue_new();
+	sh->fns = fns;
+	sh->ctx = g_main_context_ref(card->ctx);
+	sh->resp = g_malloc(NSS_RESP_CAP);
+	g_mutex_init(&sh->lock);
+	g_cond_init(&sh->cond);
+	sh->card = card;
+	card->sh = sh;
+	card->slot = slot;
+	return card;
+}
+
+/* With a token in, the ATR of the power-on the worker was asked for (the
+ * Atr a UI shows before any guest powers the card); waited for with the
+ * card's deadline, as every op that reaches NSS. */
+static void card_wait_probe(ccid_card_nss *card)
+{
+	struct nss_shared *sh = card->sh;
+	gboolean probed;
+	gint64 until = g_get_monotonic_time() +
+		(gint64)card->timeout_ms * G_TIME_SPAN_MILLISECOND;
+
+	g_mutex_lock(&sh->lock);
+	while (!sh->probed && g_cond_wait_until(&sh->cond, &sh->lock, until))
+		;
+	probed = sh->probed;
+	if (probed) {
+		memcpy(card->atr, sh->probe_atr, sh->probe_atr_len);
+		card->atr_len = sh->probe_atr_len;
+	}
+	g_mutex_unlock(&sh->lock);
+	if (!probed) {
+		mark_dead(card, "the power-on that reads the ATR");
+		card->present = FALSE;
+	}
+}
+
 ccid_card_nss *ccid_card_nss_new(ccid_slot *slot,
 				 const struct ccid_card_nss_config *cfg,
 				 GError **error)
 {
 	struct ccid_cacard_config scfg = { 0 };
+	ccid_cacard_service *svc;
+	VReader *reader;
 	ccid_card_nss *card;
-	struct nss_shared *sh;
 
 	g_return_val_if_fail(slot != NULL && cfg != NULL, NULL);
 	if (cfg->nssdb_dir == NULL || cfg->nssdb_dir[0] == '\0') {
@@ -480,37 +578,20 @@ ccid_card_nss *ccid_card_nss_new(ccid_slot *slot,
 		return NULL;
 	}
 	scfg.hw_nssdb_dir = cfg->nssdb_dir;
-
-	card = g_new0(ccid_card_nss, 1);
-	card->timeout_ms = cfg->apdu_timeout_ms != 0 ? cfg->apdu_timeout_ms :
-		CCID_CARD_NSS_DEFAULT_TIMEOUT_MS;
-	card->svc = ccid_cacard_service_get(&scfg, error);
-	if (card->svc == NULL) {
-		g_free(card);
+	svc = ccid_cacard_service_get(&scfg, error);
+	if (svc == NULL)
 		return NULL;
-	}
-	card->reader = ccid_cacard_service_acquire_hw_reader(card->svc,
-							     cfg->token, error);
-	if (card->reader == NULL) {
-		g_free(card);
+	reader = ccid_cacard_service_acquire_hw_reader(svc, cfg->token, error);
+	if (reader == NULL)
 		return NULL;
-	}
-	card->ctx = cfg->context != NULL ? g_main_context_ref(cfg->context) :
-		g_main_context_ref_thread_default();
 
-	sh = g_new0(struct nss_shared, 1);
-	g_atomic_ref_count_init(&sh->ref);
-	sh->jobs = g_async_queue_new();
-	sh->reader = card->reader;
-	sh->ctx = g_main_context_ref(card->ctx);
-	sh->resp = g_malloc(NSS_RESP_CAP);
-	g_mutex_init(&sh->lock);
-	g_cond_init(&sh->cond);
-	sh->card = card;
-	card->sh = sh;
-	card->slot = slot;
+	card = card_alloc(slot, cfg->apdu_timeout_ms, cfg->context,
+			  &libcacard_fns);
+	card->svc = svc;
+	card->reader = reader;
+	card->sh->reader = reader;
 	card->worker = g_thread_new("ccid-nss-card", worker_main,
-				    shared_ref(sh));
+				    shared_ref(card->sh));
 
 	/* Watch before reading the state, so no change falls in between. */
 	card->watch_id = ccid_cacard_service_watch(card->svc, card->reader,
@@ -519,35 +600,78 @@ ccid_card_nss *ccid_card_nss_new(ccid_slot *slot,
 	card->present = vreader_card_is_present(card->reader) == VREADER_OK;
 	/* Start from a clean card (logged out) even if a previous user left
 	 * it on; on the worker, like everything that reaches NSS.  With a
-	 * token in, a power-on first tells the ATR (the Atr a UI shows before
-	 * any guest powers the card); waited for with the card's deadline,
-	 * as every op that reaches NSS. */
+	 * token in, a power-on first tells the ATR. */
 	if (!card->present) {
 		queue_job(card, JOB_POWER_OFF, NULL, 0);
 		return card;
 	}
 	queue_job(card, JOB_PROBE, NULL, 0);
-	{
-		gboolean probed;
-		gint64 until = g_get_monotonic_time() +
-			(gint64)card->timeout_ms * G_TIME_SPAN_MILLISECOND;
-
-		g_mutex_lock(&sh->lock);
-		while (!sh->probed &&
-		       g_cond_wait_until(&sh->cond, &sh->lock, until))
-			;
-		probed = sh->probed;
-		if (probed) {
-			memcpy(card->atr, sh->probe_atr, sh->probe_atr_len);
-			card->atr_len = sh->probe_atr_len;
-		}
-		g_mutex_unlock(&sh->lock);
-		if (!probed) {
-			mark_dead(card, "the power-on that reads the ATR");
-			card->present = FALSE;
-		}
-	}
+	card_wait_probe(card);
 	return card;
+}
+
+/* ---- the seam (ccid_nss_private.h) ------------------------------------ */
+
+ccid_card_nss *ccid_nss_card_new_unstarted(ccid_slot *slot,
+					   const struct ccid_nss_reader_fns *fns,
+					   gboolean present, guint timeout_ms)
+{
+	ccid_card_nss *card;
+
+	g_return_val_if_fail(slot != NULL && fns != NULL, NULL);
+	card = card_alloc(slot, timeout_ms, NULL, fns);
+	card->present = present;
+	if (!present) {
+		queue_job(card, JOB_POWER_OFF, NULL, 0);
+		return card;
+	}
+	queue_job(card, JOB_PROBE, NULL, 0);
+	(void)ccid_nss_card_run_job(card);
+	card_wait_probe(card);
+	return card;
+}
+
+gboolean ccid_nss_card_run_job(ccid_card_nss *card)
+{
+	struct job *j;
+
+	g_return_val_if_fail(card->worker == NULL, FALSE);
+	j = g_async_queue_try_pop(card->sh->jobs);
+	if (j == NULL)
+		return FALSE;
+	(void)worker_step(card->sh, j);
+	return TRUE;
+}
+
+void ccid_nss_card_event(ccid_card_nss *card, gboolean present)
+{
+	nss_card_event(card, present);
+}
+
+void ccid_nss_card_expire(ccid_card_nss *card)
+{
+	if (card->deadline == NULL)
+		return;
+	/* As the timer firing: the source goes, its callback runs once. */
+	g_source_destroy(card->deadline);
+	(void)deadline_cb(card);
+}
+
+/* ---- end of life ------------------------------------------------------ */
+
+/* A seam card (no thread): what is still queued runs here, up to the
+ * JOB_QUIT free() queued, unless the card is dead (a stuck worker would
+ * never run them).  Queued jobs hold references to the shared state. */
+static void seam_drain(ccid_card_nss *card)
+{
+	struct job *j;
+
+	while ((j = g_async_queue_try_pop(card->sh->jobs)) != NULL) {
+		if (card->dead)
+			job_free(j);
+		else
+			(void)worker_step(card->sh, j);
+	}
 }
 
 void ccid_card_nss_free(ccid_card_nss *card)
@@ -561,7 +685,11 @@ void ccid_card_nss_free(ccid_card_nss *card)
 	disarm_deadline(card);
 	card->sh->card = NULL;
 
-	if (!card->dead) {
+	if (card->worker == NULL) {
+		if (!card->dead)
+			queue_job(card, JOB_QUIT, NULL, 0);
+		seam_drain(card);
+	} else if (!card->dead) {
 		gint64 until = g_get_monotonic_time() +
 			(gint64)card->timeout_ms * G_TIME_SPAN_MILLISECOND;
 
@@ -576,7 +704,9 @@ void ccid_card_nss_free(ccid_card_nss *card)
 		if (!finished)
 			mark_dead(card, "the final power-off");
 	}
-	if (finished) {
+	if (card->worker == NULL) {
+		/* nothing to join or give back */
+	} else if (finished) {
 		g_thread_join(card->worker);
 		ccid_cacard_service_release_hw_reader(card->svc, card->reader);
 	} else {
@@ -608,5 +738,5 @@ gboolean ccid_card_nss_is_unusable(const ccid_card_nss *card)
 
 const char *ccid_card_nss_get_reader(const ccid_card_nss *card)
 {
-	return vreader_get_name(card->reader);
+	return reader_name(card);
 }

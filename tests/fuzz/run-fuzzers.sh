@@ -34,7 +34,7 @@ case $secs in ''|*[!0-9]*) usage ;; esac
 
 root=$(cd "$(dirname "$0")/../.." && pwd)
 build=${FUZZ_BUILD_DIR:-$root/build-fuzz}
-targets=${*:-fuzz_bulk_out fuzz_control fuzz_loopback_apdu fuzz_piv_applet fuzz_usbredir_bridge fuzz_agent_control fuzz_daemon_qmp fuzz_daemon_dbus fuzz_daemon_files fuzz_pcsc_card fuzz_sock_setup}
+targets=${*:-fuzz_bulk_out fuzz_control fuzz_loopback_apdu fuzz_piv_applet fuzz_usbredir_bridge fuzz_agent_control fuzz_daemon_qmp fuzz_daemon_dbus fuzz_daemon_files fuzz_pcsc_card fuzz_nss_card fuzz_sock_setup}
 
 scratch=$(mktemp -d)
 trap 'rm -rf "$scratch"' EXIT INT TERM

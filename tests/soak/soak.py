@@ -30,11 +30,25 @@ card:
                       the card.
     The peer must get the failed answer, then use the card again.
 
+  * with --virtual-every, agent "virtual" serves its default card (the
+    embedded virtual CAC card, libcacard); every --virtual-every cycles a
+    peer streams APDUs at it (no operation of that card lasts) and the
+    card is pulled (virtual-remove), then pushed back.
+
+  * with --vm-every, `ccid-agent daemon` on a private session bus: every
+    --vm-every cycles a paused QEMU gets its entry and is SIGKILLed
+    (vm-killed); with --daemon-restart-every, every so many cycles the
+    daemon is SIGTERMed while a VM holds the entry and started again
+    (daemon-restart): it must re-attach the entry vms.conf remembers.
+
 Every fault must release the reader within 1 s: the agent logs "QEMU
 disconnected" (hang, drop), the peer gets its answer (remove, card-kill,
-pcscd-restart) or sees the socket close (restart).  Waits are on those events, under deadlines.
-At the end both agents get SIGTERM; memcheck must report 0 errors and 0
-definite or indirect leaks for every agent process (--error-exitcode).
+pcscd-restart, virtual-remove) or sees the socket close (restart), the
+daemon logs the session's end (vm-killed), QEMU reports the usb-redir
+chardev disconnected (daemon-restart).  Waits are on those events, under
+deadlines.  At the end every agent gets SIGTERM; memcheck must report 0
+errors and 0 definite or indirect leaks for every agent and daemon
+process (--error-exitcode).
 
 Exit status 0 when everything held; the figures go to stdout.
 """
@@ -52,6 +66,7 @@ import time
 RELEASE_DEADLINE = float(os.environ.get("SOAK_RELEASE_DEADLINE", "1.0"))  # s, fault to release
 START_DEADLINE = 120.0        # an agent under valgrind on a busy machine
 STEP_DEADLINE = 60.0          # a peer's enumeration, power on, echo
+SETTLE_DEADLINE = 2.0         # descriptors of the previous step closing
 
 
 class Failure(Exception):
@@ -153,8 +168,10 @@ class Agent:
         if self.daemon:
             cmd += [self.args.agent, "daemon"]
         else:
-            cmd += [self.args.agent, "serve", "--card", self.card,
-                    "--listen", "unix:" + self.sock, "--control", self.ctl]
+            cmd += [self.args.agent, "serve"]
+            if self.card is not None:       # None: serve's default card
+                cmd += ["--card", self.card]
+            cmd += ["--listen", "unix:" + self.sock, "--control", self.ctl]
         env = dict(os.environ)
         env.update(self.env or {})
         self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE,
@@ -240,6 +257,32 @@ def check_exit(agent, rc):
                       % (agent.name, rc, tail))
 
 
+def settled_fds(agent, expect):
+    """The agent's descriptor count once it is @expect, or whatever it is
+    after SETTLE_DEADLINE: what the previous step closed may still be
+    closing (the daemon forgets a removed VM from an idle callback, a
+    control connection is closed after its reply).  A descriptor that
+    stays open is still counted."""
+    deadline = time.monotonic() + SETTLE_DEADLINE
+    while True:
+        n = agent.sample()[0]
+        if expect is None or n == expect or time.monotonic() >= deadline:
+            return n
+        select.select([], [], [], 0.01)
+
+
+def in_use_at_exit(log):
+    """Heap still allocated at exit (memcheck's "in use at exit"): one-time
+    state of the libraries, and anything a long run would pile up without
+    losing it."""
+    with open(log) as f:
+        for line in f:
+            if "in use at exit:" in line:
+                return int(line.split("in use at exit:")[1].split()[0]
+                           .replace(",", ""))
+    return 0
+
+
 def memcheck_summary(logs):
     """Errors and definite+indirect leak bytes over all logs."""
     errors = leaked = 0
@@ -255,10 +298,12 @@ def memcheck_summary(logs):
 
 
 class Peer:
-    def __init__(self, args, sock, mode, vicc=False):
+    def __init__(self, args, sock, mode, vicc=False, card=None):
         self.mode = mode
+        if vicc:
+            card = "vicc"
         self.proc = subprocess.Popen([args.peer, sock, mode] +
-                                     (["vicc"] if vicc else []),
+                                     ([card] if card else []),
                                      stdout=subprocess.PIPE,
                                      stderr=subprocess.PIPE,
                                      stdin=subprocess.DEVNULL)
@@ -331,6 +376,33 @@ def cycle_restart(args, agent):
     return t1 - t0
 
 
+def cycle_virtual(args, agent, samples):
+    """The default card (the embedded virtual CAC card) pulled while a peer
+    streams APDUs at it: libcacard answers each APDU at once on the
+    agent's thread, so no operation of the card lasts; the removal falls
+    between two APDUs or while one is on its way.  The peer must get the
+    failed answer within the deadline, then use the card again once it is
+    pushed back.  Appends the agent's (fds, RSS) before the cycle to
+    @samples."""
+    fds = settled_fds(agent, samples[-1][0] if samples else None)
+    samples.append((fds, agent.sample()[1]))
+    st = agent.status()
+    if st["attached"] or not st["slots"][0]["present"]:
+        raise Failure("before virtual-remove: %s" % st)
+    agent.err.drain()
+    peer = Peer(args, agent.sock, "stream", card="virtual")
+    peer.wait_for("streaming", time.monotonic() + STEP_DEADLINE, "virtual-remove")
+    t0 = time.monotonic()
+    agent.ctl_cmd("remove 0")
+    t1 = wait_release(peer, "answered", t0, "virtual-remove")
+    agent.ctl_cmd("insert 0")
+    peer.wait_for("echo-ok", time.monotonic() + STEP_DEADLINE, "virtual-remove")
+    peer.finish()
+    agent.err.wait_for("QEMU disconnected", time.monotonic() + STEP_DEADLINE,
+                       "virtual-remove (peer leaving)")
+    return t1 - t0
+
+
 class PcscPeers:
     """The private pcscd and the vicc card of tests/pcsc."""
 
@@ -390,6 +462,84 @@ class PcscPeers:
                        capture_output=True)
 
 
+class Qmp:
+    """A second QMP monitor of a soak QEMU, the soak's own eyes on it (the
+    daemon holds the first)."""
+
+    def __init__(self, path):
+        # QEMU creates the socket file when it binds, a moment before it
+        # listens.
+        deadline = time.monotonic() + STEP_DEADLINE
+        while True:
+            self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            self.sock.settimeout(STEP_DEADLINE)
+            try:
+                self.sock.connect(path)
+                break
+            except (ConnectionRefusedError, FileNotFoundError) as e:
+                self.sock.close()
+                if time.monotonic() > deadline:
+                    raise Failure("QEMU's monitor %s: %s" % (path, e))
+                select.select([], [], [], 0.01)
+        self.buf = b""
+        self._reply()                       # the greeting
+        self.cmd("qmp_capabilities")
+
+    def _reply(self):
+        while True:
+            while b"\n" not in self.buf:
+                data = self.sock.recv(65536)
+                if not data:
+                    raise Failure("QEMU closed its monitor")
+                self.buf += data
+            line, self.buf = self.buf.split(b"\n", 1)
+            msg = json.loads(line)
+            if "event" not in msg:
+                return msg
+
+    def cmd(self, name, **args):
+        self.sock.sendall(json.dumps({"execute": name, "arguments": args})
+                          .encode() + b"\n")
+        msg = self._reply()
+        if "error" in msg:
+            raise Failure("QMP %s: %s" % (name, msg["error"]))
+        return msg.get("return")
+
+    def own_devices(self):
+        """The daemon's usb-redir devices (ids "ccidemu-..."), attached to
+        the guest's USB bus or not."""
+        return sorted(p["name"] for p in
+                      self.cmd("qom-list", path="/machine/peripheral")
+                      if p["name"].startswith("ccidemu-"))
+
+    def connected(self):
+        """The daemon's devices whose usbredir socket is open, as QEMU sees
+        it: a socket chardev's name becomes "disconnected:..." the moment
+        QEMU reads the end of its stream, and usb-redir drops its device
+        from the USB bus in the same turn of QEMU's main loop.  (The
+        device's own "attached" property cannot tell: a paused QEMU never
+        attaches a usb-redir device, its attach timer runs on the guest's
+        clock.)"""
+        names = {c["label"]: c["filename"] for c in self.cmd("query-chardev")}
+        return [d for d in self.own_devices()
+                if d in names and not names[d].startswith("disconnected")]
+
+    def wait_connected(self, n, deadline):
+        """Polls until @n devices are connected (QEMU raises no QMP event
+        when a chardev closes or a usb-redir device detaches): returns the
+        time it saw them, or None at the deadline."""
+        while True:
+            t = time.monotonic()
+            if len(self.connected()) == n:
+                return t
+            if t >= deadline:
+                return None
+            select.select([], [], [], 0.005)
+
+    def close(self):
+        self.sock.close()
+
+
 class DaemonVms:
     """`ccid-agent daemon` on a private session bus, and paused QEMUs (a
     USB controller, QMP, no guest) it attaches a loopback entry to."""
@@ -439,27 +589,44 @@ class DaemonVms:
                                                   r.stderr))
         return r.stdout
 
+    def start_qemu(self, name, observer=False):
+        """A paused QEMU (no guest) with a USB controller and the daemon's
+        QMP socket, and with @observer a second one for the soak."""
+        qmp = os.path.join(self.dir, name + ".qmp")
+        obs = os.path.join(self.dir, name + ".obs")
+        cmd = ["qemu-system-x86_64", "-machine", "pc", "-accel", "tcg",
+               "-nodefaults", "-display", "none", "-S",
+               "-qmp", "unix:%s,server=on,wait=off" % qmp, "-device", "qemu-xhci"]
+        if observer:
+            cmd += ["-qmp", "unix:%s,server=on,wait=off" % obs]
+        qemu = subprocess.Popen(cmd, stdin=subprocess.DEVNULL,
+                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        deadline = time.monotonic() + STEP_DEADLINE
+        while not (os.path.exists(qmp) and (not observer or os.path.exists(obs))):
+            if qemu.poll() is not None or time.monotonic() > deadline:
+                qemu.kill()
+                qemu.wait()
+                raise Failure("QEMU did not create %s: %s"
+                              % (qmp, qemu.stderr.read().decode()))
+            select.select([], [], [], 0.02)
+        return qemu, qmp, obs
+
+    @staticmethod
+    def end_qemu(qemu):
+        if qemu.poll() is None:
+            qemu.kill()
+        qemu.wait()
+        qemu.stderr.close()
+
     def cycle(self):
         """A VM with the entry attached, SIGKILLed; returns the time until
         the daemon ended the session."""
-        # Counted before, when the last VM's connection is long closed.
-        self.fds.append(self.agent.sample()[0])
+        # Counted before, when the last VM's connection is closed.
+        self.fds.append(settled_fds(self.agent, self.fds[-1] if self.fds else None))
         self.n += 1
         name = "vm%d" % self.n
-        qmp = os.path.join(self.dir, name + ".qmp")
-        qemu = subprocess.Popen(
-            ["qemu-system-x86_64", "-machine", "pc", "-accel", "tcg",
-             "-nodefaults", "-display", "none", "-S",
-             "-qmp", "unix:%s,server=on,wait=off" % qmp, "-device", "qemu-xhci"],
-            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE)
+        qemu, qmp, _ = self.start_qemu(name)
         try:
-            deadline = time.monotonic() + STEP_DEADLINE
-            while not os.path.exists(qmp):
-                if qemu.poll() is not None or time.monotonic() > deadline:
-                    raise Failure("QEMU did not create %s: %s"
-                                  % (qmp, qemu.stderr.read().decode()))
-                select.select([], [], [], 0.02)
             self.cli("vm", "add", name, "--qmp", "unix:" + qmp)
             self.cli("attach", "loop1", name)
             self.agent.err.drain()
@@ -468,12 +635,110 @@ class DaemonVms:
             t1 = wait_release(self.agent.err, "entry 'loop1' left VM '%s'" % name,
                               t0, "VM killed")
         finally:
-            if qemu.poll() is None:
-                qemu.kill()
-            qemu.wait()
-            qemu.stderr.close()
+            self.end_qemu(qemu)
         self.cli("vm", "remove", name)
         return t1 - t0
+
+    def remembered(self, name):
+        """The entries vms.conf remembers for VM @name (None: not there)."""
+        path = os.path.join(self.dir, "config", "ccid-emu", "vms.conf")
+        group = None
+        try:
+            with open(path) as f:
+                for line in f:
+                    line = line.strip()
+                    if line.startswith("["):
+                        group = line
+                    elif group == "[vm %s]" % name and line.startswith("entries="):
+                        return [e for e in line[8:].split(";") if e]
+        except FileNotFoundError:
+            pass
+        return None
+
+    def restart_cycle(self):
+        """The daemon SIGTERMed while a VM holds its entry, then started
+        again.  Returns (release, reattach): the time from the signal until
+        QEMU detached the reader (its usb-redir socket closed), and from
+        the new daemon's start until the remembered entry was attached to
+        the VM again (docs/daemon.md, "Remembered VMs and attachments")."""
+        self.fds.append(settled_fds(self.agent, self.fds[-1] if self.fds else None))
+        self.n += 1
+        name = "vm%d" % self.n
+        qemu, qmp, obs_path = self.start_qemu(name, observer=True)
+        obs = None
+        try:
+            obs = Qmp(obs_path)
+            self.cli("vm", "add", name, "--qmp", "unix:" + qmp)
+            self.agent.err.drain()
+            self.cli("attach", "loop1", name)
+            # The session starts (and is remembered) once QEMU has the
+            # device; the attach call returns before.
+            self.agent.err.wait_for("entry 'loop1' attached to VM '%s'" % name,
+                                    time.monotonic() + STEP_DEADLINE,
+                                    "daemon restart (attach)")
+            if obs.wait_connected(1, time.monotonic() + STEP_DEADLINE) is None:
+                raise Failure("daemon restart: the reader never appeared in "
+                              "VM %s: %s" % (name, obs.own_devices()))
+            # Written right after the daemon logs the session.
+            deadline = time.monotonic() + STEP_DEADLINE
+            while self.remembered(name) != ["loop1"]:
+                if time.monotonic() > deadline:
+                    raise Failure("daemon restart: vms.conf does not remember "
+                                  "loop1 in %s: %s" % (name, self.remembered(name)))
+                select.select([], [], [], 0.01)
+            t0 = time.monotonic()
+            self.agent.proc.send_signal(signal.SIGTERM)
+            t1 = obs.wait_connected(0, t0 + RELEASE_DEADLINE)
+            if t1 is None:
+                t1 = obs.wait_connected(0, t0 + STEP_DEADLINE)
+                raise Failure("daemon restart: reader released %s"
+                              % ("after %.0f ms (limit %.0f ms)"
+                                 % ((t1 - t0) * 1000, RELEASE_DEADLINE * 1000)
+                                 if t1 else "never"))
+            check_exit(self.agent, self.agent.stop(signalled=True))
+            # docs/daemon.md: a stopped daemon leaves the VM its dead
+            # device, which the next one unplugs.
+            left = obs.own_devices()
+            if len(left) != 1 or obs.connected():
+                raise Failure("daemon restart: after the daemon stopped, VM %s "
+                              "has devices %s, connected %s"
+                              % (name, left, obs.connected()))
+            if self.remembered(name) != ["loop1"]:
+                raise Failure("daemon restart: the stopping daemon forgot "
+                              "loop1 in %s: %s" % (name, self.remembered(name)))
+            t2 = time.monotonic()
+            self.agent.start()
+            t3 = obs.wait_connected(1, time.monotonic() + STEP_DEADLINE)
+            if t3 is None:
+                raise Failure("daemon restart: the remembered entry was not "
+                              "attached to %s again: %s"
+                              % (name, obs.own_devices()))
+            self.agent.err.wait_for("entry 'loop1' attached to VM '%s'" % name,
+                                    time.monotonic() + STEP_DEADLINE,
+                                    "daemon restart (re-attach)")
+            # The old daemon's dead device is unplugged, the new one is in.
+            deadline = time.monotonic() + STEP_DEADLINE
+            while True:
+                after = obs.own_devices()
+                # One device: the stale one unplugged (its id may be the
+                # new one's), the new one plugged and connected.
+                if len(after) == 1:
+                    break
+                if time.monotonic() > deadline:
+                    raise Failure("daemon restart: VM %s has devices %s"
+                                  % (name, after))
+                select.select([], [], [], 0.02)
+            self.agent.err.drain()
+            qemu.kill()
+            self.agent.err.wait_for("entry 'loop1' left VM '%s'" % name,
+                                    time.monotonic() + STEP_DEADLINE,
+                                    "daemon restart (VM gone)")
+        finally:
+            if obs:
+                obs.close()
+            self.end_qemu(qemu)
+        self.cli("vm", "remove", name)
+        return t1 - t0, t3 - t2
 
     def stop(self):
         self.bus.kill()
@@ -537,10 +802,23 @@ def main():
     ap.add_argument("--vm-every", type=int, default=0,
                     help="kill a VM attached through the daemon every N "
                     "cycles (0: no daemon)")
+    ap.add_argument("--virtual-every", type=int, default=0,
+                    help="pull the default (virtual) card of agent "
+                    "'virtual' every N cycles (0: no virtual agent)")
+    ap.add_argument("--virtual-rss-slack-kib", type=int,
+                    help="RSS growth allowed to the virtual agent over the "
+                    "window (default: --rss-slack-kib); NSS and libcacard's "
+                    "allocations settle over the first ~700 removals "
+                    "(README.md)")
+    ap.add_argument("--daemon-restart-every", type=int, default=0,
+                    help="restart the daemon (with --vm-every) while a VM "
+                    "holds its entry every N cycles (0: never)")
     ap.add_argument("--no-valgrind", dest="valgrind", action="store_false")
     args = ap.parse_args()
     if args.window >= args.cycles:
         ap.error("--window must be below --cycles")
+    if args.daemon_restart_every and not args.vm_every:
+        ap.error("--daemon-restart-every needs --vm-every (the daemon)")
 
     workdir = tempfile.mkdtemp(prefix="ccid-soak-")
     steady = Agent(args, "steady", workdir)
@@ -552,6 +830,16 @@ def main():
     n_pcsc = 0
     vms = None
     release["vm-killed"] = []
+    release["virtual-remove"] = []
+    release["daemon-restart"] = []
+    reattach = []
+    virtual = None
+    vbase = vlast = None
+    vsamples = []
+    if args.virtual_every:
+        # serve's default card, its NSS database made on first use here.
+        virtual = Agent(args, "virtual", workdir, card=None,
+                        env={"XDG_DATA_HOME": os.path.join(workdir, "virtual-data")})
     daemon_fds = []
     base = last = None
     t_start = time.monotonic()
@@ -568,6 +856,8 @@ def main():
         if args.vm_every:
             vms = DaemonVms(args, workdir)
             vms.agent.start()
+        if virtual:
+            virtual.start()
         for i in range(1, args.cycles + 1):
             kind = kinds[i % 3]
             release[kind].append(cycle_steady(args, steady, kind))
@@ -579,13 +869,26 @@ def main():
                 release[k].append(cycle_pcsc(args, pcsc_agent, pcsc, k))
             if vms and i % args.vm_every == 0:
                 release["vm-killed"].append(vms.cycle())
+            if vms and args.daemon_restart_every and \
+                    i % args.daemon_restart_every == 0:
+                rel, back = vms.restart_cycle()
+                release["daemon-restart"].append(rel)
+                reattach.append(back)
+            if virtual and i % args.virtual_every == 0:
+                release["virtual-remove"].append(
+                    cycle_virtual(args, virtual, vsamples))
+                if i >= args.window and vbase is None:
+                    vbase = vsamples[-1]
+                vlast = vsamples[-1]
             sample = steady.sample()
             if i == args.window:
                 base = sample
             last = sample
             if i % 50 == 0 or i == args.cycles:
-                print("cycle %d: fds %d rss %d KiB" % (i, sample[0], sample[1]),
-                      flush=True)
+                print("cycle %d: fds %d rss %d KiB%s"
+                      % (i, sample[0], sample[1],
+                         ", virtual fds %d rss %d KiB" % vsamples[-1]
+                         if vsamples else ""), flush=True)
         check_exit(steady, steady.stop())
         check_exit(restarted, restarted.stop())
         if pcsc_agent:
@@ -594,14 +897,17 @@ def main():
         if vms:
             check_exit(vms.agent, vms.agent.stop())
             vms.stop()
-    except Failure as e:
-        print("FAIL: %s" % e, flush=True)
+        if virtual:
+            check_exit(virtual, virtual.stop())
+    except Exception as e:      # Failure, or a bug here: clean up anyway
+        print("FAIL: %s" % (e if isinstance(e, Failure) else repr(e)),
+              flush=True)
         daemon = vms.agent if vms else None
-        for a in (steady, restarted, pcsc_agent, daemon):
+        for a in (steady, restarted, pcsc_agent, daemon, virtual):
             if a and a.proc and a.proc.poll() is None:
                 for _ in range(5):
                     a.err._read(0.2)
-        for a in (steady, restarted, pcsc_agent, daemon):
+        for a in (steady, restarted, pcsc_agent, daemon, virtual):
             if a and a.proc and a.proc.poll() is None:
                 a.proc.kill()
         if pcsc:
@@ -617,20 +923,35 @@ def main():
     errors, leaked = memcheck_summary(
         steady.vg_logs + restarted.vg_logs +
         (pcsc_agent.vg_logs if pcsc_agent else []) +
-        (vms.agent.vg_logs if vms else [])) if args.valgrind else (0, 0)
+        (vms.agent.vg_logs if vms else []) +
+        (virtual.vg_logs if virtual else [])) if args.valgrind else (0, 0)
     print("cycles: %d in %.0f s (%s), agent runs: steady 1, restarted %d, "
-          "pcsc %d (%d pcsc faults)"
+          "pcsc %d (%d pcsc faults), virtual %d, daemon %d"
           % (args.cycles, elapsed, "memcheck" if args.valgrind else "no valgrind",
-             restarted.runs, 1 if pcsc_agent else 0, n_pcsc))
+             restarted.runs, 1 if pcsc_agent else 0, n_pcsc,
+             1 if virtual else 0, vms.agent.runs if vms else 0))
     for k, v in release.items():
         if v:
             print("release after %-7s n=%-4d max %.0f ms, mean %.0f ms"
                   % (k, len(v), max(v) * 1000, sum(v) / len(v) * 1000))
+    if reattach:
+        print("restarted daemon re-attached its remembered entry: n=%d, "
+              "max %.0f ms, mean %.0f ms after its start"
+              % (len(reattach), max(reattach) * 1000,
+                 sum(reattach) / len(reattach) * 1000))
+    if vbase:
+        print("virtual agent from its first sample at cycle >= %d: fds %d -> %d, "
+              "RSS %d -> %d KiB" % (args.window, vbase[0], vlast[0], vbase[1],
+                                   vlast[1]))
     print("steady agent from cycle %d to %d: fds %d -> %d, RSS %d -> %d KiB"
           % (args.window, args.cycles, base[0], last[0], base[1], last[1]))
     if args.valgrind:
         print("memcheck: %d errors, %d bytes definitely or indirectly lost"
               % (errors, leaked))
+        print("heap in use at exit: steady %d bytes%s" % (
+            in_use_at_exit(steady.vg_logs[-1]),
+            ", virtual %d bytes" % in_use_at_exit(virtual.vg_logs[-1])
+            if virtual else ""))
     else:
         print("memcheck: not run (--no-valgrind)")
     if daemon_fds:
@@ -640,6 +961,16 @@ def main():
     ok = True
     if last[0] != base[0]:
         print("FAIL: descriptors grew")
+        ok = False
+    if vbase and vlast[0] != vbase[0]:
+        print("FAIL: the virtual agent's descriptors grew")
+        ok = False
+    vslack = args.virtual_rss_slack_kib
+    if vslack is None:
+        vslack = args.rss_slack_kib
+    if vbase and vlast[1] - vbase[1] > vslack:
+        print("FAIL: the virtual agent's RSS grew by %d KiB (slack %d)"
+              % (vlast[1] - vbase[1], vslack))
         ok = False
     if len(set(daemon_fds[1:])) > 1:
         print("FAIL: the daemon's descriptors changed across VM faults")

@@ -20,12 +20,19 @@
  *            exits 0;
  *   gone     waits for the agent to go away (the soak restarts it):
  *            prints "gone" when the socket closes.
+ *   stream   for a card with no long operation (the virtual CAC card
+ *            answers every APDU at once, on the agent's thread): instead
+ *            of the DELAY, sends its ECHO again and again, prints
+ *            "streaming" after the first answer, and goes on until one
+ *            fails (the soak pulls the card meanwhile); then as "remove".
  *
- *   soak-peer SOCKET MODE [vicc]
+ *   soak-peer SOCKET MODE [vicc|virtual]
  *
  * With "vicc" the card is tests/pcsc/vicc_card.py behind pcscd (the pcsc
  * backend), whose ECHO and DELAY are 80 14 and 80 10 instead of the
- * loopback card's 80 01 and 80 03.
+ * loopback card's 80 01 and 80 03.  With "virtual" it is the embedded
+ * virtual CAC card (libcacard), whose ECHO is a SELECT of its first PKI
+ * applet (any 2-byte answer 90 00 or 61 xx); it has no DELAY.
  *
  * A failed check ends the run with Check's message and exit status 1.
  */
@@ -45,6 +52,7 @@
 
 static const char *sock_path, *mode;
 static uint8_t ins_echo = 0x01, ins_delay = 0x03;
+static bool virtual_card;
 
 static void say(const char *what)
 {
@@ -144,20 +152,80 @@ static void peer_power_on(struct fake_qemu *g, uint8_t seq)
 	ck_assert_int_eq(r->data[10], 0x3B);
 }
 
+/* The card's ECHO; its answer, past any time extensions. */
+static struct fake_qemu_reply *echo_xfr(struct fake_qemu *g, uint8_t seq)
+{
+	static const uint8_t select_pki[] = { 0x00, 0xa4, 0x04, 0x00, 0x07, 0xa0,
+					      0x00, 0x00, 0x00, 0x79, 0x01, 0x00 };
+	uint8_t apdu[] = { 0x80, ins_echo, 0x00, 0x00, 0x03, 'a', 'b', 'c' };
+	uint8_t msg[10 + sizeof(select_pki)];
+
+	if (virtual_card)
+		peer_bulk_out(g, msg, fake_qemu_xfr_block(msg, seq, select_pki,
+							  sizeof(select_pki)));
+	else
+		peer_bulk_out(g, msg, fake_qemu_xfr_block(msg, seq, apdu,
+							  sizeof(apdu)));
+	/* A slow card (vicc, pcscd, a busy machine) gets time extensions. */
+	return peer_answer(g);
+}
+
+static void echo_check(const struct fake_qemu_reply *r, uint8_t seq)
+{
+	ck_assert_int_eq(r->status, usb_redir_success);
+	ck_assert_int_ge(r->len, 10);
+	ck_assert_int_eq(r->data[0], CCID_RDR_TO_PC_DATA_BLOCK);
+	ck_assert_int_eq(r->data[6], seq);
+	ck_assert_msg(r->data[7] == 0x00, "ECHO failed: bStatus %02x bError %02x",
+		      r->data[7], r->data[8]);
+	if (virtual_card) {
+		ck_assert_int_ge(r->len, 10 + 2);
+		ck_assert_msg((r->data[r->len - 2] == 0x90 && r->data[r->len - 1] == 0) ||
+			      r->data[r->len - 2] == 0x61,
+			      "SELECT answered %02x %02x", r->data[r->len - 2],
+			      r->data[r->len - 1]);
+	} else {
+		ck_assert_int_eq(r->len, 10 + 5);
+		ck_assert_mem_eq(r->data + 10, "abc\x90\x00", 5);
+	}
+}
+
 static void echo(struct fake_qemu *g, uint8_t seq)
 {
-	uint8_t apdu[] = { 0x80, ins_echo, 0x00, 0x00, 0x03, 'a', 'b', 'c' };
-	uint8_t msg[10 + sizeof(apdu)];
-	struct fake_qemu_reply *r;
+	echo_check(echo_xfr(g, seq), seq);
+}
 
-	peer_bulk_out(g, msg, fake_qemu_xfr_block(msg, seq, apdu, sizeof(apdu)));
-	/* A slow card (vicc, pcscd, a busy machine) gets time extensions. */
-	r = peer_answer(g);
-	ck_assert_int_eq(r->status, usb_redir_success);
-	ck_assert_int_eq(r->len, 10 + 5);
-	ck_assert_int_eq(r->data[0], CCID_RDR_TO_PC_DATA_BLOCK);
-	ck_assert_int_eq(r->data[7], 0x00);
-	ck_assert_mem_eq(r->data + 10, "abc\x90\x00", 5);
+/* "stream": ECHOs until one fails, the card pulled between two of them
+ * (or during one).  The failure is XfrBlock failed with the ICC absent or
+ * inactive; anything else fails the peer. */
+static void stream_until_failed(struct fake_qemu *g, uint8_t *seq)
+{
+	gint64 until = g_get_monotonic_time() + 60 * G_TIME_SPAN_SECOND;
+	bool said = false;
+
+	for (;;) {
+		struct fake_qemu_reply *r;
+
+		ck_assert_msg(g_get_monotonic_time() < until,
+			      "the card was not pulled within 60 s");
+		r = echo_xfr(g, *seq);
+		if (r->status == usb_redir_success && r->len >= 10 &&
+		    (r->data[7] >> 6) == 1) {
+			ck_assert_int_eq(r->data[6], *seq);
+			ck_assert_msg((r->data[7] & 0x03) != 0,
+				      "XfrBlock failed with the card present: "
+				      "bStatus %02x bError %02x", r->data[7],
+				      r->data[8]);
+			(*seq)++;
+			return;
+		}
+		echo_check(r, *seq);
+		(*seq)++;
+		if (!said) {
+			say("streaming");
+			said = true;
+		}
+	}
 }
 
 /* The bulk-IN request of the DELAY's answer, and the time extensions
@@ -196,6 +264,24 @@ START_TEST(test_peer)
 	peer_start_interrupt(&g);
 	peer_power_on(&g, 1);
 	echo(&g, 2);
+	if (strcmp(mode, "stream") == 0) {
+		uint8_t seq = 3;
+		unsigned n_intr;
+
+		stream_until_failed(&g, &seq);
+		n_intr = g.n_intr;
+		say("answered");
+		/* The removal's NotifySlotChange may come before or after the
+		 * failed answer; the card is back once the last one says so. */
+		ck_assert_msg(fake_qemu_spin(&g, card_back, GUINT_TO_POINTER(n_intr),
+					     60000),
+			      "no NotifySlotChange saying the card is back");
+		peer_power_on(&g, seq++);
+		echo(&g, seq);
+		say("echo-ok");
+		fake_qemu_fini(&g);
+		return;
+	}
 	peer_bulk_out(&g, msg, fake_qemu_xfr_block(msg, 3, delay, sizeof(delay)));
 	in_id = fake_qemu_bulk_in_request(&g, 65536 + 100);
 	fake_qemu_spin(&g, NULL, NULL, 20);
@@ -260,16 +346,20 @@ int main(int argc, char **argv)
 	SRunner *sr;
 	int failed;
 
-	if (argc < 3 || argc > 4 || (argc == 4 && strcmp(argv[3], "vicc") != 0)) {
-		fprintf(stderr, "usage: %s SOCKET hang|drop|remove|gone [vicc]\n",
-			argv[0]);
+	if (argc < 3 || argc > 4 ||
+	    (argc == 4 && strcmp(argv[3], "vicc") != 0 &&
+	     strcmp(argv[3], "virtual") != 0)) {
+		fprintf(stderr, "usage: %s SOCKET hang|drop|remove|gone|stream "
+			"[vicc|virtual]\n", argv[0]);
 		return 2;
 	}
 	sock_path = argv[1];
 	mode = argv[2];
-	if (argc == 4) {
+	if (argc == 4 && strcmp(argv[3], "vicc") == 0) {
 		ins_echo = 0x14;
 		ins_delay = 0x10;
+	} else if (argc == 4) {
+		virtual_card = true;
 	}
 	tcase_set_timeout(tc, 0);
 	tcase_add_test(tc, test_peer);
