@@ -130,13 +130,16 @@ const char *fz_scratch_dir(const char *prefix)
 #endif
 
 #ifdef FZ_ASAN
-/* The check ASan's instrumentation calls for an access of any size. */
-void __asan_loadN(void *p, size_t size);
+#include <sanitizer/asan_interface.h>
 
 void fz_touch(const void *p, size_t len)
 {
-	if (len)
-		__asan_loadN((void *)p, len);
+	const volatile uint8_t *bad = __asan_region_is_poisoned((void *)p, len);
+
+	/* An instrumented read of the first bad byte: ASan's own report,
+	 * with where the buffer came from. */
+	if (bad != NULL)
+		(void)*bad;
 }
 #else
 void fz_touch(const void *p, size_t len)
