@@ -81,8 +81,7 @@ static void setup_once(void)
 
 	if (S.ctl != NULL)
 		return;
-	S.dir = g_dir_make_tmp("fuzz-ctl-XXXXXX", &error);
-	FZ_CHECK(S.dir != NULL, "tmp dir: %s", error->message);
+	S.dir = g_strdup(fz_scratch_dir("fuzz-ctl"));
 	path = g_build_filename(S.dir, "ctl", NULL);
 	S.ctl = agent_control_new(path, on_command, NULL, &error);
 	FZ_CHECK(S.ctl != NULL, "agent_control_new: %s", error->message);

@@ -103,10 +103,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	g_log_set_default_handler(quiet_log, NULL);
 	if (dir == NULL) {
 		/* On tmpfs when there is one: the daemon saves with fsync. */
-		if (g_file_test("/dev/shm", G_FILE_TEST_IS_DIR))
-			g_setenv("TMPDIR", "/dev/shm", TRUE);
-		dir = g_dir_make_tmp("fuzz-files-XXXXXX", &error);
-		FZ_CHECK(dir != NULL, "tmp dir: %s", error->message);
+		dir = g_strdup(fz_scratch_dir("fuzz-files"));
 		path = g_build_filename(dir, "in.conf", NULL);
 		path2 = g_build_filename(dir, "out.conf", NULL);
 	}

@@ -148,12 +148,10 @@ static void gen_value(GString *j, struct fz_in *in, unsigned depth)
 static void setup_once(void)
 {
 	struct sockaddr_un sun = { .sun_family = AF_UNIX };
-	g_autoptr(GError) error = NULL;
 
 	if (S.lfd >= 0)
 		return;
-	S.dir = g_dir_make_tmp("fuzz-qmp-XXXXXX", &error);
-	FZ_CHECK(S.dir != NULL, "tmp dir: %s", error->message);
+	S.dir = g_strdup(fz_scratch_dir("fuzz-qmp"));
 	S.path = g_build_filename(S.dir, "qmp", NULL);
 	g_strlcpy(sun.sun_path, S.path, sizeof(sun.sun_path));
 	S.lfd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);

@@ -72,6 +72,18 @@ static inline uint32_t fz_u32(struct fz_in *in)
 /* Copies up to @len input bytes to @dst, zero-fills the rest. */
 void fz_bytes(struct fz_in *in, uint8_t *dst, size_t len);
 
+/* A new private directory "@prefix-XXXXXX" for a target's files, on
+ * tmpfs (/dev/shm) when there is one: the code under test binds sockets,
+ * makes directories and saves with fsync, each a journal write on disk.
+ * Removed with what is in it when the process exits. */
+const char *fz_scratch_dir(const char *prefix);
+
+/* Reads @len bytes at @p, so AddressSanitizer reports a buffer shorter
+ * than its length: under ASan one range check (a loop per byte of a
+ * 64 KiB APDU cost more than the code under test), otherwise a read of
+ * every byte (for valgrind). */
+void fz_touch(const void *p, size_t len);
+
 /* --- Device under test and its fake transport -------------------------- */
 struct fz_ctx;
 

@@ -235,7 +235,6 @@ static void fz_card_power_off(void *opaque)
 static int fz_card_transmit(void *opaque, const uint8_t *apdu, size_t len)
 {
 	struct fz_card *c = fz_card_enter(opaque, "transmit");
-	volatile uint8_t sum = 0;
 
 	FZ_CHECK(c->inflight == FZ_IDLE,
 		 "transmit on slot %u with op %d already in flight", c->slot,
@@ -244,10 +243,7 @@ static int fz_card_transmit(void *opaque, const uint8_t *apdu, size_t len)
 	FZ_CHECK(c->present, "transmit on slot %u whose card is absent", c->slot);
 	FZ_CHECK(apdu != NULL && len >= 1 && len <= CCID_EMU_MAX_APDU_CMD,
 		 "transmit of %zu bytes", len);
-	/* Touch every byte so ASan sees a short buffer. */
-	for (size_t i = 0; i < len; i++)
-		sum += apdu[i];
-	(void)sum;
+	fz_touch(apdu, len);  /* ASan sees a short buffer */
 	fz_trace("  card %u: transmit %zu bytes (mode %d)", c->slot, len, (int)c->mode);
 	if (c->mode == FZ_MODE_FAIL)
 		return -1;
@@ -425,9 +421,13 @@ static void fz_op_msg(struct fz_script *s)
 	if (f & 0x01) {
 		fz_bytes(&s->in, s->msg + CCID_HDR_LEN, plen);
 	} else {
-		/* A plausible APDU header, then a pattern. */
-		for (size_t i = 0; i < plen; i++)
+		/* A plausible APDU header, then a pattern; byte i is
+		 * (i * 7 + 0x80) & 0xFF, so it repeats every 256 bytes. */
+		for (size_t i = 0; i < plen && i < 256u; i++)
 			s->msg[CCID_HDR_LEN + i] = (uint8_t)(i * 7u + 0x80u);
+		for (size_t off = 256u; off < plen; off += 256u)
+			memcpy(s->msg + CCID_HDR_LEN + off, s->msg + CCID_HDR_LEN,
+			       plen - off < 256u ? plen - off : 256u);
 	}
 	total = CCID_HDR_LEN + plen;
 	if (f & 0x80)

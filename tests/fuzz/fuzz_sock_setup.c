@@ -93,9 +93,9 @@ static void sf_init(void)
 	 * of a dlopen()ed library in GLib's worker threads (glibc 2.36). */
 	if (gnutls_check_version(NULL) == NULL)
 		abort();
-	sf_base = g_dir_make_tmp("ccid-fuzz-sock.XXXXXX", NULL);
-	if (sf_base == NULL)
-		abort();
+	/* On tmpfs when there is one: every input binds, makes and removes
+	 * sockets and directories. */
+	sf_base = g_strdup(fz_scratch_dir("ccid-fuzz-sock"));
 	/* A group socket needs a setgid directory of that group. */
 	if (chown(sf_base, (uid_t)-1, getegid()) < 0 || chmod(sf_base, 02700) < 0)
 		abort();
@@ -347,6 +347,17 @@ static void sf_tls_done(gpointer user, int fd, const char *peer,
 	}
 }
 
+/* Only wake the main loop: sf_tls() looks at the socket itself. */
+static gboolean sf_peer_ready(gint fd, GIOCondition cond, gpointer user)
+{
+	return G_SOURCE_CONTINUE;
+}
+
+static gboolean sf_deadline(gpointer user)
+{
+	return G_SOURCE_CONTINUE;
+}
+
 static void sf_tls(bool server, const uint8_t *peer, size_t len)
 {
 	struct sf_done d = { 0 };
@@ -368,8 +379,14 @@ static void sf_tls(bool server, const uint8_t *peer, size_t len)
 		       "fuzz peer", 5000, cancel, sf_tls_done, &d);
 	g_unix_set_fd_nonblocking(sv[1], TRUE, NULL);
 	/* Feed the peer's bytes as the other side takes them, then EOF; drain
-	 * what it says back so it never blocks. */
+	 * what it says back so it never blocks.  Between rounds the main
+	 * loop waits for the real events (the handshake's callback, the
+	 * other side writing, or taking our bytes), not a fixed sleep. */
 	while (d.calls == 0 && g_get_monotonic_time() < end) {
+		GIOCondition want = 0;
+		GSource *peer_src, *deadline;
+		ssize_t r;
+
 		if (off < len) {
 			ssize_t w = send(sv[1], peer + off, len - off,
 					 MSG_NOSIGNAL | MSG_DONTWAIT);
@@ -381,11 +398,28 @@ static void sf_tls(bool server, const uint8_t *peer, size_t len)
 		} else if (len == 0) {
 			shutdown(sv[1], SHUT_WR);
 		}
-		while (recv(sv[1], sink, sizeof(sink), MSG_DONTWAIT) > 0)
+		while ((r = recv(sv[1], sink, sizeof(sink), MSG_DONTWAIT)) > 0)
 			;
+		if (r < 0 && errno == EAGAIN)
+			want |= G_IO_IN;       /* the other side may say more */
+		if (off < len)
+			want |= G_IO_OUT;      /* room for the rest of ours */
 		g_main_context_iteration(NULL, FALSE);
-		if (d.calls == 0)
-			g_usleep(100);
+		if (d.calls != 0)
+			break;
+		peer_src = g_unix_fd_source_new(sv[1], want);
+		g_source_set_callback(peer_src, G_SOURCE_FUNC(sf_peer_ready), NULL,
+				      NULL);
+		g_source_attach(peer_src, NULL);
+		deadline = g_timeout_source_new(
+			(guint)MAX(1, (end - g_get_monotonic_time()) / 1000));
+		g_source_set_callback(deadline, sf_deadline, NULL, NULL);
+		g_source_attach(deadline, NULL);
+		g_main_context_iteration(NULL, TRUE);
+		g_source_destroy(peer_src);
+		g_source_unref(peer_src);
+		g_source_destroy(deadline);
+		g_source_unref(deadline);
 	}
 	FZ_CHECK(d.calls == 1, "the TLS callback ran %u times", d.calls);
 	/* Let the connection's own clean-up run before the next input. */
