@@ -478,6 +478,12 @@ static void bridge_set_in_bulk(ccid_bridge *b, bool bulk)
  */
 static void bridge_pump_data(ccid_bridge *b);
 
+/* Nothing of ours is half-pushed: bulk-IN may change path now. */
+static bool bridge_held_idle(const ccid_bridge *b)
+{
+	return b->held_len == 0 || b->held_term_sent;
+}
+
 /* Pushes what is ready, inside the fence; says whether the completion may
  * go now. */
 static bool bridge_fence_fill(ccid_bridge *b)
@@ -490,7 +496,7 @@ static bool bridge_fence_fill(ccid_bridge *b)
 		b->in_fence = false;
 		/* A time extension went: the answer comes later. */
 		if (!b->in_bulk && ccid_dev_reply_pending(b->dev) &&
-		    (b->held_len == 0 || b->held_term_sent))
+		    bridge_held_idle(b))
 			bridge_set_in_bulk(b, true);
 		return true;
 	}
@@ -520,7 +526,7 @@ static void bridge_fence_check(ccid_bridge *b, bool now)
 		}
 		if (!now)
 			b->stats.fence_timeouts++;
-		if (b->held_len == 0 || b->held_term_sent)
+		if (bridge_held_idle(b))
 			bridge_set_in_bulk(b, true);
 	}
 	bridge_fence_release(b);
