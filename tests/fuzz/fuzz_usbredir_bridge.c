@@ -344,6 +344,21 @@ static uint64_t wire_id(struct fz_bridge *f, uint64_t id)
 	return id64 ? id : (id & 0xffffffffu);
 }
 
+/* usbredirparser's MAX_BULK_TRANSFER_SIZE (private to usbredirparser.c):
+ * it refuses to send a bulk packet whose length on the wire is larger. */
+#define USBREDIR_MAX_BULK_LEN (128u * 1024u * 1024u)
+
+/* A bulk packet's length as it goes on the wire: its high 16 bits travel
+ * only when both sides have the 32-bit bulk length capability. */
+static uint32_t wire_bulk_len(struct fz_bridge *f, uint32_t len)
+{
+	bool len32 = usbredirparser_peer_has_cap(f->peer.p,
+						 usb_redir_cap_32bits_bulk_length) &&
+		     (f->caps_mask & 2);   /* peer_caps[1] */
+
+	return len32 ? len : (len & 0xffffu);
+}
+
 /* Endpoints: mostly the CCID ones, sometimes anything. */
 static uint8_t read_ep(struct fz_in *in)
 {
@@ -394,9 +409,12 @@ static void op_bulk(struct fz_bridge *f, struct fz_in *in, bool ccid_cmd)
 	h.length = (uint16_t)len;
 	h.length_high = (uint16_t)(len >> 16);
 	h.stream_id = 0;
-	if (h.endpoint == CCID_EP_BULK_IN && f->peer.n_bulk < ASKED_BULK) {
+	/* Only what usbredirparser sends is asked for: it refuses (sends
+	 * nothing for) a length over its limit. */
+	if (h.endpoint == CCID_EP_BULK_IN && f->peer.n_bulk < ASKED_BULK &&
+	    wire_bulk_len(f, len) <= USBREDIR_MAX_BULK_LEN) {
 		f->peer.bulk[f->peer.n_bulk].id = wire_id(f, id);
-		f->peer.bulk[f->peer.n_bulk].len = len;
+		f->peer.bulk[f->peer.n_bulk].len = wire_bulk_len(f, len);
 		f->peer.n_bulk++;
 	}
 	fz_trace("bulk ep %02x id %llu len %u data %u", h.endpoint,
