@@ -6,6 +6,7 @@
  * daemon/daemon_service.c.
  */
 #include "agent_commands.h"
+#include "agent_stop_signals.h"
 #include "daemon_config.h"
 #include "daemon_service.h"
 #include "daemon_state.h"
@@ -68,15 +69,6 @@ static void on_name_lost(GDBusConnection *conn, const char *name,
 	g_main_loop_quit(d->loop);
 }
 
-static gboolean on_stop_signal(gpointer data)
-{
-	struct daemon *d = data;
-
-	say("stopping");
-	g_main_loop_quit(d->loop);
-	return G_SOURCE_CONTINUE;
-}
-
 int agent_cmd_daemon(int argc, char **argv)
 {
 	gboolean system_bus = FALSE, replace = FALSE, no_readers = FALSE;
@@ -118,7 +110,8 @@ int agent_cmd_daemon(int argc, char **argv)
 	struct daemon_config cfg = { 0 };
 	g_autofree char *config_path = NULL;
 	g_autofree char *state_path = NULL;
-	guint sig_int, sig_term, owner_id;
+	agent_stop_signals *signals;
+	guint owner_id;
 
 	g_option_context_set_summary(ctx, "Serves the entries (virtual cards) "
 		"to VMs over D-Bus (org.ccidemu.Agent1); see "
@@ -159,14 +152,15 @@ int agent_cmd_daemon(int argc, char **argv)
 		G_BUS_NAME_OWNER_FLAGS_ALLOW_REPLACEMENT |
 		(replace ? G_BUS_NAME_OWNER_FLAGS_REPLACE : 0),
 		on_bus_acquired, on_name_acquired, on_name_lost, &d, NULL);
-	sig_int = g_unix_signal_add(SIGINT, on_stop_signal, &d);
-	sig_term = g_unix_signal_add(SIGTERM, on_stop_signal, &d);
+	signals = agent_stop_signals_new(d.loop);
 	g_main_loop_run(d.loop);
-	g_source_remove(sig_int);
-	g_source_remove(sig_term);
+	if (agent_stop_signals_received(signals) != NULL)
+		say("%s received: stopping", agent_stop_signals_received(signals));
 	g_bus_unown_name(owner_id);
 	daemon_service_free(d.svc);
 	daemon_config_clear(&cfg);
 	g_main_loop_unref(d.loop);
+	/* Last: until here a second signal must not kill the process. */
+	agent_stop_signals_free(signals);
 	return d.exit_code;
 }

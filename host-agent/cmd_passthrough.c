@@ -13,6 +13,7 @@
 #include "agent_commands.h"
 #include "agent_launch.h"
 #include "agent_sock_options.h"
+#include "agent_stop_signals.h"
 
 #include <ccid_endpoint.h>
 #include <ccid_passthrough.h>
@@ -33,7 +34,7 @@ struct passthrough {
 	char *addr_text;
 	ccid_passthrough *pt;
 	ccid_endpoint *ep;
-	const char *stop_signal;
+	agent_stop_signals *signals;   /* freed last, after the clean-up */
 	int exit_status;
 };
 
@@ -164,24 +165,6 @@ static void print_config(struct passthrough *p)
 	fflush(stdout);
 }
 
-static gboolean on_sigint(gpointer data)
-{
-	struct passthrough *p = data;
-
-	p->stop_signal = "SIGINT";
-	g_main_loop_quit(p->loop);
-	return G_SOURCE_CONTINUE;
-}
-
-static gboolean on_sigterm(gpointer data)
-{
-	struct passthrough *p = data;
-
-	p->stop_signal = "SIGTERM";
-	g_main_loop_quit(p->loop);
-	return G_SOURCE_CONTINUE;
-}
-
 static int fail(const GError *error)
 {
 	gboolean usage = g_error_matches(error, CCID_BRIDGE_ERROR,
@@ -200,7 +183,6 @@ static int passthrough_run(struct passthrough *p, gboolean force)
 		.verbose = p->verbose,
 	};
 	g_autoptr(GError) error = NULL;
-	guint sig_int, sig_term;
 
 	p->pt = ccid_passthrough_new(&p->sel, &opts, &pt_cbs, p, &error);
 	if (p->pt == NULL)
@@ -220,14 +202,11 @@ static int passthrough_run(struct passthrough *p, gboolean force)
 	say("reader claimed; passing it through %s %s; stop with Ctrl-C",
 	    p->listen ? "on" : "to", p->addr_text);
 	p->loop = g_main_loop_new(NULL, FALSE);
-	sig_int = g_unix_signal_add(SIGINT, on_sigint, p);
-	sig_term = g_unix_signal_add(SIGTERM, on_sigterm, p);
+	p->signals = agent_stop_signals_new(p->loop);
 	g_main_loop_run(p->loop);
-	g_source_remove(sig_int);
-	g_source_remove(sig_term);
-	if (p->stop_signal != NULL)
+	if (agent_stop_signals_received(p->signals) != NULL)
 		say("%s received: releasing the reader and exiting",
-		    p->stop_signal);
+		    agent_stop_signals_received(p->signals));
 	return p->exit_status;
 }
 
@@ -243,6 +222,9 @@ static void passthrough_clear(struct passthrough *p)
 	ccid_usb_selector_clear(&p->sel);
 	ccid_bridge_addr_clear(&p->addr);
 	g_clear_pointer(&p->addr_text, g_free);
+	/* Last: until the reader is released a second signal must not kill
+	 * the process. */
+	g_clear_pointer(&p->signals, agent_stop_signals_free);
 }
 
 int agent_cmd_passthrough(int argc, char **argv)

@@ -16,6 +16,7 @@
 #include "agent_json.h"
 #include "agent_launch.h"
 #include "agent_sock_options.h"
+#include "agent_stop_signals.h"
 #include "agent_usb_id.h"
 
 #include <ccid-emu/ccid_emu.h>
@@ -47,7 +48,7 @@ struct serve {
 	agent_cardset *cards;
 	ccid_bridge_endpoint *ep;
 	agent_control *ctl;
-	const char *stop_signal;
+	agent_stop_signals *signals;   /* freed last, after the clean-up */
 };
 
 static void say(const char *fmt, ...) G_GNUC_PRINTF(1, 2);
@@ -360,33 +361,12 @@ static int fail(const GError *error, const char *what)
 	return usage ? AGENT_EXIT_USAGE : AGENT_EXIT_FAILED;
 }
 
-static gboolean on_signal(gpointer data)
-{
-	struct serve *s = data;
-
-	g_main_loop_quit(s->loop);
-	return G_SOURCE_CONTINUE;
-}
-
-static gboolean on_sigint(gpointer data)
-{
-	((struct serve *)data)->stop_signal = "SIGINT";
-	return on_signal(data);
-}
-
-static gboolean on_sigterm(gpointer data)
-{
-	((struct serve *)data)->stop_signal = "SIGTERM";
-	return on_signal(data);
-}
-
 static int serve_run(struct serve *s)
 {
 	struct ccid_config cfg;
 	g_autoptr(GError) error = NULL;
 	g_autofree char *db_dir = NULL;
 	gboolean created = FALSE;
-	guint sig_int, sig_term;
 
 	/* interrupt-both: commands no longer than the 16-bit interrupt
 	 * length (longer APDUs chained by the guest's driver). */
@@ -430,14 +410,12 @@ static int serve_run(struct serve *s)
 	    s->listen ? "on" : "to", s->addr_text, s->control_path);
 
 	s->loop = g_main_loop_new(NULL, FALSE);
-	sig_int = g_unix_signal_add(SIGINT, on_sigint, s);
-	sig_term = g_unix_signal_add(SIGTERM, on_sigterm, s);
+	s->signals = agent_stop_signals_new(s->loop);
 	g_main_loop_run(s->loop);
-	g_source_remove(sig_int);
-	g_source_remove(sig_term);
 
 	say("%s received: detaching the reader and exiting",
-	    s->stop_signal != NULL ? s->stop_signal : "stop request");
+	    agent_stop_signals_received(s->signals) != NULL ?
+	    agent_stop_signals_received(s->signals) : "stop request");
 	/* QEMU first learns the device is gone, then the sockets close. */
 	ccid_bridge_detach(s->bridge, SERVE_DETACH_FLUSH_MS);
 	return AGENT_EXIT_OK;
@@ -458,6 +436,8 @@ static void serve_clear(struct serve *s)
 	g_clear_pointer(&s->addr_text, g_free);
 	g_clear_pointer(&s->serial, g_free);
 	g_clear_pointer(&s->control_path, g_free);
+	/* Last: until here a second signal must not kill the process. */
+	g_clear_pointer(&s->signals, agent_stop_signals_free);
 }
 
 int agent_cmd_serve(int argc, char **argv)

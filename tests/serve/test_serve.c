@@ -21,6 +21,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/inotify.h>
+#include <sys/ioctl.h>
 #include <sys/prctl.h>
 #include <sys/syscall.h>
 #include <sys/socket.h>
@@ -599,6 +600,81 @@ START_TEST(test_listen_unix_insert_remove_reconnect)
 		      "no device_disconnect before the agent went away");
 	ck_assert_int_eq(agent_wait_exit(&a, 5000), 0);
 	ck_assert(strstr(a.err->str, "SIGTERM") != NULL);
+	ck_assert(!g_file_test(sock, G_FILE_TEST_EXISTS));
+	ck_assert(!g_file_test(ctlp, G_FILE_TEST_EXISTS));
+	fake_qemu_fini(&g);
+	agent_stop(&a);
+}
+END_TEST
+
+/* A second SIGTERM while the agent cleans up after the first must not
+ * kill it half-way (GLib puts the default action back when a signal's
+ * last source goes).  The guest asks for 1 MiB of answers and reads
+ * none, so the agent's output is stuck in its socket and the clean-up
+ * waits (up to 1 s) to tell QEMU the device is gone: the second signal
+ * lands in that wait.  The agent must still exit 0 and remove its
+ * sockets. */
+START_TEST(test_second_signal_during_cleanup)
+{
+	g_autofree char *dir = test_dir("twosignals");
+	g_autofree char *sock = g_build_filename(dir, "ccid0.sock", NULL);
+	g_autofree char *ctlp = g_build_filename(dir, "ccid0.ctl", NULL);
+	g_autofree char *listen = g_strdup_printf("unix:%s", sock);
+	const char *args[] = { "--card", "loopback", "--listen", listen,
+			       "--data-path", "bulk", NULL };
+	/* Loopback PATTERN, extended Le 0000: 65536 bytes + 90 00. */
+	static const uint8_t pattern[] = {
+		0x80, 0x02, 0x00, 0x00, 0x00, 0x00, 0x00
+	};
+	static struct fake_qemu g;
+	uint8_t msg[10 + sizeof(pattern)];
+	struct agent a;
+	int queued = 0;
+
+	agent_start(&a, NULL, args);
+	ck_assert_msg(agent_wait_ready(&a, 10000), "agent not ready: %s",
+		      a.err->str);
+	guest_attach(&g, unix_connect(sock));
+	ck_assert_int_eq(guest_configure(&g), 0x03);
+	fake_qemu_power_on(&g, 1);
+
+	/* 16 commands and their reads, sent without reading anything. */
+	for (uint8_t seq = 2; seq < 18; seq++) {
+		struct usb_redir_bulk_packet_header h = {
+			.endpoint = CCID_EP_BULK_OUT,
+		};
+		uint32_t n = fake_qemu_xfr_block(msg, seq, pattern,
+						 sizeof(pattern));
+
+		h.length = (uint16_t)n;
+		usbredirparser_send_bulk_packet(g.parser, g.next_id++, &h,
+						msg, (int)n);
+		fake_qemu_bulk_in_request(&g, 65536 + 12);
+	}
+	while (usbredirparser_has_data_to_write(g.parser))
+		ck_assert_int_ge(usbredirparser_do_write(g.parser), 0);
+	/* The real event: the first answer is in our socket.  The agent
+	 * writes again only when the socket has room again, which it never
+	 * will: the rest of the 1 MiB waits in the agent. */
+	for (gint64 end = g_get_monotonic_time() + 5 * G_USEC_PER_SEC;
+	     queued < 65548; ) {
+		struct pollfd pfd = { .fd = g.fd, .events = POLLIN };
+
+		ck_assert_msg(g_get_monotonic_time() < end,
+			      "the agent never answered (%d bytes queued)",
+			      queued);
+		poll(&pfd, 1, 100);
+		ck_assert_int_eq(ioctl(g.fd, FIONREAD, &queued), 0);
+	}
+
+	kill(a.pid, SIGTERM);
+	ck_assert_msg(agent_wait_err(&a, "SIGTERM received", 5000),
+		      "no 'SIGTERM received': %s", a.err->str);
+	agent_pump(&a);
+	ck_assert_msg(!a.exited, "the clean-up ended before the second "
+		      "signal could reach it: the test missed its window");
+	kill(a.pid, SIGTERM);
+	ck_assert_int_eq(agent_wait_exit(&a, 5000), 0);
 	ck_assert(!g_file_test(sock, G_FILE_TEST_EXISTS));
 	ck_assert(!g_file_test(ctlp, G_FILE_TEST_EXISTS));
 	fake_qemu_fini(&g);
@@ -1266,6 +1342,7 @@ static Suite *serve_suite(void)
 	tcase_add_test(tc, test_verbose_log);
 	tcase_add_test(tc, test_garbage_peer);
 	tcase_add_test(tc, test_second_serve_is_refused);
+	tcase_add_test(tc, test_second_signal_during_cleanup);
 	tcase_add_test(tc, test_startup_errors);
 	tcase_add_test(tc, test_connect_mode);
 	tcase_add_loop_test(tc, test_usb_id, 0, (int)G_N_ELEMENTS(usb_ids));
