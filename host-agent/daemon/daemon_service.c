@@ -6,6 +6,7 @@
  * (daemon_state.c) kept up to date.
  */
 #include "daemon_service.h"
+#include "daemon_service_private.h"
 
 #include "agent-dbus.h"
 #include "daemon_entry.h"
@@ -56,8 +57,8 @@ struct vm_rec {
 	CcidAgentObjectSkeleton *obj;     /* NULL until known (QMP answered
 					   * once, or remembered) */
 	CcidAgentVm *iface;
-	GDBusMethodInvocation *adding;    /* AddVm waiting for QMP */
-	GDBusMethodInvocation *removing;  /* RemoveVm waiting for detaches */
+	daemon_call *adding;              /* AddVm waiting for QMP */
+	daemon_call *removing;            /* RemoveVm waiting for detaches */
 	guint detaches;
 	GPtrArray *remembered;            /* entry ids to attach (char *) */
 	guint retry_id;                   /* reconnect timer */
@@ -285,12 +286,41 @@ static struct vm_rec *find_vm(daemon_service *d, const char *name,
 	return r;
 }
 
-static void complete(GDBusMethodInvocation *inv, const GError *error)
+/* --- method calls ---------------------------------------------------------- */
+
+/* A method call being answered: through D-Bus, or through a callback
+ * (daemon_service_private.h).  Answered exactly once, which frees it. */
+struct daemon_call {
+	GDBusMethodInvocation *inv;
+	daemon_call_reply_fn fn;
+	void *user;
+	GVariant *args;
+};
+
+/* Answers @c with @value (a tuple, possibly floating; NULL: no value) or
+ * @error.  Accepts NULL. */
+static void call_return(daemon_call *c, GVariant *value, const GError *error)
 {
-	if (error != NULL)
-		g_dbus_method_invocation_return_gerror(inv, error);
+	if (c == NULL)
+		return;
+	if (value != NULL)
+		g_variant_ref_sink(value);
+	if (c->inv != NULL && error != NULL)
+		g_dbus_method_invocation_return_gerror(c->inv, error);
+	else if (c->inv != NULL)
+		g_dbus_method_invocation_return_value(c->inv, value);
 	else
-		g_dbus_method_invocation_return_value(inv, NULL);
+		c->fn(c->user, value, error);
+	if (value != NULL)
+		g_variant_unref(value);
+	if (c->args != NULL)
+		g_variant_unref(c->args);
+	g_free(c);
+}
+
+static void complete(daemon_call *c, const GError *error)
+{
+	call_return(c, NULL, error);
 }
 
 static void on_call_done(void *user, const GError *error)
@@ -300,14 +330,16 @@ static void on_call_done(void *user, const GError *error)
 
 /* --- entry methods --------------------------------------------------------- */
 
-static gboolean handle_attach(CcidAgentManager *m, GDBusMethodInvocation *inv,
-			      const char *entry, const char *vm, gpointer data)
+static void call_attach(daemon_service *d, daemon_call *inv, GVariant *args)
 {
-	daemon_service *d = data;
 	g_autoptr(GError) error = NULL;
-	struct entry_rec *e = find_entry(d, entry, &error);
-	struct vm_rec *v = e != NULL ? find_vm(d, vm, &error) : NULL;
+	const char *entry, *vm;
+	struct entry_rec *e;
+	struct vm_rec *v;
 
+	g_variant_get(args, "(&s&s)", &entry, &vm);
+	e = find_entry(d, entry, &error);
+	v = e != NULL ? find_vm(d, vm, &error) : NULL;
 	/* Who holds a USB reader is looked at every 2 s; an attach decides
 	 * on what holds it now. */
 	if (v != NULL && daemon_entry_is_passthrough(e->entry))
@@ -315,45 +347,45 @@ static gboolean handle_attach(CcidAgentManager *m, GDBusMethodInvocation *inv,
 	if (v == NULL || !daemon_entry_attach(e->entry, v->vm, on_call_done,
 					      inv, &error))
 		complete(inv, error);
-	return TRUE;
 }
 
-static gboolean handle_detach(CcidAgentManager *m, GDBusMethodInvocation *inv,
-			      const char *entry, const char *vm, gpointer data)
+static void call_detach(daemon_service *d, daemon_call *inv, GVariant *args)
 {
-	daemon_service *d = data;
 	g_autoptr(GError) error = NULL;
-	struct entry_rec *e = find_entry(d, entry, &error);
-	struct vm_rec *v = e != NULL ? find_vm(d, vm, &error) : NULL;
+	const char *entry, *vm;
+	struct entry_rec *e;
+	struct vm_rec *v;
 
+	g_variant_get(args, "(&s&s)", &entry, &vm);
+	e = find_entry(d, entry, &error);
+	v = e != NULL ? find_vm(d, vm, &error) : NULL;
 	if (v == NULL || !daemon_entry_detach(e->entry, vm, on_call_done, inv,
 					      &error))
 		complete(inv, error);
-	return TRUE;
 }
 
-static gboolean set_inserted(daemon_service *d, GDBusMethodInvocation *inv,
-			     const char *entry, gboolean inserted)
+static void set_inserted(daemon_service *d, daemon_call *inv, GVariant *args,
+			 gboolean inserted)
 {
 	g_autoptr(GError) error = NULL;
-	struct entry_rec *e = find_entry(d, entry, &error);
+	const char *entry;
+	struct entry_rec *e;
 
+	g_variant_get(args, "(&s)", &entry);
+	e = find_entry(d, entry, &error);
 	if (e == NULL || !daemon_entry_set_inserted(e->entry, inserted,
 						    on_call_done, inv, &error))
 		complete(inv, error);
-	return TRUE;
 }
 
-static gboolean handle_insert(CcidAgentManager *m, GDBusMethodInvocation *inv,
-			      const char *entry, gpointer data)
+static void call_insert(daemon_service *d, daemon_call *inv, GVariant *args)
 {
-	return set_inserted(data, inv, entry, TRUE);
+	set_inserted(d, inv, args, TRUE);
 }
 
-static gboolean handle_remove(CcidAgentManager *m, GDBusMethodInvocation *inv,
-			      const char *entry, gpointer data)
+static void call_remove(daemon_service *d, daemon_call *inv, GVariant *args)
 {
-	return set_inserted(data, inv, entry, FALSE);
+	set_inserted(d, inv, args, FALSE);
 }
 
 /* --- VMs ------------------------------------------------------------------- */
@@ -726,7 +758,7 @@ static void on_vm_ready(void *user, daemon_vm *vm, const GError *error)
 {
 	struct vm_rec *r = user;
 	g_autofree char *path = object_path("vm", r->name);
-	GDBusMethodInvocation *inv = g_steal_pointer(&r->adding);
+	daemon_call *inv = g_steal_pointer(&r->adding);
 
 	if (error != NULL && r->obj != NULL) {
 		/* Remembered: it may come (back) later. */
@@ -757,9 +789,7 @@ static void on_vm_ready(void *user, daemon_vm *vm, const GError *error)
 	set_vm_state(r, daemon_vm_get_state(vm));
 	say("VM '%s' %s (QMP %s, %s)", r->name, inv != NULL ? "added" :
 	    "is there", r->qmp, daemon_vm_get_state(vm));
-	if (inv != NULL)
-		g_dbus_method_invocation_return_value(inv,
-			g_variant_new("(o)", path));
+	call_return(inv, g_variant_new("(o)", path), NULL);
 	reattach(r);
 }
 
@@ -900,43 +930,43 @@ static void on_libvirt_domain(void *user, const char *uri, const char *name)
 		vm_connect(r);
 }
 
-static gboolean handle_add_vm(CcidAgentManager *m, GDBusMethodInvocation *inv,
-			      const char *name, const char *qmp, gpointer data)
+static void call_add_vm(daemon_service *d, daemon_call *inv, GVariant *args)
 {
-	daemon_service *d = data;
 	g_autoptr(GError) error = NULL;
+	const char *name, *qmp;
 	struct vm_rec *r;
 
+	g_variant_get(args, "(&s&s)", &name, &qmp);
 	if (!check_new_vm(d, name, qmp, &error)) {
 		complete(inv, error);
-		return TRUE;
+		return;
 	}
 	r = vm_rec_new(d, name, qmp);
 	r->adding = inv;
 	vm_connect(r);
-	return TRUE;
 }
 
-static gboolean handle_plan_vm(CcidAgentManager *m, GDBusMethodInvocation *inv,
-			       const char *name, const char *qmp,
-			       const char *const *entries, gpointer data)
+static void call_plan_vm(daemon_service *d, daemon_call *inv, GVariant *args)
 {
-	daemon_service *d = data;
 	g_autoptr(GError) error = NULL;
 	g_autoptr(GPtrArray) ids = g_ptr_array_new();
-	g_autofree char *path = object_path("vm", name);
+	g_autofree char *path = NULL;
+	g_autofree const char **entries = NULL;
+	const char *name, *qmp;
 	struct vm_rec *r;
 
+	g_variant_get(args, "(&s&s^a&s)", &name, &qmp, &entries);
+	path = object_path("vm", name);
 	if (!check_new_vm(d, name, qmp, &error)) {
 		complete(inv, error);
-		return TRUE;
+		return;
 	}
 	for (guint i = 0; entries[i] != NULL; i++) {
 		struct entry_rec *e = find_entry(d, entries[i], &error);
 
 		if (e == NULL) {
 			complete(inv, error);
-			return TRUE;
+			return;
 		}
 		g_ptr_array_add(ids, (gpointer)daemon_entry_get_id(e->entry));
 	}
@@ -951,8 +981,7 @@ static gboolean handle_plan_vm(CcidAgentManager *m, GDBusMethodInvocation *inv,
 	    name, qmp, r->remembered->len,
 	    r->remembered->len == 1 ? "y" : "ies");
 	vm_connect(r);
-	g_dbus_method_invocation_return_value(inv, g_variant_new("(o)", path));
-	return TRUE;
+	call_return(inv, g_variant_new("(o)", path), NULL);
 }
 
 static void vm_rec_detach_done(struct vm_rec *r)
@@ -972,23 +1001,23 @@ static void on_remove_detached(void *user, const GError *error)
 	vm_rec_detach_done(r);
 }
 
-static gboolean handle_remove_vm(CcidAgentManager *m,
-				 GDBusMethodInvocation *inv, const char *name,
-				 gpointer data)
+static void call_remove_vm(daemon_service *d, daemon_call *inv, GVariant *args)
 {
-	daemon_service *d = data;
 	g_autoptr(GError) error = NULL;
-	struct vm_rec *r = find_vm(d, name, &error);
+	const char *name;
+	struct vm_rec *r;
 
+	g_variant_get(args, "(&s)", &name);
+	r = find_vm(d, name, &error);
 	if (r == NULL) {
 		complete(inv, error);
-		return TRUE;
+		return;
 	}
 	if (r->removing != NULL) {
-		g_dbus_method_invocation_return_error(inv, DAEMON_ERROR,
-			DAEMON_ERROR_BUSY, "VM '%s' is being removed already",
-			name);
-		return TRUE;
+		error = g_error_new(DAEMON_ERROR, DAEMON_ERROR_BUSY,
+				    "VM '%s' is being removed already", name);
+		complete(inv, error);
+		return;
 	}
 	r->removing = inv;
 	if (r->retry_id != 0) {
@@ -1009,7 +1038,86 @@ static gboolean handle_remove_vm(CcidAgentManager *m,
 			on_remove_detached(r, why);
 	}
 	vm_rec_detach_done(r);
+}
+
+/* The Manager interface's methods (dbus/org.ccidemu.Agent1.xml), for
+ * D-Bus and for daemon_service_call(). */
+static const struct method {
+	const char *name;
+	const char *args;                 /* the in arguments, a tuple */
+	void (*call)(daemon_service *d, daemon_call *c, GVariant *args);
+} methods[] = {
+	{ "Attach",     "(ss)",   call_attach },
+	{ "Detach",     "(ss)",   call_detach },
+	{ "InsertCard", "(s)",    call_insert },
+	{ "RemoveCard", "(s)",    call_remove },
+	{ "AddVm",      "(ss)",   call_add_vm },
+	{ "PlanVm",     "(ssas)", call_plan_vm },
+	{ "RemoveVm",   "(s)",    call_remove_vm },
+};
+
+/* Runs @c's method on @args (the call holds a reference until it is
+ * answered: the methods keep strings from it). */
+static void dispatch(daemon_service *d, daemon_call *c, const char *method,
+		     GVariant *args)
+{
+	c->args = g_variant_ref_sink(args);
+	for (gsize i = 0; i < G_N_ELEMENTS(methods); i++) {
+		if (strcmp(methods[i].name, method) != 0)
+			continue;
+		if (!g_variant_is_of_type(args, G_VARIANT_TYPE(methods[i].args)))
+			break;
+		methods[i].call(d, c, args);
+		return;
+	}
+	{
+		g_autoptr(GError) error = g_error_new(DAEMON_ERROR,
+			DAEMON_ERROR_INVALID_ARGS, "no method %s%s on %s",
+			method, g_variant_get_type_string(args), DAEMON_PATH);
+
+		complete(c, error);
+	}
+}
+
+void daemon_service_call(daemon_service *d, const char *method, GVariant *args,
+			 daemon_call_reply_fn fn, void *user)
+{
+	daemon_call *c = g_new0(daemon_call, 1);
+
+	c->fn = fn;
+	c->user = user;
+	dispatch(d, c, method, args);
+}
+
+/* Every "handle-*" signal of the generated skeleton: the arguments are
+ * taken from the invocation, the same way for each method. */
+static gboolean on_handle(daemon_service *d, GDBusMethodInvocation *inv)
+{
+	daemon_call *c = g_new0(daemon_call, 1);
+
+	c->inv = inv;
+	dispatch(d, c, g_dbus_method_invocation_get_method_name(inv),
+		 g_dbus_method_invocation_get_parameters(inv));
 	return TRUE;
+}
+
+static gboolean handle_ss(CcidAgentManager *m, GDBusMethodInvocation *inv,
+			  const char *a, const char *b, gpointer d)
+{
+	return on_handle(d, inv);
+}
+
+static gboolean handle_s(CcidAgentManager *m, GDBusMethodInvocation *inv,
+			 const char *a, gpointer d)
+{
+	return on_handle(d, inv);
+}
+
+static gboolean handle_ssas(CcidAgentManager *m, GDBusMethodInvocation *inv,
+			    const char *a, const char *b,
+			    const char *const *c, gpointer d)
+{
+	return on_handle(d, inv);
 }
 
 /* --- bus ------------------------------------------------------------------- */
@@ -1233,25 +1341,26 @@ static void usb_start(daemon_service *d);
 gboolean daemon_service_export(daemon_service *d, GDBusConnection *conn,
 			       GError **error)
 {
-	d->conn = g_object_ref(conn);
+	/* NULL: on no bus; calls come through daemon_service_call(). */
+	d->conn = conn != NULL ? g_object_ref(conn) : NULL;
 	d->om = g_dbus_object_manager_server_new(DAEMON_PATH);
 	d->manager = ccid_agent_manager_skeleton_new();
 	ccid_agent_manager_set_version(d->manager, CCID_EMU_VERSION);
 	g_signal_connect(d->manager, "handle-attach",
-			 G_CALLBACK(handle_attach), d);
+			 G_CALLBACK(handle_ss), d);
 	g_signal_connect(d->manager, "handle-detach",
-			 G_CALLBACK(handle_detach), d);
+			 G_CALLBACK(handle_ss), d);
 	g_signal_connect(d->manager, "handle-insert-card",
-			 G_CALLBACK(handle_insert), d);
+			 G_CALLBACK(handle_s), d);
 	g_signal_connect(d->manager, "handle-remove-card",
-			 G_CALLBACK(handle_remove), d);
+			 G_CALLBACK(handle_s), d);
 	g_signal_connect(d->manager, "handle-add-vm",
-			 G_CALLBACK(handle_add_vm), d);
+			 G_CALLBACK(handle_ss), d);
 	g_signal_connect(d->manager, "handle-plan-vm",
-			 G_CALLBACK(handle_plan_vm), d);
+			 G_CALLBACK(handle_ssas), d);
 	g_signal_connect(d->manager, "handle-remove-vm",
-			 G_CALLBACK(handle_remove_vm), d);
-	if (!g_dbus_interface_skeleton_export(
+			 G_CALLBACK(handle_s), d);
+	if (conn != NULL && !g_dbus_interface_skeleton_export(
 		    G_DBUS_INTERFACE_SKELETON(d->manager), conn, DAEMON_PATH,
 		    error)) {
 		g_prefix_error(error, "cannot export %s: ", DAEMON_PATH);
@@ -1342,7 +1451,7 @@ void daemon_service_free(daemon_service *d)
 	g_ptr_array_unref(d->entries);
 	if (d->om != NULL)
 		g_dbus_object_manager_server_set_connection(d->om, NULL);
-	if (d->manager != NULL)
+	if (d->manager != NULL && d->conn != NULL)
 		g_dbus_interface_skeleton_unexport(
 			G_DBUS_INTERFACE_SKELETON(d->manager));
 	g_clear_object(&d->om);

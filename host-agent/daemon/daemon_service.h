@@ -29,7 +29,8 @@ void daemon_service_set_libvirt(daemon_service *svc, const char *const *uris);
 /* Before export: every USB CCID reader becomes a passthrough entry
  * "<model>" (daemon_usb.h); on unless @discover was FALSE. */
 void daemon_service_set_usb(daemon_service *svc, gboolean usb);
-/* Exports the objects on @conn and restores the remembered VMs; problems
+/* Exports the objects on @conn (NULL: on no bus, for the fuzz target:
+ * daemon_service_private.h) and restores the remembered VMs; problems
  * with the state file go to stderr and to the ConfigErrors property. */
 gboolean daemon_service_export(daemon_service *svc, GDBusConnection *conn,
 			       GError **error);

@@ -1,11 +1,15 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /*
  * fuzz_daemon_dbus: the daemon's D-Bus methods with any arguments.  The
- * real daemon_service (host-agent/daemon/daemon_service.c) is exported on a
- * peer-to-peer GDBus connection over a socket pair; a client on the other
- * end calls Attach, Detach, InsertCard, RemoveCard, AddVm, PlanVm and
+ * real daemon_service (host-agent/daemon/daemon_service.c), exported on
+ * no bus, is called through daemon_service_call()
+ * (daemon_service_private.h), which runs the same code as the D-Bus
+ * methods: Attach, Detach, InsertCard, RemoveCard, AddVm, PlanVm and
  * RemoveVm with strings from the input (valid UTF-8, as the bus demands:
- * names, ids, label fragments, QMP addresses) and waits for each reply.
+ * names, ids, label fragments, QMP addresses).  The D-Bus glue itself
+ * (the generated skeleton, the "handle-*" signals) is left to the
+ * daemon tests on a real dbus-daemon: a GDBus round trip per call,
+ * through its worker thread, made this target run at 160-190 inputs/s.
  * A fresh service per input, with a config of loopback entries and an
  * empty state file in a private directory; QMP addresses point at a socket
  * nobody listens on, or at any path the input names.
@@ -14,17 +18,15 @@
  * selector byte (< 0xa0: one of `words`, else 0..63 raw bytes made valid
  * UTF-8, NULs replaced).  A method byte of 0xe0 or more waits for the
  * replies to every earlier call before sending its own; the others are
- * sent at once, so calls also overlap (as any D-Bus client may pipeline
- * them), and each round trip through GDBus's worker thread is not paid
- * per call (it was nearly all of the run time).  All replies are waited
- * for at the end.
+ * made at once, so calls also overlap (as any D-Bus client may pipeline
+ * them).  All replies are waited for at the end.
  *
- * Checks: every call gets exactly one reply (a value or an error naming
- * what was wrong) within the deadline; no sanitizer report; the service
+ * Checks: every call gets exactly one reply within the deadline, either
+ * an error naming what was wrong or the method's out arguments (none, or
+ * an object path for AddVm and PlanVm); no sanitizer report; the service
  * frees everything (LeakSanitizer).
  */
 #include <string.h>
-#include <sys/socket.h>
 #include <unistd.h>
 
 #include <gio/gio.h>
@@ -32,11 +34,11 @@
 
 #include "daemon_config.h"
 #include "daemon_service.h"
+#include "daemon_service_private.h"
 #include "fuzz_harness.h"
 
 static struct {
 	char *dir, *conf, *state, *qmp_absent;
-	GDBusConnection *server, *client;
 } S;
 
 static const char *const words[] = {
@@ -47,23 +49,9 @@ static const char *const words[] = {
 	"vm/1", "é", "card", "ccidemu-0", "..",
 };
 
-static void new_conn_done(GObject *src, GAsyncResult *res, gpointer data)
-{
-	GDBusConnection **out = data;
-	g_autoptr(GError) error = NULL;
-
-	*out = g_dbus_connection_new_finish(res, &error);
-	FZ_CHECK(*out != NULL, "p2p connection: %s", error->message);
-}
-
 static void setup_once(void)
 {
-	g_autoptr(GSocket) s0 = NULL, s1 = NULL;
-	g_autoptr(GIOStream) io0 = NULL, io1 = NULL;
-	g_autofree char *guid = g_dbus_generate_guid();
-	int sv[2];
-
-	if (S.server != NULL)
+	if (S.dir != NULL)
 		return;
 	/* On tmpfs when there is one: the daemon saves vms.conf with fsync. */
 	S.dir = g_strdup(fz_scratch_dir("fuzz-dbus"));
@@ -74,21 +62,6 @@ static void setup_once(void)
 		"[entry loop1]\ncard=loopback\nlabel=Loopback card one\n"
 		"[entry loop2]\ncard=loopback\nlabel=Loopback two\n"
 		"single-session=true\n", -1, NULL), "write agent.conf");
-	FZ_CHECK(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) == 0,
-		 "socketpair");
-	s0 = g_socket_new_from_fd(sv[0], NULL);
-	s1 = g_socket_new_from_fd(sv[1], NULL);
-	io0 = G_IO_STREAM(g_socket_connection_factory_create_connection(s0));
-	io1 = G_IO_STREAM(g_socket_connection_factory_create_connection(s1));
-	g_dbus_connection_new(io0, guid,
-			      G_DBUS_CONNECTION_FLAGS_AUTHENTICATION_SERVER |
-			      G_DBUS_CONNECTION_FLAGS_AUTHENTICATION_ALLOW_ANONYMOUS,
-			      NULL, NULL, new_conn_done, &S.server);
-	g_dbus_connection_new(io1, NULL,
-			      G_DBUS_CONNECTION_FLAGS_AUTHENTICATION_CLIENT,
-			      NULL, NULL, new_conn_done, &S.client);
-	while (S.server == NULL || S.client == NULL)
-		g_main_context_iteration(NULL, TRUE);
 }
 
 /* Valid UTF-8 without NULs, from the input. */
@@ -128,27 +101,35 @@ struct call {
 static struct call calls[MAX_OPS];
 static unsigned n_calls, n_done;
 
-static void call_done(GObject *src, GAsyncResult *res, gpointer data)
+static void call_done(void *user, GVariant *ret, const GError *error)
 {
-	struct call *c = data;
-	g_autoptr(GError) error = NULL;
-	g_autoptr(GVariant) ret = g_dbus_connection_call_finish(G_DBUS_CONNECTION(src),
-								  res, &error);
+	struct call *c = user;
+	bool has_path = strcmp(c->method, "AddVm") == 0 ||
+			strcmp(c->method, "PlanVm") == 0;
 
 	FZ_CHECK(!c->done, "two replies to one call of %s", c->method);
 	c->done = true;
 	n_done++;
-	c->ok = ret != NULL;
+	c->ok = error == NULL;
 	if (error != NULL) {
 		fz_trace("  %s -> error %s", c->method, error->message);
+		FZ_CHECK(ret == NULL, "%s: an error and a value", c->method);
 		FZ_CHECK(error->message[0] != '\0', "an error without a message");
+		return;
 	}
+	/* What the XML declares, which GDBus would check on the bus. */
+	if (has_path)
+		FZ_CHECK(ret != NULL && g_variant_is_of_type(ret,
+			 G_VARIANT_TYPE("(o)")), "%s answered %s, not (o)",
+			 c->method, ret ? g_variant_get_type_string(ret) : "nothing");
+	else
+		FZ_CHECK(ret == NULL || g_variant_is_of_type(ret,
+			 G_VARIANT_TYPE_UNIT), "%s answered %s, not ()",
+			 c->method, g_variant_get_type_string(ret));
 }
 
-/* Every call sent so far has its reply, within 5 s of the last call.
- * The calls themselves have no GDBus timeout: a daemon that never
- * answers fails here instead of getting a "Timeout was reached" error
- * that would pass for a reply. */
+/* Every call made so far has its reply, within 5 s of the last call: a
+ * daemon that never answers fails here. */
 static void wait_replies(gint64 deadline)
 {
 	while (n_done < n_calls && g_get_monotonic_time() < deadline)
@@ -158,20 +139,19 @@ static void wait_replies(gint64 deadline)
 			 calls[i].method, i);
 }
 
-static void call(const char *method, GVariant *args)
+static void call(daemon_service *svc, const char *method, GVariant *args)
 {
 	struct call *c = &calls[n_calls++];
 
+	g_variant_ref_sink(args);
 	if (fz_trace_enabled()) {
 		g_autofree char *text = g_variant_print(args, FALSE);
 
 		fz_trace("%s %s", method, text);
 	}
 	*c = (struct call){ .method = method };
-	g_dbus_connection_call(S.client, NULL, "/org/ccidemu/Agent1",
-			       "org.ccidemu.Agent1.Manager", method, args, NULL,
-			       G_DBUS_CALL_FLAGS_NONE, G_MAXINT, NULL, call_done,
-			       c);
+	daemon_service_call(svc, method, args, call_done, c);
+	g_variant_unref(args);
 }
 
 static void quiet_log(const gchar *domain, GLogLevelFlags level,
@@ -185,7 +165,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	struct fz_in in = { data, size };
 	struct daemon_config cfg = { 0 };
 	g_autoptr(GError) error = NULL;
-	g_autoptr(GVariant) pong = NULL;
 	daemon_service *svc;
 	gint64 deadline = 0;
 
@@ -194,7 +173,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	g_unlink(S.state);
 	daemon_config_load(&cfg, S.conf);
 	svc = daemon_service_new(&cfg, S.state, FALSE);
-	FZ_CHECK(daemon_service_export(svc, S.server, &error), "export: %s",
+	FZ_CHECK(daemon_service_export(svc, NULL, &error), "export: %s",
 		 error->message);
 	n_calls = n_done = 0;
 	while (fz_more(&in) && n_calls < MAX_OPS) {
@@ -210,25 +189,25 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		case 0:
 			a = read_string(&in);
 			b = read_string(&in);
-			call("Attach", g_variant_new("(ss)", a, b));
+			call(svc, "Attach", g_variant_new("(ss)", a, b));
 			break;
 		case 1:
 			a = read_string(&in);
 			b = read_string(&in);
-			call("Detach", g_variant_new("(ss)", a, b));
+			call(svc, "Detach", g_variant_new("(ss)", a, b));
 			break;
 		case 2:
 			a = read_string(&in);
-			call("InsertCard", g_variant_new("(s)", a));
+			call(svc, "InsertCard", g_variant_new("(s)", a));
 			break;
 		case 3:
 			a = read_string(&in);
-			call("RemoveCard", g_variant_new("(s)", a));
+			call(svc, "RemoveCard", g_variant_new("(s)", a));
 			break;
 		case 4:
 			a = read_string(&in);
 			b = read_qmp(&in);
-			call("AddVm", g_variant_new("(ss)", a, b));
+			call(svc, "AddVm", g_variant_new("(ss)", a, b));
 			break;
 		case 5: {
 			GVariantBuilder vb;
@@ -242,12 +221,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
 				g_variant_builder_add(&vb, "s", e);
 			}
-			call("PlanVm", g_variant_new("(ssas)", a, b, &vb));
+			call(svc, "PlanVm", g_variant_new("(ssas)", a, b, &vb));
 			break;
 		}
 		case 6:
 			a = read_string(&in);
-			call("RemoveVm", g_variant_new("(s)", a));
+			call(svc, "RemoveVm", g_variant_new("(s)", a));
 			break;
 		}
 	}
@@ -256,13 +235,5 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	daemon_config_clear(&cfg);
 	while (g_main_context_iteration(NULL, FALSE))
 		;
-	/* A round trip behind the service's last signals: GDBus's worker
-	 * thread has read (and freed) them before the next input, so
-	 * libFuzzer does not take the difference for a leak and run the
-	 * input again for LeakSanitizer. */
-	pong = g_dbus_connection_call_sync(S.client, NULL, "/",
-		"org.freedesktop.DBus.Peer", "Ping", NULL, NULL,
-		G_DBUS_CALL_FLAGS_NONE, 5000, NULL, &error);
-	FZ_CHECK(pong != NULL, "Ping: %s", error->message);
 	return 0;
 }
