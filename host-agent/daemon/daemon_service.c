@@ -330,16 +330,26 @@ static void on_call_done(void *user, const GError *error)
 
 /* --- entry methods --------------------------------------------------------- */
 
+/* The (entry, VM) arguments of Attach and Detach, looked up: NULL, with
+ * @error naming what is not there, unless both are. */
+static struct vm_rec *find_entry_and_vm(daemon_service *d, GVariant *args,
+					struct entry_rec **e, const char **vm,
+					GError **error)
+{
+	const char *entry;
+
+	g_variant_get(args, "(&s&s)", &entry, vm);
+	*e = find_entry(d, entry, error);
+	return *e != NULL ? find_vm(d, *vm, error) : NULL;
+}
+
 static void call_attach(daemon_service *d, daemon_call *inv, GVariant *args)
 {
 	g_autoptr(GError) error = NULL;
-	const char *entry, *vm;
+	const char *vm;
 	struct entry_rec *e;
-	struct vm_rec *v;
+	struct vm_rec *v = find_entry_and_vm(d, args, &e, &vm, &error);
 
-	g_variant_get(args, "(&s&s)", &entry, &vm);
-	e = find_entry(d, entry, &error);
-	v = e != NULL ? find_vm(d, vm, &error) : NULL;
 	/* Who holds a USB reader is looked at every 2 s; an attach decides
 	 * on what holds it now. */
 	if (v != NULL && daemon_entry_is_passthrough(e->entry))
@@ -352,13 +362,10 @@ static void call_attach(daemon_service *d, daemon_call *inv, GVariant *args)
 static void call_detach(daemon_service *d, daemon_call *inv, GVariant *args)
 {
 	g_autoptr(GError) error = NULL;
-	const char *entry, *vm;
+	const char *vm;
 	struct entry_rec *e;
-	struct vm_rec *v;
+	struct vm_rec *v = find_entry_and_vm(d, args, &e, &vm, &error);
 
-	g_variant_get(args, "(&s&s)", &entry, &vm);
-	e = find_entry(d, entry, &error);
-	v = e != NULL ? find_vm(d, vm, &error) : NULL;
 	if (v == NULL || !daemon_entry_detach(e->entry, vm, on_call_done, inv,
 					      &error))
 		complete(inv, error);
