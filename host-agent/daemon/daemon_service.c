@@ -301,19 +301,19 @@ struct daemon_call {
  * @error.  Accepts NULL. */
 static void call_return(daemon_call *c, GVariant *value, const GError *error)
 {
-	if (c == NULL)
-		return;
+	/* Without a call (AddVm's answer for a VM nobody is adding) the
+	 * value is only freed. */
 	if (value != NULL)
 		g_variant_ref_sink(value);
-	if (c->inv != NULL && error != NULL)
+	if (c != NULL && c->inv != NULL && error != NULL)
 		g_dbus_method_invocation_return_gerror(c->inv, error);
-	else if (c->inv != NULL)
+	else if (c != NULL && c->inv != NULL)
 		g_dbus_method_invocation_return_value(c->inv, value);
-	else
+	else if (c != NULL)
 		c->fn(c->user, value, error);
 	if (value != NULL)
 		g_variant_unref(value);
-	if (c->args != NULL)
+	if (c != NULL && c->args != NULL)
 		g_variant_unref(c->args);
 	g_free(c);
 }
