@@ -49,6 +49,7 @@ struct daemon_entry {
 	gboolean has_reader;
 	gboolean reader_connected;
 	gboolean reader_present;
+	gboolean reader_exclusive;   /* a host application holds it */
 	char *reader_atr;
 	char *reader_reason;
 	char *card_atr;              /* an emulated card's ATR, or NULL */
@@ -671,6 +672,8 @@ void daemon_entry_set_reader(daemon_entry *entry, gboolean connected,
 	}
 	entry->has_reader = TRUE;
 	entry->reader_connected = connected;
+	if (!connected)
+		entry->reader_exclusive = FALSE;
 	entry->reader_present = connected && present;
 	entry->reader_atr = g_strdup(entry->reader_present && atr != NULL ?
 				     atr : "");
@@ -679,6 +682,16 @@ void daemon_entry_set_reader(daemon_entry *entry, gboolean connected,
 		"reader '%s' is not connected (unplugged, or pcscd is not "
 		"running)", entry->spec.reader != NULL ? entry->spec.reader :
 		"");
+	changed(entry);
+}
+
+void daemon_entry_set_reader_exclusive(daemon_entry *entry,
+				       gboolean exclusive)
+{
+	exclusive = exclusive && entry->has_reader && entry->reader_connected;
+	if (entry->reader_exclusive == exclusive)
+		return;
+	entry->reader_exclusive = exclusive;
 	changed(entry);
 }
 
@@ -714,10 +727,16 @@ const char *daemon_entry_get_state(const daemon_entry *entry)
 		return entry->has_reader && entry->reader_present ?
 		       "card-present" : "no-card";
 	if (entry->has_reader)
-		return !entry->reader_connected ? "unavailable" :
+		return !entry->reader_connected || entry->reader_exclusive ?
+		       "unavailable" :
 		       entry->reader_present ? "card-present" : "no-card";
 	return entry->inserted ? "card-present" : "no-card";
 }
+
+/* Who holds it is pcscd's to know (a client of it), not ours. */
+#define READER_HELD_EXCLUSIVELY "a host application holds the card " \
+	"exclusively (PC/SC SCARD_SHARE_EXCLUSIVE): the VMs get it when that " \
+	"application lets go of it"
 
 /* The reason of a passthrough entry whose card nobody reported: the
  * daemon does not open a reader it may pass through to look inside. */
@@ -751,7 +770,9 @@ const char *daemon_entry_get_reason(const daemon_entry *entry)
 		}
 		return e->peer_reason;
 	}
-	return entry->reader_reason != NULL ? entry->reader_reason : "";
+	if (entry->reader_reason != NULL)
+		return entry->reader_reason;
+	return entry->reader_exclusive ? READER_HELD_EXCLUSIVELY : "";
 }
 
 const char *daemon_entry_get_atr(const daemon_entry *entry)

@@ -82,6 +82,11 @@ const char *daemon_entry_get_reader_pattern(const daemon_entry *entry);
  * of that reader now (@atr: upper-case hex, may be NULL). */
 void daemon_entry_set_reader(daemon_entry *entry, gboolean connected,
 			     gboolean present, const char *atr);
+/* ...and whether a host application holds that reader's card exclusively
+ * (the entry is then unavailable, saying so; a disconnected reader is
+ * never held). */
+void daemon_entry_set_reader_exclusive(daemon_entry *entry,
+				       gboolean exclusive);
 /* Pushes the card in / pulls it out, in every VM and for later ones. */
 gboolean daemon_entry_set_inserted(daemon_entry *entry, gboolean inserted,
 				   daemon_entry_done_fn done, void *user,

@@ -6,7 +6,13 @@
  * thread sleeps inside pcscd until a reader's state or the reader list
  * ("\\?PnP?\Notification") changes, or until free() cancels the call with
  * SCardCancel (the wait is bounded, READERS_WAIT_MS, for a cancel that
- * comes just before the call).  Contexts are made and released through
+ * comes just before the call).  One change does not end the wait: a free
+ * reader whose card a host application connects to exclusively (pcsc-lite
+ * 1.9.9's SCardGetStatusChange, in winscard_clnt.c, raises
+ * SCARD_STATE_CHANGED for EXCLUSIVE only when the caller last saw INUSE);
+ * the states a timed-out wait leaves behind are therefore looked at too,
+ * so such a hold shows within READERS_WAIT_MS.  Its end does end the
+ * wait.  Contexts are made and released through
  * ccid_pcsc_client.h, the process's one lock for those calls.
  */
 #include "daemon_readers.h"
@@ -19,7 +25,7 @@
 #define PNP_READER "\\\\?PnP?\\Notification"
 /* SCardCancel from free() can land just before the thread enters
  * SCardGetStatusChange; a bounded wait makes such a lost wake-up cost at
- * most this long. */
+ * most this long.  It is also how soon an exclusive hold shows (above). */
 #define READERS_WAIT_MS 1000u
 /* More readers than this are not watched (pcscd's own limit is 16). */
 #define READERS_MAX 32u
@@ -138,7 +144,7 @@ static gboolean same(const GPtrArray *a, const GPtrArray *b)
 		const struct daemon_reader *y = g_ptr_array_index(b, i);
 
 		if (strcmp(x->name, y->name) != 0 || x->present != y->present ||
-		    strcmp(x->atr, y->atr) != 0)
+		    x->exclusive != y->exclusive || strcmp(x->atr, y->atr) != 0)
 			return FALSE;
 	}
 	return TRUE;
@@ -289,16 +295,19 @@ static gpointer readers_thread(gpointer data)
 		rs[n].szReader = PNP_READER;
 		rs[n].dwCurrentState = pnp_state;
 		rv = SCardGetStatusChange(ctx, READERS_WAIT_MS, rs, n + 1);
-		if (rv == (LONG)SCARD_E_CANCELLED || rv == (LONG)SCARD_E_TIMEOUT)
-			continue;    /* free(), or nothing changed */
-		if (rv != SCARD_S_SUCCESS) {
+		if (rv == (LONG)SCARD_E_CANCELLED)
+			continue;    /* free() */
+		if (rv != SCARD_S_SUCCESS && rv != (LONG)SCARD_E_TIMEOUT) {
 			g_debug("PC/SC readers: SCardGetStatusChange: %s",
 				pcsc_stringify_error(rv));
 			drop_context(sh);
 			wait_or_stop(sh, DAEMON_READERS_RETRY_MS);
 			continue;
 		}
-		pnp_state = rs[n].dwEventState & ~(DWORD)SCARD_STATE_CHANGED;
+		/* A timeout leaves each reader's state, not the list's. */
+		if (rv == SCARD_S_SUCCESS)
+			pnp_state = rs[n].dwEventState &
+				    ~(DWORD)SCARD_STATE_CHANGED;
 		g_hash_table_remove_all(known);
 		now = g_ptr_array_new_with_free_func(reader_free);
 		for (guint i = 0; i < n; i++) {
@@ -315,6 +324,7 @@ static gpointer readers_thread(gpointer data)
 			}
 			r->name = g_strdup(rs[i].szReader);
 			r->present = (ev & SCARD_STATE_PRESENT) != 0;
+			r->exclusive = (ev & SCARD_STATE_EXCLUSIVE) != 0;
 			r->atr = r->present ? atr_hex(&rs[i]) : g_strdup("");
 			if (!g_hash_table_contains(channels, r->name))
 				g_hash_table_insert(channels, g_strdup(r->name),

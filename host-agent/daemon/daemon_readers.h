@@ -22,6 +22,10 @@ G_BEGIN_DECLS
 struct daemon_reader {
 	char *name;          /* pcscd's reader name */
 	gboolean present;    /* a card is in it */
+	/* A host application holds it with SCARD_SHARE_EXCLUSIVE (pcscd's
+	 * SCARD_STATE_EXCLUSIVE): nobody else can use the card until it
+	 * lets go.  The daemon's own connections are shared. */
+	gboolean exclusive;
 	char *atr;           /* the card's ATR, upper-case hex; "" without */
 	/* SCARD_ATTR_CHANNEL_ID, asked once per reader: 0x0020BBAA for a
 	 * USB reader on bus BB, address AA (libccid); 0 when not known. */

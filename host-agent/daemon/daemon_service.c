@@ -1260,10 +1260,12 @@ static void configured_reader_state(struct entry_rec *r,
 		if (strstr(rd->name, pattern) != NULL && n_sub++ == 0)
 			hit = rd;
 	}
-	if (n_sub == 1)
+	if (n_sub == 1) {
 		daemon_entry_set_reader(r->entry, TRUE, hit->present, hit->atr);
-	else
+		daemon_entry_set_reader_exclusive(r->entry, hit->exclusive);
+	} else {
 		daemon_entry_set_reader(r->entry, FALSE, FALSE, NULL);
+	}
 }
 
 static void correlate_readers(daemon_service *d);
@@ -1303,6 +1305,7 @@ static void on_readers(void *user, const GPtrArray *readers)
 			added = TRUE;
 		}
 		daemon_entry_set_reader(r->entry, TRUE, rd->present, rd->atr);
+		daemon_entry_set_reader_exclusive(r->entry, rd->exclusive);
 		r->channel_id = rd->channel_id;
 	}
 	/* A reader that left stays an entry, unavailable, with its id. */

@@ -12,9 +12,11 @@
 #   - attach by a part of the label into a paused QEMU: the usb-redir
 #     device appears; a second VM shares the reader (two holders);
 #     insert/remove are refused (NotSupported, exit 5);
+#   - a host application holds the card exclusively (pcsc-test-app
+#     hold): unavailable, the reason says so; it lets go: card-present;
 #   - pcscd stopped: the entries stay, unavailable, with the reason.
 #
-# Usage: test-daemon-pcsc.sh AGENT
+# Usage: test-daemon-pcsc.sh AGENT PCSC_TEST_APP
 # Exit status: 0 pass, 1 fail, 2 setup error, 77 skipped (no private
 # pcscd possible here).
 set -euo pipefail
@@ -24,13 +26,14 @@ HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 PCSC=$(cd "$HERE/../pcsc" && pwd)
 AGENT=${1:?usage: test-daemon-pcsc.sh PATH-TO-ccid-agent}
 AGENT=$(cd "$(dirname "$AGENT")" && pwd)/$(basename "$AGENT")
+PCSC_APP=${2:?usage: test-daemon-pcsc.sh AGENT PCSC_TEST_APP}
 PY=/usr/bin/python3
 
 die() { printf 'test-daemon-pcsc: error: %s\n' "$*" >&2; exit 2; }
 if [[ -z ${CCID_DAEMON_TEST_BUS:-} ]]; then
 	command -v dbus-run-session >/dev/null || die "dbus-run-session not found (Debian package dbus-daemon)"
 	export CCID_DAEMON_TEST_BUS=1
-	exec dbus-run-session -- "${BASH_SOURCE[0]}" "$AGENT"
+	exec dbus-run-session -- "${BASH_SOURCE[0]}" "$AGENT" "$PCSC_APP"
 fi
 
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/ccid-daemon-pcsc.XXXXXX")
@@ -42,6 +45,7 @@ DPID=
 QPID=
 QPID2=
 WPID=
+HPID=
 vicc_start() {
 	$PY "$PCSC/vicc_card.py" --port "$VPCD_PORT" >>"$WORK/vicc.log" 2>&1 &
 	echo $! >"$WORK/vicc.pid"
@@ -55,7 +59,7 @@ vicc_stop() {
 }
 cleanup() {
 	local p
-	for p in $DPID $QPID $QPID2 $WPID; do kill -KILL "$p" 2>/dev/null || true; done
+	for p in $DPID $QPID $QPID2 $WPID $HPID; do kill -KILL "$p" 2>/dev/null || true; done
 	vicc_stop
 	"$PCSC/private-pcscd.sh" stop "$PCSCD_DIR" >/dev/null 2>&1 || true
 	rm -rf "$WORK"
@@ -178,6 +182,25 @@ vicc_start
 entry_is $R0 'e[0]["state"] == "card-present"' 15 &&
 	pass card-back "$(entry_json $R0)" || fail card-back "$(entry_json $R0)"
 out=$("$AGENT" detach $R0 vm 2>&1) && pass detach "$out" || fail detach "$out"
+
+# A host application holds the card exclusively (BeyondTrust's "reader
+# and card unavailable"): pcscd's SCARD_STATE_EXCLUSIVE.  It lets go when
+# it exits.
+t0=$(now_ms)
+"$PCSC_APP" -r "PCD 00 00" -t 10000 hold 60000 >"$WORK/hold.log" 2>&1 &
+HPID=$!
+if entry_is $R0 'e[0]["state"] == "unavailable" and "holds the card exclusively" in e[0]["reason"]' 15; then
+	pass held-exclusively "after $(($(now_ms) - t0)) ms: $(entry_json $R0)"
+else
+	fail held-exclusively "$(entry_json $R0) $(cat "$WORK/hold.log")"
+fi
+t0=$(now_ms)
+kill -TERM "$HPID" 2>/dev/null || true
+wait "$HPID" 2>/dev/null || true
+HPID=
+entry_is $R0 'e[0]["state"] == "card-present" and e[0]["reason"] == ""' 15 &&
+	pass exclusive-hold-ended "after $(($(now_ms) - t0)) ms: $(entry_json $R0)" ||
+	fail exclusive-hold-ended "$(entry_json $R0)"
 
 "$PCSC/private-pcscd.sh" stop "$PCSCD_DIR" >/dev/null 2>&1 || true
 if entry_is $R0 'e[0]["state"] == "unavailable" and "not connected" in e[0]["reason"]' 15; then
