@@ -1103,6 +1103,13 @@ static void bridge_bulk_packet(void *priv, uint64_t id,
 		reply.status = h->endpoint == CCID_EP_BULK_OUT ||
 			       h->endpoint == CCID_EP_BULK_IN ?
 			       usb_redir_inval : usb_redir_stall;
+		/* An IN answer's length is the data it carries: with the
+		 * length asked for and no data, usbredirparser would refuse
+		 * to send it, and the request would stay open for ever. */
+		if (h->endpoint & 0x80) {
+			reply.length = 0;
+			reply.length_high = 0;
+		}
 	}
 	if (data)
 		usbredirparser_free_packet_data(b->parser, data);

@@ -343,6 +343,38 @@ END_TEST
 /* Once the guest sends its next command, the previous reply is known to
  * be read: a stop/start cycle in between (the guest idled) must not bring
  * a stale copy in front of the new reply. */
+/* A bulk-IN request while bulk-IN is announced as interrupt is the
+ * peer's mistake (QEMU never sends one): it is refused at once with
+ * inval and no data, not left open.  Before, the refusal kept the length
+ * asked for, usbredirparser would not send an IN answer whose data is
+ * shorter than its length, and the request stayed open for ever (found by
+ * fuzz_usbredir_bridge). */
+START_TEST(test_bulk_in_request_on_interrupt_path_refused)
+{
+	struct served s;
+	struct fake_qemu g;
+	uint8_t r[300];
+	uint64_t id;
+	uint32_t n;
+
+	setup_qemu(&s, &g, 500);
+	ck_assert_int_eq(g.ep.type[I_BULK_IN], usb_redir_type_interrupt);
+	id = fake_qemu_bulk_in_request(&g, 64);
+	ck_assert_msg(fake_qemu_spin(&g, fake_qemu_bulk_done,
+				     GUINT_TO_POINTER(id), 2000),
+		      "the refused bulk-IN request got no answer");
+	ck_assert_int_eq(g.bulk[id % FAKE_QEMU_BULK_SLOTS].status,
+			 usb_redir_inval);
+	ck_assert_int_eq(g.bulk[id % FAKE_QEMU_BULK_SLOTS].len, 0);
+	/* The reader goes on as before. */
+	send_echo(&g, 2, 40);
+	n = fake_qemu_data_read(&g, r, sizeof(r), 64, 0, 2000);
+	check_echo_reply(r, n, 2, 40);
+	fake_qemu_fini(&g);
+	served_fini(&s);
+}
+END_TEST
+
 START_TEST(test_next_command_commits_reply)
 {
 	struct served s;
@@ -838,6 +870,7 @@ static Suite *bridge_intr_suite(void)
 	tcase_add_test(tc, test_reply_ready_while_idle);
 	tcase_add_test(tc, test_stop_mid_reply_resends_whole_reply);
 	tcase_add_test(tc, test_next_command_commits_reply);
+	tcase_add_test(tc, test_bulk_in_request_on_interrupt_path_refused);
 	tcase_add_test(tc, test_time_extension_on_interrupt_path);
 	tcase_add_test(tc, test_later_reply_waits_in_fence);
 	tcase_add_test(tc, test_long_operation_on_bulk_path_and_back);

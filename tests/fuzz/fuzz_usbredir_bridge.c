@@ -202,6 +202,10 @@ static void peer_bulk_packet(void *priv, uint64_t id,
 
 		while (i < g->n_bulk && g->bulk[i].id != id)
 			i++;
+		fz_trace("  peer: bulk-IN reply id %llu status %u, %d bytes; "
+			 "%u requests open, this one asked %u",
+			 (unsigned long long)id, h->status, len, g->n_bulk,
+			 i < g->n_bulk ? g->bulk[i].len : 0u);
 		if (i < g->n_bulk) {
 			FZ_CHECK((uint32_t)len <= g->bulk[i].len,
 				 "bulk-IN reply of %d bytes, %u asked", len,
