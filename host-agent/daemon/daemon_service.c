@@ -86,6 +86,13 @@ struct daemon_service {
 	gboolean no_usb;                  /* --no-usb */
 };
 
+static daemon_say_fn say_hook;
+
+void daemon_service_set_say(daemon_say_fn fn)
+{
+	say_hook = fn;
+}
+
 void daemon_say(const char *fmt, ...)
 {
 	g_autofree char *msg = NULL;
@@ -94,6 +101,10 @@ void daemon_say(const char *fmt, ...)
 	va_start(ap, fmt);
 	msg = g_strdup_vprintf(fmt, ap);
 	va_end(ap);
+	if (say_hook != NULL) {
+		say_hook(msg);
+		return;
+	}
 	fprintf(stderr, "ccid-agent daemon: %s\n", msg);
 	fflush(stderr);
 }

@@ -29,6 +29,12 @@ typedef void (*daemon_call_reply_fn)(void *user, GVariant *value,
 void daemon_service_call(daemon_service *svc, const char *method,
 			 GVariant *args, daemon_call_reply_fn fn, void *user);
 
+/* Where daemon_say() lines go instead of stderr (NULL: stderr again):
+ * the fuzz target makes thousands of calls a second, each of which the
+ * daemon reports. */
+typedef void (*daemon_say_fn)(const char *msg);
+void daemon_service_set_say(daemon_say_fn fn);
+
 G_END_DECLS
 
 #endif /* CCID_DAEMON_SERVICE_PRIVATE_H */

@@ -160,6 +160,12 @@ static void quiet_log(const gchar *domain, GLogLevelFlags level,
 	fz_trace("  glib: %s", msg);
 }
 
+static void quiet_say(const char *msg)
+{
+	FZ_CHECK(msg[0] != '\0', "an empty daemon message");
+	fz_trace("  daemon: %s", msg);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	struct fz_in in = { data, size };
@@ -169,6 +175,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	gint64 deadline = 0;
 
 	g_log_set_default_handler(quiet_log, NULL);
+	daemon_service_set_say(quiet_say);
 	setup_once();
 	g_unlink(S.state);
 	daemon_config_load(&cfg, S.conf);
