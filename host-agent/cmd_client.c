@@ -295,6 +295,11 @@ static int run_listing(int argc, char **argv, gboolean vms)
 				       ccid_agent_entry_get_mode(e),
 				       ccid_agent_entry_get_card(e), h,
 				       ccid_agent_entry_get_label(e));
+			/* Why it is unavailable, or what is not known: on a
+			 * line of its own, under the entry. */
+			if (!json && *ccid_agent_entry_get_reason(e) != '\0')
+				printf("  reason: %s\n",
+				       ccid_agent_entry_get_reason(e));
 		} else if (vms && v != NULL) {
 			g_autofree char *ents = strv_text(
 				ccid_agent_vm_get_entries(v));

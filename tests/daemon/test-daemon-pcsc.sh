@@ -191,6 +191,10 @@ t0=$(now_ms)
 HPID=$!
 if entry_is $R0 'e[0]["state"] == "unavailable" and "holds the card exclusively" in e[0]["reason"]' 15; then
 	pass held-exclusively "after $(($(now_ms) - t0)) ms: $(entry_json $R0)"
+	# Plain `list` says why too, under the entry.
+	"$AGENT" list | grep -A1 "^$R0 " | grep -q '^  reason: a host application holds the card exclusively' &&
+		pass list-shows-reason "$("$AGENT" list | tr '\n' ';')" ||
+		fail list-shows-reason "$("$AGENT" list | tr '\n' ';')"
 else
 	fail held-exclusively "$(entry_json $R0) $(cat "$WORK/hold.log")"
 fi
