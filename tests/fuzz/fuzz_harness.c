@@ -181,13 +181,16 @@ static const uint32_t fz_level_features[2] = {
 	CCID_FEAT_LEVEL_SHORT_APDU, CCID_FEAT_LEVEL_EXTENDED_APDU,
 };
 
-bool fz_config_read(struct fz_in *in, struct ccid_config *cfg, bool allow_invalid)
+bool fz_config_read(struct fz_in *in, struct ccid_config *cfg, bool allow_invalid,
+		    bool *with_log)
 {
 	uint8_t b0 = fz_u8(in), b1 = fz_u8(in);
 	uint16_t len = fz_u16(in);
 	uint8_t b4 = fz_u8(in);
 
 	ccid_config_init(cfg);
+	if (with_log)
+		*with_log = (b0 & 0x40) != 0;
 	if (allow_invalid && (b0 & 0x80)) {
 		/* Raw fields: exercises ccid_dev_new's validation. */
 		cfg->n_slots = b1 & 0x0F;
@@ -462,7 +465,7 @@ static void fz_check_descriptors(const struct fz_dev *fd)
 /* ------------------------------------------------------------------------
  * Lifetime
  * ------------------------------------------------------------------------ */
-bool fz_dev_init(struct fz_dev *fd, const struct ccid_config *cfg, bool quiet_tops)
+bool fz_dev_init(struct fz_dev *fd, const struct ccid_config *cfg, unsigned ops)
 {
 	const char *err = NULL;
 	bool valid = fz_config_documented_valid(cfg);
@@ -473,11 +476,12 @@ bool fz_dev_init(struct fz_dev *fd, const struct ccid_config *cfg, bool quiet_to
 	fd->now = 1000;
 	fd->tops.now_ms = fz_t_now;
 	fd->tops.timer_update = fz_t_timer_update;
-	if (!quiet_tops) {
+	if (ops & FZ_OPS_READY) {
 		fd->tops.bulk_in_ready = fz_t_bulk_ready;
 		fd->tops.intr_in_ready = fz_t_intr_ready;
-		fd->tops.log = fz_t_log;
 	}
+	if (ops & FZ_OPS_LOG)
+		fd->tops.log = fz_t_log;
 	fd->dev = ccid_dev_new(cfg, &fd->tops, fd, &err);
 	if (!fd->dev) {
 		FZ_CHECK(!valid, "ccid_dev_new rejected a documented-valid config: %s",

@@ -566,7 +566,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (flags & 4)
 		cfg.max_message_len = CCID_EMU_MIN_MAX_MSG + mlen % 4096u;
 	cfg.bulk_max_packet = (uint8_t)(8u << ((flags >> 3) & 3u));
-	if (!fz_dev_init(&x.fd, &cfg, false))
+	if (!fz_dev_init(&x.fd, &cfg, FZ_OPS_ALL))
 		fz_fail("default-derived config rejected");
 	x.fd.reply_buf = malloc(FZ_PULL_MAX);
 	x.reply.data = malloc(FZ_PULL_MAX);

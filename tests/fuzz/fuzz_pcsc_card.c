@@ -256,7 +256,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (flags & 2)
 		cfg.features = (cfg.features & ~CCID_FEAT_LEVEL_EXTENDED_APDU) |
 			       CCID_FEAT_LEVEL_SHORT_APDU;
-	FZ_CHECK(fz_dev_init(&x.fd, &cfg, false), "default config rejected");
+	FZ_CHECK(fz_dev_init(&x.fd, &cfg, FZ_OPS_ALL), "default config rejected");
 	x.msg = malloc(FZ_PULL_MAX);
 	FZ_CHECK(x.msg != NULL, "out of memory");
 	init.reader = (char *)"Vendor Reader 00 00";

@@ -5,8 +5,10 @@
  * Input layout (all multi-byte values little-endian; reads past the end
  * give zeros):
  *
- *   config: 5 bytes, see fz_config_read()
- *   slots:  1 byte, bit i = card present in slot i at start
+ *   config: 5 bytes, see fz_config_read(); bit 6 of the first turns on
+ *           the device's log op, whose lines are checked
+ *   slots:  1 byte, bit i = card present in slot i at start; 0xFF leaves
+ *           every optional transport op out
  *   ops:    repeated { op byte, arguments }, op = byte % FZ_OP_COUNT
  *
  * The fake card records what the device asks of it and checks the
@@ -693,6 +695,7 @@ void fz_script_run(const uint8_t *data, size_t size, enum fz_script_flavour fl)
 	struct fz_script *s = calloc(1, sizeof(*s));
 	struct ccid_config cfg;
 	uint8_t present;
+	bool with_log;
 	unsigned n_ops = fl == FZ_FLAVOUR_CONTROL ? FZ_OP_COUNT : FZ_OP_CONTROL;
 
 	FZ_CHECK(s != NULL, "out of memory");
@@ -704,14 +707,15 @@ void fz_script_run(const uint8_t *data, size_t size, enum fz_script_flavour fl)
 	s->in.p = data;
 	s->in.n = size;
 	s->fl = fl;
-	if (!fz_config_read(&s->in, &cfg, fl == FZ_FLAVOUR_CONTROL) &&
+	if (!fz_config_read(&s->in, &cfg, fl == FZ_FLAVOUR_CONTROL, &with_log) &&
 	    !fz_config_documented_valid(&cfg)) {
-		fz_dev_init(&s->fd, &cfg, false);  /* checks the rejection */
+		fz_dev_init(&s->fd, &cfg, FZ_OPS_ALL);  /* checks the rejection */
 		free(s);
 		return;
 	}
 	present = fz_u8(&s->in);
-	if (!fz_dev_init(&s->fd, &cfg, present == 0xFF)) {
+	if (!fz_dev_init(&s->fd, &cfg,
+			 present == 0xFF ? 0 : FZ_OPS_READY | (with_log ? FZ_OPS_LOG : 0))) {
 		free(s);
 		return;
 	}
