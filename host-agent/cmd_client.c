@@ -11,6 +11,7 @@
  */
 #include "agent-dbus.h"
 #include "agent_commands.h"
+#include "agent_text_table.h"
 #include "daemon_errors.h"
 
 #include <errno.h>
@@ -255,6 +256,7 @@ static int run_listing(int argc, char **argv, gboolean vms)
 	g_autoptr(GDBusObjectManager) om = NULL;
 	g_autoptr(JsonBuilder) b = json_builder_new();
 	g_autoptr(JsonNode) root = NULL;
+	g_autoptr(AgentTextTable) table = agent_text_table_new(vms ? 4 : 6, 1);
 	GList *objs;
 
 	g_option_context_set_summary(ctx, vms ?
@@ -272,12 +274,12 @@ static int run_listing(int argc, char **argv, gboolean vms)
 		return report(argv[0], error);
 	objs = g_list_sort(g_dbus_object_manager_get_objects(om), by_path);
 	json_builder_begin_array(b);
-	if (!json)
-		printf(vms ? "%-16s %-11s %-24s %s\n" :
-		       "%-16s %-13s %-8s %-9s %-16s %s\n",
-		       vms ? "NAME" : "ID", vms ? "STATE" : "STATE",
-		       vms ? "ENTRIES" : "MODE", vms ? "QMP" : "CARD",
-		       "HOLDERS", "LABEL");
+	if (vms)
+		agent_text_table_add(table, NULL, "NAME", "STATE", "ENTRIES",
+				     "QMP");
+	else
+		agent_text_table_add(table, NULL, "ID", "STATE", "MODE",
+				     "CARD", "HOLDERS", "LABEL");
 	for (GList *l = objs; l != NULL; l = l->next) {
 		CcidAgentObject *o = CCID_AGENT_OBJECT(l->data);
 		CcidAgentEntry *e = ccid_agent_object_peek_entry(o);
@@ -285,21 +287,21 @@ static int run_listing(int argc, char **argv, gboolean vms)
 
 		if (!vms && e != NULL) {
 			g_autofree char *h = holders_text(e);
+			/* Why it is unavailable, or what is not known: on a
+			 * line of its own, under the entry. */
+			g_autofree char *reason = *ccid_agent_entry_get_reason(
+				e) != '\0' ? g_strconcat("reason: ",
+				ccid_agent_entry_get_reason(e), NULL) : NULL;
 
 			if (json)
 				entry_json(b, e);
 			else
-				printf("%-16s %-13s %-8s %-9s %-16s %s\n",
-				       ccid_agent_entry_get_id(e),
-				       ccid_agent_entry_get_state(e),
-				       ccid_agent_entry_get_mode(e),
-				       ccid_agent_entry_get_card(e), h,
-				       ccid_agent_entry_get_label(e));
-			/* Why it is unavailable, or what is not known: on a
-			 * line of its own, under the entry. */
-			if (!json && *ccid_agent_entry_get_reason(e) != '\0')
-				printf("  reason: %s\n",
-				       ccid_agent_entry_get_reason(e));
+				agent_text_table_add(table, reason,
+					ccid_agent_entry_get_id(e),
+					ccid_agent_entry_get_state(e),
+					ccid_agent_entry_get_mode(e),
+					ccid_agent_entry_get_card(e), h,
+					ccid_agent_entry_get_label(e));
 		} else if (vms && v != NULL) {
 			g_autofree char *ents = strv_text(
 				ccid_agent_vm_get_entries(v));
@@ -307,17 +309,22 @@ static int run_listing(int argc, char **argv, gboolean vms)
 			if (json)
 				vm_json(b, v);
 			else
-				printf("%-16s %-11s %-24s %s\n",
-				       ccid_agent_vm_get_name(v),
-				       ccid_agent_vm_get_state(v), ents,
-				       ccid_agent_vm_get_qmp(v));
+				agent_text_table_add(table, NULL,
+					ccid_agent_vm_get_name(v),
+					ccid_agent_vm_get_state(v), ents,
+					ccid_agent_vm_get_qmp(v));
 		}
 	}
 	g_list_free_full(objs, g_object_unref);
 	json_builder_end_array(b);
 	root = json_builder_get_root(b);
-	if (json)
+	if (json) {
 		print_json(root);
+	} else {
+		g_autofree char *text = agent_text_table_render(table);
+
+		fputs(text, stdout);
+	}
 	return AGENT_EXIT_OK;
 }
 

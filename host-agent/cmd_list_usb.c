@@ -7,6 +7,7 @@
  */
 #include "agent_commands.h"
 #include "agent_json.h"
+#include "agent_text_table.h"
 
 #include <ccid_usb.h>
 #include <stdio.h>
@@ -77,17 +78,24 @@ static void print_json(GPtrArray *devs)
 
 static void print_table(GPtrArray *devs)
 {
+	g_autoptr(AgentTextTable) table = agent_text_table_new(5, 2);
+	g_autofree char *text = NULL;
+
 	if (devs->len == 0) {
 		printf("no USB smart-card readers (interface class 0x0B) "
 		       "found\n");
 		return;
 	}
-	printf("%-9s  %-7s  %-24s  %-16s  %s\n", "VID:PID", "BUS-ADR",
-	       "PRODUCT", "SERIAL", "HELD BY");
+	agent_text_table_add(table, NULL, "VID:PID", "BUS-ADR", "PRODUCT",
+			     "SERIAL", "HELD BY");
 	for (guint i = 0; i < devs->len; i++) {
 		const struct ccid_usb_info *d = devs->pdata[i];
 		g_autofree char *who = NULL;
 		g_autofree char *open = ccid_usb_describe_pids(d->open_pids);
+		g_autofree char *id = g_strdup_printf("%04x:%04x", d->vid,
+						      d->pid);
+		g_autofree char *at = g_strdup_printf("%03u-%03u", d->bus,
+						      d->addr);
 		g_autofree char *product = g_strdup_printf(
 			"%s%s%s", d->manufacturer ? d->manufacturer : "",
 			d->manufacturer && d->product ? " " : "",
@@ -95,10 +103,11 @@ static void print_table(GPtrArray *devs)
 
 		if (!ccid_usb_info_held(d, FALSE, &who) && *open)
 			who = g_strdup_printf("- (open by %s)", open);
-		printf("%04x:%04x  %03u-%03u  %-24s  %-16s  %s\n", d->vid,
-		       d->pid, d->bus, d->addr, *product ? product : "?",
-		       d->serial ? d->serial : "-", who ? who : "-");
+		agent_text_table_add(table, NULL, id, at,
+				     *product ? product : "?", d->serial, who);
 	}
+	text = agent_text_table_render(table);
+	fputs(text, stdout);
 }
 
 int agent_cmd_list_usb(int argc, char **argv)

@@ -222,6 +222,10 @@ label=Second test card
 card=pcsc:Some Reader
 label=A host reader
 
+[entry usb-1050-0407-0123456789ab]
+card=loopback
+label=Reader with a long id
+
 [entry broken]
 card=virtual:
 EOF
@@ -231,10 +235,27 @@ if grep -q "\[entry broken\] card: .*needs an NSS database directory" "$WORK/dae
 else
 	fail bad-entry-skipped "$(cat "$WORK/daemon.log")"
 fi
-json list-json 'sorted(e["id"] for e in j) == ["host", "loop2", "mypiv", "solo", "virtual"] and [e for e in j if e["id"] == "mypiv"][0]["card"] == "piv" and all(set(e) >= {"id", "label", "mode", "card", "state", "atr", "holders", "reason", "single_session"} for e in j) and [e for e in j if e["id"] == "solo"][0]["single_session"] is True and all(e["state"] == "card-present" and e["holders"] == [] for e in j if e["id"] != "host") and [e for e in j if e["id"] == "host"][0]["state"] == "unavailable" and "not connected" in [e for e in j if e["id"] == "host"][0]["reason"] and [e for e in j if e["id"] == "host"][0]["mode"] == "shared"' \
+json list-json 'sorted(e["id"] for e in j) == ["host", "loop2", "mypiv", "solo", "usb-1050-0407-0123456789ab", "virtual"] and [e for e in j if e["id"] == "mypiv"][0]["card"] == "piv" and all(set(e) >= {"id", "label", "mode", "card", "state", "atr", "holders", "reason", "single_session"} for e in j) and [e for e in j if e["id"] == "solo"][0]["single_session"] is True and all(e["state"] == "card-present" and e["holders"] == [] for e in j if e["id"] != "host") and [e for e in j if e["id"] == "host"][0]["state"] == "unavailable" and "not connected" in [e for e in j if e["id"] == "host"][0]["reason"] and [e for e in j if e["id"] == "host"][0]["mode"] == "shared"' \
 	"$AGENT" list --json
 json vms-json-empty 'j == []' "$AGENT" vms --json
 run list-text 0 '^solo +card-present +virtual +loopback +- +Solo test card' "$AGENT" list
+# Every column starts where its heading does, however long an id is.
+out=$("$AGENT" list 2>&1) || true
+if $PY - "$out" <<'PYEOF'
+import re, sys
+lines = [l for l in sys.argv[1].splitlines() if not l.startswith("  reason: ")]
+starts = [m.start() for m in re.finditer(r"\S+", lines[0])]
+assert [lines[0][s:].split()[0] for s in starts] == ["ID", "STATE", "MODE", "CARD", "HOLDERS", "LABEL"], lines[0]
+assert any(l.startswith("usb-1050-0407-0123456789ab ") for l in lines), "no long id row"
+for l in lines[1:]:
+    for s in starts[1:]:
+        assert l[s - 1] == " " and l[s] != " ", (s, l)
+PYEOF
+then
+	pass list-text-columns "$out"
+else
+	fail list-text-columns "columns not aligned: $out"
+fi
 
 # --- bad input ------------------------------------------------------------------
 run unknown-entry 3 "no entry 'nope' \(entries: .*virtual" "$AGENT" attach nope vm1
