@@ -40,6 +40,8 @@ struct agent_cardset {
 	ccid_dev *dev;
 	GMainContext *ctx;
 	GArray *owned;                       /* struct owned_card */
+	agent_cardset_pin_refused_fn pin_refused;
+	void *pin_refused_user;
 	struct slot_card slots[CCID_EMU_MAX_SLOTS];
 };
 
@@ -171,6 +173,17 @@ static void guard_refused(void *user, uint8_t ins, uint8_t ref)
 		  "host user (answered 63C1; card option pin_guard=off lets "
 		  "the guest spend it)", sc->index, ccid_pin_cmd_name(ins), ref,
 		  sc->kind->name);
+	if (sc->cs->pin_refused != NULL)
+		sc->cs->pin_refused(sc->cs->pin_refused_user, sc->index,
+				    ccid_pin_cmd_name(ins), ref);
+}
+
+void agent_cardset_set_pin_refused_handler(agent_cardset *cs,
+					   agent_cardset_pin_refused_fn fn,
+					   void *user)
+{
+	cs->pin_refused = fn;
+	cs->pin_refused_user = user;
 }
 
 /* Every card sits behind the PIN-retry guard unless its spec says

@@ -77,6 +77,18 @@ char *agent_cardset_atr_hex(agent_cardset *cs, unsigned index);
  * refused (0 without a card or with pin_guard=off). */
 guint agent_cardset_pin_refusals(agent_cardset *cs, unsigned index);
 
+/* Told each refusal of the guard of any slot, after its log line:
+ * @command is the command's name ("VERIFY", "CHANGE REFERENCE DATA",
+ * "RESET RETRY COUNTER"), @reference the PIN reference it would have
+ * spent a try of.  Never any PIN bytes.  It runs while the device handles
+ * the guest's command: it must not free the set. */
+typedef void (*agent_cardset_pin_refused_fn)(void *user, unsigned index,
+					     const char *command,
+					     guint8 reference);
+void agent_cardset_set_pin_refused_handler(agent_cardset *cs,
+					   agent_cardset_pin_refused_fn fn,
+					   void *user);
+
 /* @error is NULL on success; @changed says whether the card moved (FALSE
  * when it already was where it was asked to be). */
 typedef void (*agent_cardset_done_fn)(void *user, gboolean changed,

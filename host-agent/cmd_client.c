@@ -227,6 +227,9 @@ static void entry_json(JsonBuilder *b, CcidAgentEntry *e)
 	host_holders_json(b, e);
 	json_builder_set_member_name(b, "peer");
 	json_builder_add_string_value(b, ccid_agent_entry_get_peer(e));
+	json_builder_set_member_name(b, "pin_guard_refusals");
+	json_builder_add_int_value(b,
+		ccid_agent_entry_get_pin_guard_refusals(e));
 	json_builder_end_object(b);
 }
 
@@ -562,10 +565,19 @@ struct watch {
 	GMainLoop *loop;
 };
 
+/* One event: "event", then the object (@kind: "entry", "vm"; its @id),
+ * @vm, @reason, @fields (a{sv} of strings and numbers, each a member of
+ * its own; floating, consumed) and the properties that @changed. */
 static void emit(struct watch *w, const char *event, const char *kind,
 		 const char *id, const char *vm, const char *reason,
-		 GVariant *changed)
+		 GVariant *fields, GVariant *changed)
 {
+	g_autoptr(GVariant) f = fields != NULL ? g_variant_ref_sink(fields) :
+				NULL;
+	GVariantIter it;
+	const char *key;
+	GVariant *value;
+
 	if (w->json) {
 		g_autoptr(JsonBuilder) b = json_builder_new();
 		g_autoptr(JsonNode) root = NULL;
@@ -585,6 +597,15 @@ static void emit(struct watch *w, const char *event, const char *kind,
 			json_builder_set_member_name(b, "reason");
 			json_builder_add_string_value(b, reason);
 		}
+		if (f != NULL) {
+			g_variant_iter_init(&it, f);
+			while (g_variant_iter_loop(&it, "{&sv}", &key,
+						   &value)) {
+				json_builder_set_member_name(b, key);
+				json_builder_add_value(b,
+					json_gvariant_serialize(value));
+			}
+		}
 		if (changed != NULL) {
 			json_builder_set_member_name(b, "changed");
 			json_builder_add_value(b,
@@ -602,6 +623,17 @@ static void emit(struct watch *w, const char *event, const char *kind,
 		printf(" vm=%s", vm);
 	if (reason != NULL)
 		printf(" reason=%s", reason);
+	if (f != NULL) {
+		g_variant_iter_init(&it, f);
+		while (g_variant_iter_loop(&it, "{&sv}", &key, &value)) {
+			g_autofree char *t = g_variant_is_of_type(value,
+				G_VARIANT_TYPE_STRING) ?
+				g_variant_dup_string(value, NULL) :
+				g_variant_print(value, FALSE);
+
+			printf(" %s=%s", key, t);
+		}
+	}
 	if (changed != NULL) {
 		g_autofree char *t = g_variant_print(changed, FALSE);
 
@@ -634,7 +666,7 @@ static void on_props(GDBusObjectManagerClient *om, GDBusObjectProxy *obj,
 	const char *kind;
 	const char *id = object_id(G_DBUS_OBJECT(obj), &kind);
 
-	emit(data, "changed", kind, id, NULL, NULL, changed);
+	emit(data, "changed", kind, id, NULL, NULL, NULL, changed);
 }
 
 static void on_added(GDBusObjectManager *om, GDBusObject *obj, gpointer data)
@@ -642,7 +674,7 @@ static void on_added(GDBusObjectManager *om, GDBusObject *obj, gpointer data)
 	const char *kind;
 	const char *id = object_id(obj, &kind);
 
-	emit(data, "added", kind, id, NULL, NULL, NULL);
+	emit(data, "added", kind, id, NULL, NULL, NULL, NULL);
 }
 
 static void on_removed(GDBusObjectManager *om, GDBusObject *obj,
@@ -651,25 +683,41 @@ static void on_removed(GDBusObjectManager *om, GDBusObject *obj,
 	const char *kind;
 	const char *id = object_id(obj, &kind);
 
-	emit(data, "removed", kind, id, NULL, NULL, NULL);
+	emit(data, "removed", kind, id, NULL, NULL, NULL, NULL);
 }
 
 static void on_started(CcidAgentManager *m, const char *entry, const char *vm,
 		       gpointer data)
 {
-	emit(data, "session-started", "entry", entry, vm, NULL, NULL);
+	emit(data, "session-started", "entry", entry, vm, NULL, NULL, NULL);
 }
 
 static void on_ended(CcidAgentManager *m, const char *entry, const char *vm,
 		     const char *reason, gpointer data)
 {
-	emit(data, "session-ended", "entry", entry, vm, reason, NULL);
+	emit(data, "session-ended", "entry", entry, vm, reason, NULL, NULL);
 }
 
 static void on_failed(CcidAgentManager *m, const char *entry, const char *vm,
 		      const char *reason, gpointer data)
 {
-	emit(data, "session-failed", "entry", entry, vm, reason, NULL);
+	emit(data, "session-failed", "entry", entry, vm, reason, NULL, NULL);
+}
+
+static void on_pin_guard(CcidAgentManager *m, const char *entry,
+			 const char *vm, const char *command, guchar reference,
+			 gpointer data)
+{
+	GVariantBuilder b;
+
+	/* A builder, not a GVariantDict: the members keep this order. */
+	g_variant_builder_init(&b, G_VARIANT_TYPE_VARDICT);
+	g_variant_builder_add(&b, "{sv}", "command",
+			      g_variant_new_string(command));
+	g_variant_builder_add(&b, "{sv}", "reference",
+			      g_variant_new_uint32(reference));
+	emit(data, "pin-guard-refused", "entry", entry, vm, NULL,
+	     g_variant_builder_end(&b), NULL);
 }
 
 static void on_owner(GObject *om, GParamSpec *pspec, gpointer data)
@@ -679,7 +727,7 @@ static void on_owner(GObject *om, GParamSpec *pspec, gpointer data)
 		G_DBUS_OBJECT_MANAGER_CLIENT(om));
 
 	if (owner == NULL) {
-		emit(w, "daemon-gone", NULL, NULL, NULL, NULL, NULL);
+		emit(w, "daemon-gone", NULL, NULL, NULL, NULL, NULL, NULL);
 		g_main_loop_quit(w->loop);
 	}
 }
@@ -705,7 +753,8 @@ int agent_cmd_watch(int argc, char **argv)
 	guint s1, s2;
 
 	g_option_context_set_summary(ctx, "Prints the daemon's events "
-		"(sessions, state and holder changes, VMs coming and going) "
+		"(sessions, state and holder changes, VMs coming and going, "
+		"PIN commands the PIN guard refused) "
 		"until interrupted.  The first line is a 'ready' event.");
 	g_option_context_add_main_entries(ctx, options, NULL);
 	if (!agent_parse_options(ctx, &argc, &argv))
@@ -730,7 +779,8 @@ int agent_cmd_watch(int argc, char **argv)
 	g_signal_connect(m, "session-started", G_CALLBACK(on_started), &w);
 	g_signal_connect(m, "session-ended", G_CALLBACK(on_ended), &w);
 	g_signal_connect(m, "session-failed", G_CALLBACK(on_failed), &w);
-	emit(&w, "ready", NULL, NULL, NULL, NULL, NULL);
+	g_signal_connect(m, "pin-guard-refused", G_CALLBACK(on_pin_guard), &w);
+	emit(&w, "ready", NULL, NULL, NULL, NULL, NULL, NULL);
 	s1 = g_unix_signal_add(SIGINT, on_watch_signal, &w);
 	s2 = g_unix_signal_add(SIGTERM, on_watch_signal, &w);
 	g_main_loop_run(w.loop);

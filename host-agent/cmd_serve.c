@@ -217,12 +217,16 @@ static void reply_status(struct serve *s, agent_control_request *req)
 								    i));
 		/* busy: the card is working on a command (tests wait for
 		 * it to kill QEMU with an APDU really in flight). */
-		g_string_append_printf(j, ", \"present\": %s, \"busy\": %s}",
+		/* pin_guard_refusals: the guest's PIN commands the guard
+		 * kept from the card's last try. */
+		g_string_append_printf(j, ", \"present\": %s, \"busy\": %s, "
+				       "\"pin_guard_refusals\": %u}",
 				       agent_cardset_is_present(s->cards, i) ?
 				       "true" : "false",
 				       ccid_slot_is_busy(ccid_dev_get_slot(
 					       ccid_bridge_get_dev(s->bridge),
-					       i)) ? "true" : "false");
+					       i)) ? "true" : "false",
+				       agent_cardset_pin_refusals(s->cards, i));
 	}
 	ccid_bridge_get_stats(s->bridge, &st);
 	g_string_append_printf(j, "], \"mode\": \"%s\", \"address\": ",

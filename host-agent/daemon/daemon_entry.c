@@ -64,6 +64,7 @@ struct daemon_entry {
 	 * passthrough): their sessions exclude each other. */
 	daemon_entry *peer;
 	char *peer_reason;           /* the last reason naming the peer's VM */
+	guint pin_refusals;          /* the PIN guard's, all sessions */
 };
 
 static void daemon_entry_set_host_holders(daemon_entry *entry,
@@ -392,6 +393,21 @@ static gboolean check_exclusive(daemon_entry *entry, const char *vm,
 	return TRUE;
 }
 
+/* The session's PIN guard kept the card's last try from its VM: counted
+ * for the entry (the property) and told as an event of its own. */
+static void on_pin_refused(void *user, unsigned index, const char *command,
+			   guint8 reference)
+{
+	struct session *s = user;
+	daemon_entry *e = s->entry;
+
+	e->pin_refusals++;
+	if (e->cbs.pin_guard_refused != NULL)
+		e->cbs.pin_guard_refused(e->user, e, s->vm_name, command,
+					 reference);
+	changed(e);
+}
+
 /* The device model and card of a new session. */
 static gboolean session_make_device(struct session *s, GError **error)
 {
@@ -411,6 +427,7 @@ static gboolean session_make_device(struct session *s, GError **error)
 	if (s->bridge == NULL)
 		return FALSE;
 	s->cards = agent_cardset_new(ccid_bridge_get_dev(s->bridge), NULL);
+	agent_cardset_set_pin_refused_handler(s->cards, on_pin_refused, s);
 	if (agent_cardset_add(s->cards, 0, &e->spec, error) == NULL) {
 		g_prefix_error(error, "the %s card: ", agent_card_kind_name(
 				       e->spec.kind));
@@ -787,6 +804,11 @@ const char *daemon_entry_get_atr(const daemon_entry *entry)
 gboolean daemon_entry_get_single_session(const daemon_entry *entry)
 {
 	return entry->single_session;
+}
+
+guint daemon_entry_get_pin_guard_refusals(const daemon_entry *entry)
+{
+	return entry->pin_refusals;
 }
 
 guint daemon_entry_get_idle_ms(const daemon_entry *entry)

@@ -34,6 +34,13 @@ struct daemon_entry_callbacks {
 			      const char *reason);
 	void (*session_failed)(void *user, daemon_entry *entry, const char *vm,
 			       const char *reason);
+	/* The PIN-retry guard of @vm's session refused a PIN command
+	 * (@command: "VERIFY", ...) that could have spent the last try of
+	 * PIN @reference: the card keeps it for the host user.  changed()
+	 * follows (the count). */
+	void (*pin_guard_refused)(void *user, daemon_entry *entry,
+				  const char *vm, const char *command,
+				  guint8 reference);
 };
 
 /* @spec is taken over (cleared in the caller's copy). */
@@ -57,6 +64,9 @@ gboolean daemon_entry_get_single_session(const daemon_entry *entry);
 /* A card in a host reader (pcsc): its transaction policy; else 0. */
 guint daemon_entry_get_idle_ms(const daemon_entry *entry);
 guint daemon_entry_get_lock_timeout_ms(const daemon_entry *entry);
+/* PIN commands the PIN-retry guard refused in this entry's sessions
+ * since the daemon started. */
+guint daemon_entry_get_pin_guard_refusals(const daemon_entry *entry);
 /* VM names, in attach order (g_strfreev). */
 char **daemon_entry_get_holders(const daemon_entry *entry);
 gboolean daemon_entry_is_attached_to(const daemon_entry *entry,

@@ -175,6 +175,8 @@ static void update_entry(struct entry_rec *r)
 	ccid_agent_entry_set_idle_ms(r->iface, daemon_entry_get_idle_ms(e));
 	ccid_agent_entry_set_lock_timeout_ms(r->iface,
 		daemon_entry_get_lock_timeout_ms(e));
+	ccid_agent_entry_set_pin_guard_refusals(r->iface,
+		daemon_entry_get_pin_guard_refusals(e));
 	update_entry_usb(r);
 }
 
@@ -233,11 +235,27 @@ static void on_session_failed(void *user, daemon_entry *entry, const char *vm,
 		daemon_entry_get_id(entry), vm, reason);
 }
 
+/* Said at info level too (agent_cardset logs the slot's line), so the
+ * daemon's own log names the entry and the VM. */
+static void on_pin_guard_refused(void *user, daemon_entry *entry,
+				 const char *vm, const char *command,
+				 guint8 reference)
+{
+	struct entry_rec *r = user;
+
+	say("entry '%s': the PIN guard kept the last try of PIN reference "
+	    "0x%02X from VM '%s' (refused its %s)", daemon_entry_get_id(entry),
+	    reference, vm, command);
+	ccid_agent_manager_emit_pin_guard_refused(r->d->manager,
+		daemon_entry_get_id(entry), vm, command, reference);
+}
+
 static const struct daemon_entry_callbacks entry_cbs = {
 	.changed = on_entry_changed,
 	.session_started = on_session_started,
 	.session_ended = on_session_ended,
 	.session_failed = on_session_failed,
+	.pin_guard_refused = on_pin_guard_refused,
 };
 
 /* --- lookups --------------------------------------------------------------- */

@@ -263,6 +263,24 @@ static void on_session_failed(CcidAgentManager *mgr, const char *entry,
 	message(m, id, title, reason);
 }
 
+/* A VM guessed at the card's PIN and the guard kept the last try: the
+ * user needs to know, since the guest's user may have been refused a
+ * right PIN too. */
+static void on_pin_guard_refused(CcidAgentManager *mgr, const char *entry,
+				 const char *vm, const char *command,
+				 guchar reference, CcidMenuModel *m)
+{
+	g_autofree char *label = entry_label(m, entry);
+	g_autofree char *id = g_strdup_printf("pin-guard:%s:%s", entry, vm);
+	g_autofree char *body = g_strdup_printf(
+		"VM %s sent a %s that could have used the last try of PIN "
+		"0x%02X on %s. The PIN guard did not pass it to the card, so "
+		"the card is not blocked: its last try is left for you.", vm,
+		command, reference, label);
+
+	message(m, id, "PIN try kept for you", body);
+}
+
 /* --- the user's choices ------------------------------------------------------ */
 
 typedef struct {
@@ -461,6 +479,8 @@ CcidMenuModel *ccid_menu_model_new(GError **error)
 			 G_CALLBACK(on_session_ended), m);
 	g_signal_connect(m->manager, "session-failed",
 			 G_CALLBACK(on_session_failed), m);
+	g_signal_connect(m->manager, "pin-guard-refused",
+			 G_CALLBACK(on_pin_guard_refused), m);
 	/* First picture, quietly: no "daemon running" message at start. */
 	{
 		g_autofree char *owner = g_dbus_object_manager_client_get_name_owner(

@@ -1450,7 +1450,7 @@ START_TEST(test_agent_serve)
 		ck_assert_int_eq(run_agent(args, NULL, &out, &err), 0);
 		ck_assert_msg(strstr(out, "{\"slots\": [{\"slot\": 0, "
 				     "\"card\": \"pcsc\", \"present\": true, "
-				     "\"busy\": false}]")
+				     "\"busy\": false, \"pin_guard_refusals\": 0}]")
 			      != NULL, "%s", out);
 	}
 	g_clear_pointer(&out, g_free);

@@ -531,7 +531,7 @@ START_TEST(test_listen_unix_insert_remove_reconnect)
 	guest_echo(&g, 2);
 	want_status = g_strdup_printf(
 		"{\"slots\": [{\"slot\": 0, \"card\": \"loopback\", "
-		"\"present\": true, \"busy\": false}], \"mode\": \"listen\", \"address\": "
+		"\"present\": true, \"busy\": false, \"pin_guard_refusals\": 0}], \"mode\": \"listen\", \"address\": "
 		"\"unix:%s\", \"attached\": true, \"configured\": true, "
 		"\"sessions\": 1, \"bulk_in_flips\": 0, \"fence_timeouts\": 0}", sock);
 	ctl_expect(ctlp, "status", NULL, 0, want_status);
@@ -588,7 +588,7 @@ START_TEST(test_listen_unix_insert_remove_reconnect)
 	g_free(want_status);
 	want_status = g_strdup_printf(
 		"{\"slots\": [{\"slot\": 0, \"card\": \"loopback\", "
-		"\"present\": true, \"busy\": false}], \"mode\": \"listen\", \"address\": "
+		"\"present\": true, \"busy\": false, \"pin_guard_refusals\": 0}], \"mode\": \"listen\", \"address\": "
 		"\"unix:%s\", \"attached\": true, \"configured\": true, "
 		"\"sessions\": 2, \"bulk_in_flips\": 0, \"fence_timeouts\": 0}", sock);
 	ctl_expect(ctlp, "status", NULL, 0, want_status);
@@ -716,7 +716,7 @@ START_TEST(test_second_serve_is_refused)
 	ck_assert_int_eq(ctl(ctlp, "status", NULL, &out), 0);
 	ck_assert(g_str_has_prefix(out, "{\"slots\": [{\"slot\": 0, "
 				   "\"card\": \"loopback\", \"present\": "
-				   "true, \"busy\": false}]"));
+				   "true, \"busy\": false, \"pin_guard_refusals\": 0}]"));
 	kill(a.pid, SIGINT);
 	ck_assert_int_eq(agent_wait_exit(&a, 5000), 0);
 	ck_assert(strstr(a.err->str, "SIGINT") != NULL);
@@ -1104,8 +1104,8 @@ START_TEST(test_listen_tcp)
 	ck_assert_int_eq(guest_notify(&g, 2), 0x09);
 	ctl_expect_status(ctlp,
 		"{\"slots\": [{\"slot\": 0, \"card\": \"loopback\", "
-		"\"present\": true, \"busy\": false}, {\"slot\": 1, \"card\": "
-		"\"loopback\", \"present\": false, \"busy\": false}], \"mode\": \"listen\", \"address\": "
+		"\"present\": true, \"busy\": false, \"pin_guard_refusals\": 0}, {\"slot\": 1, \"card\": "
+		"\"loopback\", \"present\": false, \"busy\": false, \"pin_guard_refusals\": 0}], \"mode\": \"listen\", \"address\": "
 		"\"tcp:127.0.0.1:%u\", \"attached\": true, \"configured\": "
 		"true, \"sessions\": 1, \"bulk_in_flips\": 0, \"fence_timeouts\": 0}", port);
 	fake_qemu_power_on(&g, 1);
@@ -1308,7 +1308,7 @@ START_TEST(test_virtual_card_remove_insert)
 	guest_xfr_refused(&g, 2);
 	ctl_expect_status(ctlp,
 		"{\"slots\": [{\"slot\": 0, \"card\": \"virtual\", "
-		"\"present\": false, \"busy\": false}], \"mode\": \"listen\", \"address\": "
+		"\"present\": false, \"busy\": false, \"pin_guard_refusals\": 0}], \"mode\": \"listen\", \"address\": "
 		"\"unix:%s\", \"attached\": true, \"configured\": true, "
 		"\"sessions\": 1, \"bulk_in_flips\": 0, \"fence_timeouts\": 0}", sock);
 

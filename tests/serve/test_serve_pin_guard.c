@@ -160,6 +160,27 @@ static void guest_attach(struct fake_qemu *g, const char *sock)
 	fake_qemu_power_on(g, 1);
 }
 
+/* `ccid-agent ctl --control PATH status` of the running agent, whose
+ * control socket is on its "control: PATH" line. */
+static char *agent_status(struct agent *a)
+{
+	const char *line = strstr(a->out->str, "\ncontrol: ");
+	g_autofree char *path = NULL;
+	const char *argv[] = { agent_bin, "ctl", "--control", NULL, "status",
+			       NULL };
+	char *out = NULL;
+	int st;
+
+	ck_assert(line != NULL);
+	line += strlen("\ncontrol: ");
+	path = g_strndup(line, strcspn(line, "\n"));
+	argv[3] = path;
+	ck_assert(g_spawn_sync(NULL, (char **)argv, NULL, G_SPAWN_DEFAULT,
+			       NULL, NULL, &out, NULL, &st, NULL));
+	ck_assert_msg(WIFEXITED(st) && WEXITSTATUS(st) == 0, "%s", out);
+	return out;
+}
+
 /* XfrBlock of the hex @apdu; returns SW1 SW2 of the answer. */
 static guint guest_sw(struct fake_qemu *g, guint8 *seq, const char *apdu)
 {
@@ -259,6 +280,8 @@ START_TEST(test_guessing_guest)
 	g_autofree char *log = NULL;
 	g_autofree char *log2 = NULL;
 	g_autofree char *info = NULL;
+	g_autofree char *status = NULL;
+	g_autofree char *expect = NULL;
 	static struct fake_qemu g;
 	struct agent a;
 	guint8 seq = 2;
@@ -272,6 +295,10 @@ START_TEST(test_guessing_guest)
 		ck_assert_msg(sw == guessing_guest[i].sw, "%s: %04X, expected %04X",
 			      guessing_guest[i].what, sw, guessing_guest[i].sw);
 	}
+	/* The refusals are counted where the host user can read them. */
+	status = agent_status(&a);
+	expect = g_strdup_printf("\"pin_guard_refusals\": %u}", N_REFUSED);
+	ck_assert_msg(strstr(status, expect) != NULL, "ctl status: %s", status);
 	fake_qemu_fini(&g);
 	log = agent_stop(&a);
 	fprintf(stderr, "guessing guest: %u commands, %u refused by the "

@@ -11,10 +11,13 @@
 # guard without reaching the card, so the last try stays with the host.
 #
 # From the host (/ccid-test/params): ATR (hex prefix), NEW_PIN, GUESS,
-# N_GUESSES.
+# N_GUESSES; VIA=daemon when the reader comes from `ccid-agent daemon`
+# (the guest boots without it and asks the host to attach it).
 
 T=ccid-guest-tool
 . /ccid-test/params
+
+[ "${VIA:-}" = daemon ] && host_request attach
 
 # The reader is found by its CCID interface class (0B), not by a USB ID.
 pg_ccid_dev() {
